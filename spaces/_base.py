@@ -1,0 +1,77 @@
+"""The contract every search space fulfils, so scorers and strategies stay space-agnostic."""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from torch import nn
+
+ArchT = TypeVar("ArchT", bound=Hashable)
+
+
+class SearchSpace(ABC, Generic[ArchT]):
+    """A discrete space of architectures.
+
+    Architectures are immutable, hashable values. Every architecture can be written as a flat dict
+    of categorical choices (:meth:`choices` lists them), which is what Optuna and NNI see.
+    """
+
+    #: Short name used on the command line and in cache keys (e.g. ``"nas-bench-201"``).
+    name: ClassVar[str]
+
+    @abstractmethod
+    def parse(self, text: str) -> ArchT:
+        """Parse the space's text form; raise ``ValueError`` with a clear message if malformed."""
+
+    @abstractmethod
+    def format(self, arch: ArchT) -> str:
+        """The text form of ``arch`` (inverse of :meth:`parse`)."""
+
+    @abstractmethod
+    def canonical(self, arch: ArchT) -> ArchT:
+        """The representative of ``arch``'s isomorphism class (the same for every member)."""
+
+    @abstractmethod
+    def sample(self, rng: random.Random) -> ArchT:
+        """A uniformly random architecture drawn with ``rng``."""
+
+    @abstractmethod
+    def mutate(self, arch: ArchT, rng: random.Random) -> ArchT:
+        """A random neighbour of ``arch`` (one choice changed), drawn with ``rng``."""
+
+    @abstractmethod
+    def neighbours(self, arch: ArchT) -> Sequence[ArchT]:
+        """Every architecture that differs from ``arch`` in exactly one choice, in a fixed order."""
+
+    @abstractmethod
+    def choices(self) -> Mapping[str, Sequence[str]]:
+        """Parameter name -> its options, in a fixed order."""
+
+    @abstractmethod
+    def to_params(self, arch: ArchT) -> dict[str, str]:
+        """``arch`` as a flat dict of categorical choices (keys from :meth:`choices`)."""
+
+    @abstractmethod
+    def from_params(self, params: Mapping[str, str]) -> ArchT:
+        """Inverse of :meth:`to_params`; raise ``ValueError`` naming the bad or missing key."""
+
+    @abstractmethod
+    def build_proxy_network(self, arch: ArchT, *, width: int, cells_per_stage: int, num_classes: int,
+                            in_channels: int = 3) -> nn.Module:
+        """The network whose NTK gives T and G (logits of shape ``(batch, num_classes)``)."""
+
+    @abstractmethod
+    def build_thin_network(self, arch: ArchT, *, width: int, num_classes: int) -> nn.Module:
+        """The thin network whose ReLU patterns give E (input ``(batch, width, 3, 3)``)."""
+
+    def generalization_parameter(self, name: str) -> bool:
+        """Whether proxy-network parameter ``name`` enters the G Jacobian (default: every weight)."""
+        return name.endswith("weight")
+
+    def index(self, arch: ArchT) -> int | None:
+        """A benchmark index for ``arch``, where the space has one."""
+        return None
