@@ -1,0 +1,92 @@
+"""`load_data`: one entry point from a dataset name (or folder path) to an `ImageData`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from types import MappingProxyType
+
+from ._cifar import load_cifar
+from ._embedded import load_embedded
+from ._folder import load_folder
+from ._imagenet16 import load_imagenet16_120
+from ._synthetic import load_synthetic
+from .errors import DataNotFoundError
+from .image_data import ImageData
+
+logger = logging.getLogger(__name__)
+
+#: Canonical dataset names accepted by :func:`load_data` (besides a folder path).
+DATASET_NAMES: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16-120", "folder", "synthetic", "embedded")
+
+#: Number of classes of each named dataset whose class count is fixed (``folder`` depends on the folder).
+NUM_CLASSES = MappingProxyType({
+    "cifar10": 10, "cifar100": 100, "imagenet16-120": 120, "synthetic": 10, "embedded": 10,
+})
+
+# Spellings people commonly use, mapped to canonical names (after lower-casing and "_" -> "-").
+_ALIASES = {"cifar-10": "cifar10", "cifar-100": "cifar100"}
+
+#: Environment variable naming the default data root (``./data`` when unset or empty).
+DATA_ROOT_ENV = "TEG_DATA_ROOT"
+
+
+def default_data_root() -> Path:
+    """``$TEG_DATA_ROOT`` if set and non-empty, else ``./data``."""
+    return Path(os.environ.get(DATA_ROOT_ENV) or "data")
+
+
+def load_data(name: str | None = None, root: str | os.PathLike[str] | None = None, *,
+              download: bool = False, image_size: int = 32) -> ImageData:
+    """The TRAINING split of a dataset: the pool scorers draw their batches from.
+
+    Args:
+        name: One of :data:`DATASET_NAMES` (case-insensitive; ``_`` accepted for ``-``; ``cifar-10``
+            and ``cifar-100`` accepted too), or the path of an existing directory in ``ImageFolder``
+            layout (``root`` is then ignored). A known name wins over a directory of the same name
+            (pass ``./cifar10`` to mean the directory). ``None`` means CIFAR-10 if it is found under
+            ``root`` (or ``download`` is true), else the embedded 500-image CIFAR-10 sample; the
+            fallback is announced by one warning on the ``teg_plugin.data.loader`` logger, which
+            Python prints to stderr as a single line when logging is not configured.
+        root: Where dataset files live (for ``folder``: the image folder itself). Defaults to
+            :func:`default_data_root`.
+        download: Fetch CIFAR-10/100 into ``root`` if missing. Other datasets ignore it.
+        image_size: Side length images of a folder dataset are resized and centre-cropped to. Named
+            datasets keep their native resolution (32, or 16 for ImageNet16-120).
+
+    Raises:
+        ValueError: unknown ``name`` (the message lists the known names) or bad ``image_size``.
+        DataNotFoundError: the dataset's files are missing; the message says where the loader looked
+            and how to fix it.
+    """
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(f"image_size must be a positive int; got {image_size!r}")
+    data_root = Path(root) if root is not None else default_data_root()
+    if name is None:
+        return _load_default(data_root, download=download)
+    key = name.strip().lower().replace("_", "-")
+    key = _ALIASES.get(key, key)
+    if key in ("cifar10", "cifar100"):
+        return load_cifar(key, data_root, download=download)
+    if key == "imagenet16-120":
+        return load_imagenet16_120(data_root)
+    if key == "folder":
+        return load_folder(data_root, image_size=image_size)
+    if key == "synthetic":
+        return load_synthetic()
+    if key == "embedded":
+        return load_embedded()
+    if Path(name).is_dir():
+        return load_folder(Path(name), image_size=image_size)
+    raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(DATASET_NAMES)}, "
+                     f"or the path of an existing image folder")
+
+
+def _load_default(root: Path, *, download: bool) -> ImageData:
+    try:
+        return load_cifar("cifar10", root, download=download)
+    except DataNotFoundError:
+        logger.warning("teg-plugin: CIFAR-10 not found under %s; using the embedded 500-image CIFAR-10 "
+                       "sample (pass --data-root/--dataset to change)", root)
+        return load_embedded()
