@@ -1,1 +1,7 @@
 """Search spaces: what can be built (installed as ``teg_plugin.spaces``)."""
+
+from teg_plugin.spaces._base import Mask, SearchSpace
+from teg_plugin.spaces._registry import get_space, space_names
+from teg_plugin.spaces.nb201 import NB201Space
+
+__all__ = ["Mask", "NB201Space", "SearchSpace", "get_space", "space_names"]

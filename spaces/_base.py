@@ -12,6 +12,10 @@ if TYPE_CHECKING:
 
 ArchT = TypeVar("ArchT", bound=Hashable)
 
+#: A (partly pruned) supernet: for each choice, the options still active. An architecture is the mask
+#: with exactly one option per choice.
+Mask = Mapping[str, Sequence[str]]
+
 
 class SearchSpace(ABC, Generic[ArchT]):
     """A discrete space of architectures.
@@ -60,13 +64,33 @@ class SearchSpace(ABC, Generic[ArchT]):
         """Inverse of :meth:`to_params`; raise ``ValueError`` naming the bad or missing key."""
 
     @abstractmethod
-    def build_proxy_network(self, arch: ArchT, *, width: int, cells_per_stage: int, num_classes: int,
-                            in_channels: int = 3) -> nn.Module:
-        """The network whose NTK gives T and G (logits of shape ``(batch, num_classes)``)."""
+    def build_proxy_network(
+        self, mask: Mask, *, width: int, cells_per_stage: int, num_classes: int, in_channels: int = 3
+    ) -> nn.Module:
+        """The network of supernet ``mask`` whose NTK gives T and G (logits ``(batch, num_classes)``).
+
+        Module names must be those of the full supernet, so that name-seeded initialisation gives an
+        option the same weights whatever else is active.
+        """
 
     @abstractmethod
-    def build_thin_network(self, arch: ArchT, *, width: int, num_classes: int) -> nn.Module:
-        """The thin network whose ReLU patterns give E (input ``(batch, width, 3, 3)``)."""
+    def build_thin_network(self, mask: Mask, *, width: int, num_classes: int) -> nn.Module:
+        """The thin network of ``mask`` whose ReLU patterns give E (input ``(batch, width, H, W)``)."""
+
+    def mask_of(self, arch: ArchT) -> dict[str, tuple[str, ...]]:
+        """``arch`` as a supernet mask with one active option per choice."""
+        return {name: (option,) for name, option in self.to_params(arch).items()}
+
+    def full_mask(self) -> dict[str, tuple[str, ...]]:
+        """The whole supernet: every option of every choice active."""
+        return {name: tuple(options) for name, options in self.choices().items()}
+
+    def arch_from_mask(self, mask: Mask) -> ArchT:
+        """The architecture of a mask with exactly one option per choice."""
+        multi = {name: list(options) for name, options in mask.items() if len(options) != 1}
+        if multi:
+            raise ValueError(f"a mask names one architecture only with one option per choice; got {multi}")
+        return self.from_params({name: options[0] for name, options in mask.items()})
 
     def generalization_parameter(self, name: str) -> bool:
         """Whether proxy-network parameter ``name`` enters the G Jacobian (default: every weight)."""

@@ -1,0 +1,31 @@
+"""Search spaces by command-line name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from teg_plugin.spaces._base import SearchSpace
+
+
+def _nb201() -> SearchSpace:
+    from teg_plugin.spaces.nb201 import NB201Space
+
+    return NB201Space()
+
+
+_SPACES: dict[str, Callable[[], SearchSpace]] = {"nas-bench-201": _nb201}
+_ALIASES = {"nb201": "nas-bench-201", "nasbench201": "nas-bench-201"}
+
+
+def space_names() -> tuple[str, ...]:
+    """The names :func:`get_space` accepts."""
+    return tuple(_SPACES)
+
+
+def get_space(name: str) -> SearchSpace:
+    """The search space called ``name`` (e.g. ``"nas-bench-201"``); ``ValueError`` if unknown."""
+    key = name.strip().lower().replace("_", "-")
+    key = _ALIASES.get(key, key)
+    if key not in _SPACES:
+        raise ValueError(f"unknown search space {name!r}; choose from {', '.join(_SPACES)}")
+    return _SPACES[key]()

@@ -1,0 +1,50 @@
+"""Random search ranked by TEG: the baseline every guided strategy must beat."""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+from teg_plugin.scores import TEGScore
+from teg_plugin.strategies._base import ArchT, Strategy
+
+if TYPE_CHECKING:
+    from teg_plugin.spaces._base import SearchSpace
+
+
+class RandomStrategy(Strategy[ArchT]):
+    """Uniform samples of the space; :meth:`best` is the lowest TEG rank-sum among them.
+
+    A proposal that was already told is redrawn (up to ``max_redraws`` times), so the budget is not
+    spent re-scoring the same architecture; this keeps the samples uniform over the untold ones.
+
+    Args:
+        space: the search space.
+        seed: seed of all randomness.
+        max_redraws: redraws allowed to avoid an already-told architecture (0: plain sampling with
+            replacement).
+
+    Example:
+        >>> from teg_plugin.spaces import NB201Space
+        >>> a, b = RandomStrategy(NB201Space(), seed=1), RandomStrategy(NB201Space(), seed=1)
+        >>> [a.ask() for _ in range(3)] == [b.ask() for _ in range(3)]
+        True
+    """
+
+    def __init__(self, space: SearchSpace[ArchT], *, seed: int = 0, max_redraws: int = 100) -> None:
+        super().__init__(space, seed=seed)
+        if max_redraws < 0:
+            raise ValueError(f"max_redraws must be >= 0, got {max_redraws}")
+        self._max_redraws = max_redraws
+        self._told: set[ArchT] = set()
+
+    def _propose(self, rng: random.Random) -> ArchT:
+        arch = self._space.sample(rng)
+        for _ in range(self._max_redraws):
+            if arch not in self._told:
+                break
+            arch = self._space.sample(rng)
+        return arch
+
+    def _observe(self, arch: ArchT, score: TEGScore) -> None:
+        self._told.add(arch)

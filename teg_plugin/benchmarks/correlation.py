@@ -1,0 +1,113 @@
+"""How well TEG ranks architectures: rank correlation with NB201 accuracy, beside published proxies.
+
+For benchmarks and reports only (reads accuracies); never imported by search code.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import kendalltau, spearmanr
+
+from teg_plugin.benchmarks.truth import read_columns, read_truth
+from teg_plugin.scorer import TEGScorer
+from teg_plugin.scores import rank_sums
+
+#: Published proxies compared against, and the sign that makes "higher = predicted better".
+NASLIB_PROXIES: dict[str, float] = {
+    "nwot": 1.0,
+    "synflow": 1.0,
+    "jacov": 1.0,
+    "snip": 1.0,
+    "grad_norm": 1.0,
+    "fisher": 1.0,
+    "grasp": 1.0,
+    "epe_nas": 1.0,
+    "l2_norm": 1.0,
+    "params_mb": 1.0,
+    "flops_m": 1.0,
+}
+ALL_ARCH_PROXIES: dict[str, float] = {"naswot_v1_score_cifar10": 1.0, "zen_cifar10": 1.0}
+
+
+@dataclass(frozen=True)
+class CorrelationRow:
+    """Correlation of one predictor with accuracy over ``n`` architectures."""
+
+    name: str
+    n: int
+    kendall: float
+    spearman: float
+
+
+def correlation(predicted: Sequence[float], truth: Sequence[float], name: str) -> CorrelationRow:
+    """Kendall τ and Spearman ρ of ``predicted`` (higher = better) against ``truth``, NaN pairs dropped."""
+    pairs = [(p, t) for p, t in zip(predicted, truth) if not (math.isnan(p) or math.isnan(t))]
+    if len(pairs) < 3:
+        return CorrelationRow(name, len(pairs), math.nan, math.nan)
+    p, t = np.array(pairs).T
+    return CorrelationRow(name, len(pairs), float(kendalltau(p, t)[0]), float(spearmanr(p, t)[0]))
+
+
+def sample_archs(scorer: TEGScorer, k: int, seed: int, pool: Sequence[str] | None = None) -> list:
+    """``k`` distinct architectures, uniformly from ``pool`` (arch strings) or from the whole space."""
+    rng = random.Random(seed)
+    if pool is not None:
+        if k > len(pool):
+            raise ValueError(f"asked for {k} architectures but the proxy table covers only {len(pool)}")
+        return [scorer.space.parse(text) for text in rng.sample(sorted(pool), k)]
+    chosen: dict = {}
+    while len(chosen) < k:
+        arch = scorer.space.sample(rng)
+        chosen.setdefault(arch, None)
+    return list(chosen)
+
+
+def run_correlation(
+    scorer: TEGScorer,
+    truth_path: str | os.PathLike[str],
+    k: int,
+    seed: int,
+    *,
+    naslib_path: str | os.PathLike[str] | None = None,
+    proxies_path: str | os.PathLike[str] | None = None,
+    truth_column: str = "cifar10_test",
+    progress: bool = False,
+) -> list[CorrelationRow]:
+    """Score ``k`` sampled archs and correlate TEG (each indicator, and the rank-sum) with accuracy.
+
+    With ``naslib_path`` the sample is drawn among the architectures that table covers, so every
+    published proxy is compared on exactly the same architectures.
+    """
+    truth = read_truth(truth_path, truth_column)
+    naslib = read_columns(naslib_path) if naslib_path else None
+    proxies = read_columns(proxies_path) if proxies_path else None
+    archs = sample_archs(scorer, k, seed, pool=list(naslib) if naslib else None)
+    texts = [scorer.space.format(a) for a in archs]
+    missing = [t for t in texts if t not in truth]
+    if missing:
+        raise ValueError(f"{len(missing)} sampled architectures are missing from {truth_path}, e.g. {missing[0]}")
+    acc = [truth[t] for t in texts]
+    scores = scorer.score_many(archs, progress=progress)
+
+    def good(values: list[float]) -> list[float]:
+        return [v if not s.bad else math.nan for v, s in zip(values, scores)]
+
+    rows = [
+        correlation([-s for s in rank_sums(scores)], acc, "TEG rank-sum (neg)"),
+        correlation(good([-s.ntk_cond for s in scores]), acc, "T: ntk_cond (neg)"),
+        correlation(good([s.regions for s in scores]), acc, "E: regions"),
+        correlation(good([-s.kr_mse for s in scores]), acc, "G: kr_mse (neg)"),
+    ]
+    for table, names in ((naslib, NASLIB_PROXIES), (proxies, ALL_ARCH_PROXIES)):
+        if table is None:
+            continue
+        for name, sign in names.items():
+            values = [sign * table.get(t, {}).get(name, math.nan) for t in texts]
+            rows.append(correlation(values, acc, name))
+    return rows

@@ -1,0 +1,166 @@
+"""A persistent score cache in any SQLAlchemy database (default: a local SQLite file).
+
+Rows are keyed by (space, canonical arch, scoring fingerprint). Writes are insert-if-absent in their
+own transaction, so several processes (or machines sharing one PostgreSQL) can fill one cache at once
+without losing or overwriting anything: by construction two writers of one key hold equal scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from teg_plugin.scores import TEGScore
+
+CACHE_ENV = "TEG_CACHE"
+
+_metadata = sa.MetaData()
+_scores = sa.Table(
+    "teg_scores",
+    _metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("space", sa.String(64), nullable=False),
+    sa.Column("arch", sa.Text, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("ntk_cond", sa.Float, nullable=True),
+    sa.Column("regions", sa.Float, nullable=True),
+    sa.Column("kr_mse", sa.Float, nullable=True),
+    sa.Column("bad", sa.Boolean, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """What a cached score is valid for: a space, a canonical arch text, and the scoring fingerprint."""
+
+    space: str
+    arch: str
+    fingerprint: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(f"{self.space}\x1f{self.arch}\x1f{self.fingerprint}".encode()).hexdigest()
+
+
+def default_cache_url() -> str:
+    """``$TEG_CACHE`` if set, else a SQLite file under the user cache folder."""
+    if os.environ.get(CACHE_ENV):
+        return _as_url(os.environ[CACHE_ENV])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return _as_url(base / "teg-plugin" / "scores.sqlite")
+
+
+def _as_url(location: str | os.PathLike[str]) -> str:
+    text = os.fspath(location)
+    if "://" in text:
+        return text
+    path = Path(text).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+class ScoreCache:
+    """Cached :class:`TEGScore` values.
+
+    Args:
+        location: a SQLAlchemy URL (``postgresql://...``, ``sqlite:///...``) or a file path
+            (a SQLite file, created with its folder if missing). ``None``: :func:`default_cache_url`.
+
+    Example:
+        >>> cache = ScoreCache("sqlite://")  # in memory
+        >>> key = CacheKey("nas-bench-201", "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "f")
+        >>> cache.get(key) is None
+        True
+    """
+
+    def __init__(self, location: str | os.PathLike[str] | None = None) -> None:
+        self.url = default_cache_url() if location is None else _as_url(location)
+        is_sqlite = self.url.startswith("sqlite")
+        options: dict[str, object] = {}
+        if is_sqlite:
+            options["connect_args"] = {"timeout": 60, "check_same_thread": False}
+            if self.url in ("sqlite://", "sqlite:///:memory:"):
+                options["poolclass"] = sa.pool.StaticPool  # one shared in-memory database
+        self._engine = sa.create_engine(self.url, **options)
+        if is_sqlite:
+            sa.event.listen(self._engine, "connect", _sqlite_pragmas)
+        _metadata.create_all(self._engine, checkfirst=True)
+
+    def get(self, key: CacheKey) -> TEGScore | None:
+        """The cached score for ``key``, or ``None``."""
+        return self.get_many([key]).get(key)
+
+    def get_many(self, keys: Iterable[CacheKey]) -> dict[CacheKey, TEGScore]:
+        """The cached scores among ``keys`` (missing keys are absent from the result)."""
+        by_digest = {k.digest: k for k in keys}
+        found: dict[CacheKey, TEGScore] = {}
+        digests = list(by_digest)
+        with self._engine.connect() as conn:
+            for start in range(0, len(digests), 500):
+                chunk = digests[start : start + 500]
+                for row in conn.execute(sa.select(_scores).where(_scores.c.key.in_(chunk))):
+                    found[by_digest[row.key]] = TEGScore(
+                        ntk_cond=_nan(row.ntk_cond),
+                        regions=_nan(row.regions),
+                        kr_mse=_nan(row.kr_mse),
+                        bad=bool(row.bad),
+                        reason=row.reason,
+                        seconds=0.0,
+                    )
+        return found
+
+    def put(self, key: CacheKey, score: TEGScore) -> bool:
+        """Store ``score`` unless ``key`` is present; returns whether this call inserted it."""
+        row = {
+            "key": key.digest,
+            "space": key.space,
+            "arch": key.arch,
+            "fingerprint": key.fingerprint,
+            "ntk_cond": _none(score.ntk_cond),
+            "regions": _none(score.regions),
+            "kr_mse": _none(score.kr_mse),
+            "bad": score.bad,
+            "reason": score.reason,
+            "seconds": score.seconds,
+            "created_at": datetime.now(timezone.utc),
+        }
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(sa.insert(_scores).values(**row))
+        except IntegrityError:
+            return False
+        return True
+
+    def __len__(self) -> int:
+        with self._engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(_scores)).scalar_one())
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers and one writer work at once; the busy timeout makes writers queue, not fail.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.close()
+
+
+def _none(value: float) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)

@@ -1,0 +1,88 @@
+"""``teg-nas bench``: correlation with benchmark accuracy, and speed against the plain implementation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+
+import torch
+
+from teg_plugin.cli._common import add_scoring_options, make_scorer, render
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("bench", help="benchmarks: ranking quality and speed")
+    which = parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
+
+    corr = which.add_parser("correlation", help="Kendall/Spearman of TEG vs NB201 accuracy, beside published proxies")
+    corr.add_argument("--truth", required=True, help="NB201 ground-truth CSV (arch_str, cifar10_test, ...)")
+    corr.add_argument("--truth-column", default="cifar10_test", help="accuracy column (default: %(default)s)")
+    corr.add_argument("--naslib", default=None, help="NAS-Bench-Suite-Zero proxy CSV; the sample is drawn among its archs")
+    corr.add_argument("--proxies", default=None, help="CSV of published proxies for all archs (NASWOT v1, Zen)")
+    corr.add_argument("--sample", type=int, default=100, metavar="K", help="architectures to score (default: %(default)s)")
+    corr.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
+    _common(corr)
+    corr.set_defaults(run=_run_correlation, space="nas-bench-201")
+
+    speed = which.add_parser("speed", help="fast path vs plain implementation of the same definitions")
+    speed.add_argument("--archs", type=int, default=5, metavar="K", help="random architectures to time (default: %(default)s)")
+    speed.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
+    _common(speed)
+    speed.set_defaults(run=_run_speed, space="nas-bench-201")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    add_scoring_options(parser)
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _run_correlation(args: argparse.Namespace) -> int:
+    from teg_plugin.benchmarks.correlation import run_correlation
+
+    scorer = make_scorer(args)
+    rows = run_correlation(
+        scorer,
+        args.truth,
+        args.sample,
+        args.seed,
+        naslib_path=args.naslib,
+        proxies_path=args.proxies,
+        truth_column=args.truth_column,
+        progress=not args.quiet,
+    )
+    dicts = [{"predictor": r.name, "n": r.n, "kendall_tau": r.kendall, "spearman_rho": r.spearman} for r in rows]
+    if args.format == "json":
+        print(json.dumps({"truth_column": args.truth_column, "data": scorer.data.source, "rows": dicts}, indent=2))
+    else:
+        print(f"# {args.sample} NB201 archs (seed {args.seed}) vs {args.truth_column}; data: {scorer.data.source}")
+        print(render(dicts, "table", ("predictor", "n", "kendall_tau", "spearman_rho")))
+    return 0
+
+
+def _run_speed(args: argparse.Namespace) -> int:
+    from teg_plugin.benchmarks.speed import run_speed
+
+    scorer = make_scorer(args)
+    result = run_speed(scorer, args.archs, args.seed, progress=not args.quiet)
+    summary = {
+        "device": str(scorer.device),
+        "cpu": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "archs": len(result.archs),
+        "repeat": scorer.config.repeat,
+        "fast_median_s": result.fast_median,
+        "plain_median_s": result.plain_median,
+        "speedup": result.speedup,
+        "same_ranking": result.same_ranking,
+        "max_relative_difference": result.max_relative_difference,
+    }
+    if args.format == "json":
+        summary["fast_seconds"] = result.fast_seconds
+        summary["plain_seconds"] = result.plain_seconds
+        print(json.dumps(summary, indent=2))
+    else:
+        for key, value in summary.items():
+            print(f"{key:24s} {value:.4g}" if isinstance(value, float) else f"{key:24s} {value}")
+    return 0 if result.same_ranking else 1

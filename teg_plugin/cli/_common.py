@@ -1,0 +1,75 @@
+"""Options shared by several subcommands, and turning them into library objects."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from teg_plugin.config import TEGConfig
+from teg_plugin.data import DATASET_NAMES
+from teg_plugin.scorer import DEVICES, TEGScorer
+from teg_plugin.spaces import space_names
+
+
+def add_space_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--space", default="nas-bench-201", help=f"search space: {', '.join(space_names())}")
+
+
+def add_scoring_options(parser: argparse.ArgumentParser) -> None:
+    """--dataset, --data-root, --download, protocol settings, --device and the cache."""
+    defaults = TEGConfig()
+    group = parser.add_argument_group("data and scoring protocol")
+    group.add_argument(
+        "--dataset",
+        default=None,
+        help=f"{', '.join(DATASET_NAMES)}, or an image-folder path (default: cifar10 if found, else the embedded sample)",
+    )
+    group.add_argument("--data-root", default=None, help="folder holding the dataset files (default: $TEG_DATA_ROOT or ./data)")
+    group.add_argument("--download", action="store_true", help="download the dataset into --data-root if missing")
+    group.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per NTK batch (default: %(default)s)")
+    group.add_argument("--repeat", type=int, default=defaults.repeat, help="random initialisations averaged (default: %(default)s)")
+    group.add_argument("--score-seed", type=int, default=defaults.seed, help="seed of the scoring inputs and weights (default: %(default)s)")
+    group.add_argument("--device", default="auto", choices=DEVICES, help="where to compute (default: %(default)s)")
+    cache = group.add_mutually_exclusive_group()
+    cache.add_argument("--cache", default=None, metavar="PATH|URL", help="score cache: a SQLite file or a SQLAlchemy URL (default: $TEG_CACHE or ~/.cache/teg-plugin/scores.sqlite)")
+    cache.add_argument("--no-cache", action="store_true", help="do not read or write the persistent score cache")
+
+
+def make_scorer(args: argparse.Namespace) -> TEGScorer:
+    from teg_plugin.cache import ScoreCache
+    from teg_plugin.data import load_data
+
+    config = TEGConfig(batch_size=args.batch_size, repeat=args.repeat, seed=args.score_seed)
+    data = load_data(args.dataset, args.data_root, download=args.download)
+    cache = None if args.no_cache else ScoreCache(args.cache)
+    return TEGScorer(args.space, data, config, device=args.device, cache=cache)
+
+
+def render(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str]) -> str:
+    """Rows as a JSON list, CSV, or an aligned text table (NaN/None shown as ``-``)."""
+    if fmt == "json":
+        return json.dumps(list(rows), indent=2)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue().rstrip("\n")
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)

@@ -1,0 +1,43 @@
+"""``teg-nas``: argument parsing and dispatch. Each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from teg_plugin import __version__
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from teg_plugin.cli import _bench, _score
+
+    parser = argparse.ArgumentParser(
+        prog="teg-nas", description="Training-free neural architecture search with TEG indicators (TEG-NAS)."
+    )
+    parser.add_argument("--version", action="version", version=f"teg-nas {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _score.add_parser(sub)
+    _bench.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except UsageError as err:
+        parser.error(str(err))
+    except (ValueError, FileNotFoundError) as err:
+        print(f"teg-nas: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("teg-nas: interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,49 @@
+"""``teg-nas score``: TEG indicators and the rank of given or sampled architectures."""
+
+from __future__ import annotations
+
+import argparse
+import random
+
+from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer, render
+
+COLUMNS = ("rank", "index", "ntk_cond", "regions", "kr_mse", "bad", "seconds", "arch")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "score",
+        help="score architectures with the TEG indicators and rank them",
+        description="Score architectures (training-free) and rank them by the TEG rank-sum.",
+    )
+    add_space_option(parser)
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--arch", nargs="+", metavar="STR", help="architecture strings")
+    which.add_argument("--index", nargs="+", type=int, metavar="N", help="benchmark indices (NAS-Bench-201)")
+    which.add_argument("--sample", type=int, metavar="K", help="score K random architectures")
+    parser.add_argument("--seed", type=int, default=0, help="seed for --sample (default: %(default)s)")
+    add_scoring_options(parser)
+    parser.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format (default: %(default)s)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from teg_plugin.spaces import get_space
+
+    space = get_space(args.space)
+    if args.arch:
+        archs = [space.parse(text) for text in args.arch]
+    elif args.index:
+        if not hasattr(space, "arch_at"):
+            raise ValueError(f"--index needs a benchmark space; {space.name} has no index")
+        archs = [space.arch_at(i) for i in args.index]
+    else:
+        if args.sample < 1:
+            raise ValueError(f"--sample must be at least 1, got {args.sample}")
+        rng = random.Random(args.seed)
+        archs = [space.sample(rng) for _ in range(args.sample)]
+    scorer = make_scorer(args)
+    ranked = scorer.rank(archs, progress=not args.quiet)
+    print(render([r.to_dict() for r in ranked], args.format, COLUMNS))
+    return 0

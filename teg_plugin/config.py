@@ -1,0 +1,76 @@
+"""The scoring protocol's settings: one typed object, whose defaults are the paper's NB201 protocol."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TEGConfig:
+    """How the three TEG indicators are measured.
+
+    The defaults reproduce TEG-NAS on NAS-Bench-201. Every field enters :meth:`fingerprint`, so
+    cached scores are only reused under identical settings.
+
+    Args:
+        width: channels ``C`` of the proxy network used for T and G.
+        cells_per_stage: cells ``N`` per stage of that network.
+        batch_size: images in the training batch (T and G) and in the held-out batch (G).
+        repeat: random initialisations (and input draws) per architecture; indicators are averaged.
+        seed: the root of every random draw (inputs and weights).
+        regions_width: channels of the thin network used for E (and of its inputs).
+        regions_batches: batches of crops fed to the thin network.
+        regions_batch_size: crops per batch (BatchNorm statistics are per batch).
+        regions_crop: side of the square crops fed to the thin network.
+        singular_rtol: Θ(train, train) counts as singular (the architecture is flagged bad) when its
+            smallest eigenvalue is at most this fraction of its largest. The default sits just above
+            float32 round-off, the precision the Jacobians are computed in.
+
+    Example:
+        >>> TEGConfig(repeat=1).repeat
+        1
+    """
+
+    width: int = 3
+    cells_per_stage: int = 1
+    batch_size: int = 64
+    repeat: int = 3
+    seed: int = 0
+    regions_width: int = 1
+    regions_batches: int = 3
+    regions_batch_size: int = 1000
+    regions_crop: int = 3
+    singular_rtol: float = 1e-7
+
+    def __post_init__(self) -> None:
+        positive = ("width", "cells_per_stage", "repeat", "regions_width", "regions_batches", "regions_crop")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"TEGConfig.{name} must be a positive int, got {value!r}")
+        for name in ("batch_size", "regions_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 2:
+                raise ValueError(f"TEGConfig.{name} must be an int >= 2 (BatchNorm needs two samples), got {value!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ValueError(f"TEGConfig.seed must be an int, got {self.seed!r}")
+        if not 0.0 < self.singular_rtol < 1.0:
+            raise ValueError(f"TEGConfig.singular_rtol must be in (0, 1), got {self.singular_rtol!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TEGConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown TEGConfig fields: {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**values)
+
+    def fingerprint(self) -> str:
+        """A stable hex digest of every setting (part of the score-cache key)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]

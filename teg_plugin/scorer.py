@@ -1,0 +1,175 @@
+"""The TEG scorer: scores architectures of a space on fixed inputs, with a score cache, and ranks them."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from teg_plugin.cache import CacheKey, ScoreCache
+from teg_plugin.config import TEGConfig
+from teg_plugin.data import ImageData, load_data
+from teg_plugin.indicators.measure import measure_mask
+from teg_plugin.inputs import ScoringInputs
+from teg_plugin.scores import TEGScore, final_ranks, rank_sums
+from teg_plugin.spaces import Mask, SearchSpace, get_space
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without a GPU is a clear error."""
+    if isinstance(device, torch.device):
+        return device
+    name = device.strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but PyTorch sees no CUDA GPU; use --device cpu or auto")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}")
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class RankedArch:
+    """One architecture's place in a ranking."""
+
+    arch: Hashable
+    text: str
+    index: int | None
+    score: TEGScore
+    rank_sum: float
+    rank: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``arch``, ``index``, the indicators, ``bad``, ``rank``, ``rank_sum``, ``seconds``."""
+        out: dict[str, Any] = {"arch": self.text, "index": self.index}
+        out.update(self.score.to_dict())
+        out["rank_sum"] = self.rank_sum if self.rank_sum != float("inf") else None
+        out["rank"] = self.rank
+        return out
+
+
+class TEGScorer:
+    """Scores architectures of one space with TEG indicators, always on the same inputs.
+
+    Isomorphic architectures share one score: the class representative
+    (:meth:`SearchSpace.canonical`) is what gets measured, so an architecture's score never depends
+    on which member of its class was seen first, cache or no cache.
+
+    Args:
+        space: a :class:`SearchSpace` or its name (``"nas-bench-201"``).
+        data: an :class:`ImageData` pool, a dataset name for :func:`~teg_plugin.data.load_data`, or
+            ``None`` for the default (CIFAR-10 if found under ``data_root``, else the embedded sample).
+        config: the protocol (:class:`TEGConfig`; defaults are the paper's).
+        data_root: where to look for the dataset files.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        cache: a :class:`ScoreCache`, a SQLAlchemy URL or file path for one, or ``None`` for an
+            in-process cache only.
+
+    Example:
+        >>> scorer = TEGScorer("nas-bench-201", data="synthetic", config=TEGConfig(repeat=1, batch_size=8,
+        ...                    regions_batch_size=50), device="cpu")
+        >>> score = scorer.score(scorer.space.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+        ...                                         "+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"))
+        >>> score.bad, score.regions > 1
+        (False, True)
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace | str = "nas-bench-201",
+        data: ImageData | str | None = None,
+        config: TEGConfig | None = None,
+        *,
+        data_root: str | os.PathLike[str] | None = None,
+        device: str | torch.device = "auto",
+        cache: ScoreCache | str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.space = get_space(space) if isinstance(space, str) else space
+        self.data = data if isinstance(data, ImageData) else load_data(data, data_root)
+        self.config = config or TEGConfig()
+        self.device = resolve_device(device)
+        self.inputs = ScoringInputs.draw(self.data, self.config)
+        self.cache = cache if isinstance(cache, ScoreCache) or cache is None else ScoreCache(cache)
+        self._memo: dict[str, TEGScore] = {}
+        #: How many architectures or masks this scorer actually measured (cache misses).
+        self.n_measured = 0
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the protocol, the data and the drawn inputs (part of every cache key)."""
+        return self.inputs.fingerprint
+
+    def score(self, arch: Hashable) -> TEGScore:
+        """The TEG score of ``arch`` (measured once per isomorphism class, then cached)."""
+        return self.score_many([arch])[0]
+
+    def score_many(self, archs: Iterable[Hashable], *, progress: bool = False) -> list[TEGScore]:
+        """Scores of ``archs``, in order; each isomorphism class is measured at most once.
+
+        Args:
+            progress: show a progress bar on stderr while measuring.
+        """
+        archs = list(archs)
+        texts = [self.space.format(self.space.canonical(a)) for a in archs]
+        missing = [t for t in dict.fromkeys(texts) if t not in self._memo]
+        if missing and self.cache is not None:
+            cached = self.cache.get_many([self._key(t) for t in missing])
+            for key, score in cached.items():
+                self._memo[key.arch] = score
+            missing = [t for t in missing if t not in self._memo]
+        bar = _progress(len(missing), progress)
+        try:
+            for text in missing:
+                if bar is not None:
+                    bar.set_postfix_str(text, refresh=False)
+                self._memo[text] = self._measure(self.space.mask_of(self.space.parse(text)), text)
+                if bar is not None:
+                    bar.update()
+        finally:
+            if bar is not None:
+                bar.close()
+        return [self._memo[t] for t in texts]
+
+    def score_mask(self, mask: Mask) -> TEGScore:
+        """The TEG score of a (partly pruned) supernet; masks are cached like architectures."""
+        text = json.dumps({k: sorted(v) for k, v in sorted(mask.items())}, separators=(",", ":"))
+        if text not in self._memo:
+            cached = self.cache.get(self._key(text)) if self.cache is not None else None
+            self._memo[text] = cached if cached is not None else self._measure(mask, text)
+        return self._memo[text]
+
+    def rank(self, archs: Sequence[Hashable], *, progress: bool = False) -> list[RankedArch]:
+        """``archs`` with scores, rank-sums and positions (1 = best), in the given order."""
+        scores = self.score_many(archs, progress=progress)
+        sums = rank_sums(scores)
+        positions = final_ranks(scores)
+        return [
+            RankedArch(a, self.space.format(a), self.space.index(a), s, float(rs), pos)
+            for a, s, rs, pos in zip(archs, scores, sums, positions)
+        ]
+
+    def _key(self, text: str) -> CacheKey:
+        return CacheKey(self.space.name, text, self.fingerprint)
+
+    def _measure(self, mask: Mask, text: str) -> TEGScore:
+        score = measure_mask(self.space, mask, self.inputs, self.config, self.device)
+        self.n_measured += 1
+        if self.cache is not None:
+            self.cache.put(self._key(text), score)
+        return score
+
+
+def _progress(total: int, enabled: bool):  # type: ignore[no-untyped-def]
+    if not enabled or total <= 1:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="scoring", unit="arch", file=sys.stderr, dynamic_ncols=True)

@@ -1,0 +1,91 @@
+"""The TEG result of one architecture, and how a set of results is ranked.
+
+The paper ranks a set of architectures by the **sum of three ranks**: condition number of the NTK
+ascending (lower = more trainable), number of linear regions descending (more = more expressive),
+kernel-regression MSE ascending (lower = generalises better). Ties share the average rank. The lowest
+rank-sum is best. An architecture flagged ``bad`` (undefined or non-finite indicator) ranks after
+every good one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy.stats import rankdata
+
+#: The three indicators, in T, E, G order, and whether larger is better for each.
+INDICATORS: tuple[str, ...] = ("ntk_cond", "regions", "kr_mse")
+HIGHER_IS_BETTER: dict[str, bool] = {"ntk_cond": False, "regions": True, "kr_mse": False}
+
+
+@dataclass(frozen=True)
+class TEGScore:
+    """The three TEG indicators of one architecture (each the mean over repeats).
+
+    Args:
+        ntk_cond: condition number λmax/λmin of the NTK on the training batch (T; lower is better).
+        regions: number of distinct ReLU activation patterns of the thin network (E; higher is better).
+        kr_mse: held-out MSE of NTK kernel regression (G; lower is better).
+        bad: the architecture produced an undefined indicator (NaN/inf gradients, singular kernel);
+            it is ranked last. The numbers may then be NaN.
+        reason: why it is bad, for humans.
+        seconds: wall time spent scoring it (0 when it came from the cache).
+    """
+
+    ntk_cond: float
+    regions: float
+    kr_mse: float
+    bad: bool = False
+    reason: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (NaN and inf become ``None``)."""
+        out = asdict(self)
+        for key in INDICATORS:
+            value = out[key]
+            out[key] = value if value is not None and math.isfinite(value) else None
+        return out
+
+    @classmethod
+    def flagged(cls, reason: str, seconds: float = 0.0) -> TEGScore:
+        """A ``bad`` result with no usable indicator."""
+        return cls(math.nan, math.nan, math.nan, bad=True, reason=reason, seconds=seconds)
+
+
+def indicator_ranks(scores: Sequence[TEGScore]) -> np.ndarray:
+    """Per-indicator ranks, shape ``(len(scores), 3)``, 1 = best, ties averaged; bad rows get NaN."""
+    n = len(scores)
+    ranks = np.full((n, len(INDICATORS)), np.nan)
+    good = np.array([not s.bad for s in scores], dtype=bool)
+    if not good.any():
+        return ranks
+    for col, key in enumerate(INDICATORS):
+        values = np.array([getattr(s, key) for s, ok in zip(scores, good) if ok], dtype=float)
+        ranks[good, col] = rankdata(-values if HIGHER_IS_BETTER[key] else values, method="average")
+    return ranks
+
+
+def rank_sums(scores: Sequence[TEGScore]) -> np.ndarray:
+    """The TEG rank-sum of each score within ``scores`` (lower is better; bad ones get +inf)."""
+    ranks = indicator_ranks(scores)
+    sums = ranks.sum(axis=1)
+    return np.where(np.isnan(sums), np.inf, sums)
+
+
+def final_ranks(scores: Sequence[TEGScore]) -> list[int]:
+    """Positions 1..n by rank-sum (ties share the lowest position); bad ones come after all good ones."""
+    if not scores:
+        return []
+    return [int(r) for r in rankdata(rank_sums(scores), method="min")]
+
+
+def best_index(scores: Sequence[TEGScore]) -> int:
+    """Index of the best score by rank-sum (the first one among equals); raises on an empty list."""
+    if not scores:
+        raise ValueError("cannot pick the best of no scores")
+    return int(np.argmin(rank_sums(scores)))
