@@ -24,13 +24,13 @@ class Strategy(ABC, Generic[ArchT]):
 
     Contract:
 
-    * **Deterministic.** What :meth:`ask` returns depends only on the constructor arguments, the
-      ``(arch, score)`` pairs told so far (in order), and how many asks were made since the last
-      tell. Each ask draws from its own ``random.Random`` seeded with ``(seed, #tells, #asks since the
-      last tell)``; nothing global is touched.
-    * **Resumable.** Hence a fresh strategy with the same arguments that :meth:`replay`-s the same
-      history asks exactly what the original would have asked next (exact for a sequential study;
-      with parallel workers it asks what the original would ask after those tells).
+    * **Deterministic.** The same constructor arguments and the same sequence of asks and tells give
+      the same proposals. Each ask draws from its own ``random.Random`` seeded with ``(seed, #tells,
+      #asks since the last tell)``; nothing global is touched.
+    * **Resumable.** A fresh strategy with the same arguments that :meth:`replay`-s the history of a
+      run in which every ask was told before the next ask (a sequential study) asks exactly what the
+      original would have asked next. After parallel asks, it asks what a strategy that had only seen
+      those tells would ask.
     * **Loose interleaving.** Several asks may precede their tells (parallel workers get different
       proposals), tells may come in any order, and an architecture that was never asked (another
       worker's, a user's) may be told too.
@@ -39,7 +39,6 @@ class Strategy(ABC, Generic[ArchT]):
     Subclasses implement :meth:`_propose` (and :meth:`_observe` if they learn from tells).
 
     Example:
-        >>> import random
         >>> from teg_plugin.scores import TEGScore
         >>> from teg_plugin.strategies import RandomStrategy
         >>> from teg_plugin.spaces import NB201Space

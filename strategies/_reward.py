@@ -37,7 +37,7 @@ class TEGReward:
     def __init__(self, *, window: int = DEFAULT_WINDOW, bad_reward: float = BAD_REWARD) -> None:
         if window < 2:
             raise ValueError(f"window must be >= 2 to have a range, got {window}")
-        self._windows = {key: deque[float](maxlen=window) for key in INDICATORS}
+        self._windows: dict[str, deque[float]] = {key: deque(maxlen=window) for key in INDICATORS}
         self._previous: TEGScore | None = None
         self._bad_reward = float(bad_reward)
 

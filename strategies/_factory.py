@@ -1,0 +1,58 @@
+"""Strategies by name, for the command line and the Optuna / NNI adapters."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from teg_plugin.strategies._base import ArchT, Strategy
+from teg_plugin.strategies._evolution import EvolutionStrategy
+from teg_plugin.strategies._pruning import PruningStrategy, ScoreMask
+from teg_plugin.strategies._random import RandomStrategy
+from teg_plugin.strategies._reinforce import ReinforceStrategy
+
+if TYPE_CHECKING:
+    from teg_plugin.spaces._base import SearchSpace
+
+#: The names :func:`make_strategy` accepts.
+STRATEGY_NAMES: tuple[str, ...] = ("random", "evolution", "reinforce", "prune")
+
+
+def make_strategy(
+    name: str,
+    space: SearchSpace[ArchT],
+    *,
+    seed: int = 0,
+    score_mask: ScoreMask | None = None,
+    **options: Any,
+) -> Strategy[ArchT]:
+    """The strategy called ``name`` over ``space``.
+
+    Args:
+        name: one of :data:`STRATEGY_NAMES` (case-insensitive).
+        space: the search space.
+        seed: seed of all the strategy's randomness.
+        score_mask: supernet scorer; required by ``"prune"``, ignored by the others.
+        **options: keyword arguments of the strategy's constructor (e.g. ``population_size=32`` for
+            ``"evolution"``, ``learning_rate=0.02`` for ``"reinforce"``).
+
+    Raises:
+        ValueError: unknown ``name``, or ``"prune"`` without ``score_mask``.
+        TypeError: an option the strategy does not take.
+
+    Example:
+        >>> from teg_plugin.spaces import NB201Space
+        >>> type(make_strategy("evolution", NB201Space(), seed=3, population_size=8, tournament_size=2)).__name__
+        'EvolutionStrategy'
+    """
+    key = name.strip().lower()
+    if key == "random":
+        return RandomStrategy(space, seed=seed, **options)
+    if key == "evolution":
+        return EvolutionStrategy(space, seed=seed, **options)
+    if key == "reinforce":
+        return ReinforceStrategy(space, seed=seed, **options)
+    if key == "prune":
+        if score_mask is None:
+            raise ValueError("strategy 'prune' needs score_mask (a callable scoring a supernet mask)")
+        return PruningStrategy(space, score_mask, seed=seed, **options)
+    raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGY_NAMES)}")

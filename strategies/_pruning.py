@@ -1,0 +1,231 @@
+"""TEG supernet pruning: drop the least important option of every choice, round after round."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy.stats import rankdata
+
+from teg_plugin.scores import INDICATORS, TEGScore
+from teg_plugin.strategies._base import ArchT, Strategy
+
+if TYPE_CHECKING:
+    from teg_plugin.spaces._base import Mask, SearchSpace
+
+#: Scores a supernet mask (choice -> active options); what :class:`PruningStrategy` is given.
+ScoreMask = Callable[["Mask"], TEGScore]
+
+#: A mask as this module builds it.
+FrozenMask = dict[str, tuple[str, ...]]
+
+# How removing an option "hurts" on each indicator, as a function of the removed mask's value. Within
+# a round the current mask is fixed, so ranking these equals ranking the deltas
+# (kappa(removed) - kappa(current), regions(current) - regions(removed), mse(removed) - mse(current))
+# without the rounding of a subtraction, and still works when the current mask itself is bad.
+_HURT_SIGN = {"ntk_cond": 1.0, "regions": -1.0, "kr_mse": 1.0}
+
+_MAX_MUTATION_TRIES = 20
+
+
+@dataclass(frozen=True)
+class PruneCandidate:
+    """One option scored for removal in a round.
+
+    Attributes:
+        choice, option: the option removed.
+        score: TEG score of the mask without it.
+        deltas: how much the removal hurts on each indicator (larger = more important):
+            ``ntk_cond`` = kappa(removed) - kappa(current), ``regions`` = regions(current) -
+            regions(removed), ``kr_mse`` = MSE(removed) - MSE(current); NaN where a score is bad.
+        ranks: rank of each delta among the round's good candidates (1 = largest delta, ties
+            averaged); NaN for a bad candidate.
+        rank_sum: sum of ``ranks``; ``-inf`` for a bad candidate (removing it breaks the network, so
+            it counts as the most important).
+    """
+
+    choice: str
+    option: str
+    score: TEGScore
+    deltas: dict[str, float]
+    ranks: dict[str, float]
+    rank_sum: float
+
+    @property
+    def bad(self) -> bool:
+        """Whether the mask without this option scored ``bad``."""
+        return _is_bad(self.score)
+
+
+@dataclass(frozen=True)
+class PruneRound:
+    """One pruning round: the mask it started from, that mask's score, every candidate, and the
+    option dropped on each choice that had more than one."""
+
+    index: int
+    mask: FrozenMask
+    baseline: TEGScore
+    candidates: tuple[PruneCandidate, ...]
+    dropped: dict[str, str]
+
+
+class PruningStrategy(Strategy[ArchT]):
+    """TEG-NAS's supernet path: prune the full supernet down to one architecture with ``score_mask``.
+
+    Each round scores the current mask once, then the mask without each (choice, option) of every
+    choice that still has more than one option. A removal's importance on each indicator is how much
+    it hurts (see :class:`PruneCandidate`); the candidates of the round are ranked on each indicator
+    (1 = most important) and the ranks summed. On every multi-option choice the option with the
+    **largest** rank-sum is dropped; ties go to the option that comes **last** in the space's order.
+    A removal that scores ``bad`` breaks the network: that option is kept unless all options of the
+    choice are bad (then the last one is dropped). Rounds repeat until one option per choice is left:
+    that is the found architecture.
+
+    Ask/tell: the first :meth:`ask` prunes (lazily, calling ``score_mask``) and returns the found
+    architecture. To spend a larger budget, later asks propose the not yet asked or told
+    architectures of the last round's mask (the small supernet with at most 2 options per choice) in
+    a seeded random order, then mutations of :meth:`best` so far. The pruning itself does not use the
+    seed.
+
+    Args:
+        space: the search space.
+        score_mask: TEG score of a supernet mask (called ``n_supernet_evaluations`` times).
+        seed: seed of the proposals after the found architecture.
+
+    Example:
+        >>> from teg_plugin.spaces import NB201Space
+        >>> good = {"nor_conv_3x3": 3.0, "nor_conv_1x1": 2.0, "avg_pool_3x3": 1.0, "skip_connect": 1.0}
+        >>> def score_mask(mask):
+        ...     q = sum(sum(good.get(o, 0.0) for o in opts) / len(opts) for opts in mask.values())
+        ...     return TEGScore(ntk_cond=100.0 - q, regions=q, kr_mse=1.0 / (1.0 + q))
+        >>> prune = PruningStrategy(NB201Space(), score_mask)
+        >>> str(prune.run())
+        '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|'
+        >>> len(prune.rounds), prune.n_supernet_evaluations
+        (4, 88)
+    """
+
+    def __init__(self, space: SearchSpace[ArchT], score_mask: ScoreMask, *, seed: int = 0) -> None:
+        super().__init__(space, seed=seed)
+        if not callable(score_mask):
+            raise TypeError("score_mask must be callable: Mask -> TEGScore")
+        self._score_mask = score_mask
+        self._n_evaluations = 0
+        self._rounds: list[PruneRound] = []
+        self._found: ArchT | None = None
+        self._followups: list[ArchT] = []
+        self._asked: set[ArchT] = set()
+        self._told: set[ArchT] = set()
+
+    @property
+    def n_supernet_evaluations(self) -> int:
+        """How many times ``score_mask`` has been called."""
+        return self._n_evaluations
+
+    @property
+    def rounds(self) -> list[PruneRound]:
+        """The pruning rounds so far, in order (empty before :meth:`run`)."""
+        return list(self._rounds)
+
+    def run(self) -> ArchT:
+        """Prune (once; later calls return the same result) and return the found architecture."""
+        if self._found is None:
+            mask = {name: tuple(options) for name, options in self._space.full_mask().items()}
+            while any(len(options) > 1 for options in mask.values()):
+                mask = self._prune_round(mask)
+            self._found = self._space.arch_from_mask(mask)
+            self._followups = self._small_supernet_archs()
+        return self._found
+
+    def _propose(self, rng: random.Random) -> ArchT:
+        found = self.run()
+        seen = self._asked | self._told
+        proposal = next((arch for arch in [found, *self._followups] if arch not in seen), None)
+        if proposal is None:
+            parent = self.best() if self._history else found
+            proposal = self._space.mutate(parent, rng)
+            for _ in range(_MAX_MUTATION_TRIES):
+                if proposal not in seen:
+                    break
+                proposal = self._space.mutate(parent, rng)
+        self._asked.add(proposal)
+        return proposal
+
+    def _observe(self, arch: ArchT, score: TEGScore) -> None:
+        self._told.add(arch)
+
+    def _score(self, mask: FrozenMask) -> TEGScore:
+        self._n_evaluations += 1
+        return self._score_mask(dict(mask))
+
+    def _prune_round(self, mask: FrozenMask) -> FrozenMask:
+        baseline = self._score(mask)
+        removals = [(name, option) for name, options in mask.items() if len(options) > 1 for option in options]
+        scores = [self._score({**mask, name: tuple(o for o in mask[name] if o != option)}) for name, option in removals]
+        candidates = _rank_candidates(removals, scores, baseline)
+        dropped: dict[str, str] = {}
+        for name, options in mask.items():
+            if len(options) > 1:
+                own = [c for c in candidates if c.choice == name]
+                # max() keeps the first maximum, so scan in reverse to drop the last of equals.
+                dropped[name] = max(reversed(own), key=lambda c: c.rank_sum).option
+        self._rounds.append(
+            PruneRound(
+                index=len(self._rounds), mask=dict(mask), baseline=baseline, candidates=candidates, dropped=dropped
+            )
+        )
+        return {name: tuple(o for o in options if o != dropped.get(name)) for name, options in mask.items()}
+
+    def _small_supernet_archs(self) -> list[ArchT]:
+        """The architectures of the last round's mask except the found one, in a seeded order."""
+        if not self._rounds:
+            return []
+        mask = self._rounds[-1].mask
+        archs = [
+            self._space.from_params(dict(zip(mask, combo, strict=True)))
+            for combo in itertools.product(*mask.values())
+        ]
+        archs = [arch for arch in archs if arch != self._found]
+        random.Random(f"{self._seed}:small-supernet").shuffle(archs)
+        return archs
+
+
+def _is_bad(score: TEGScore) -> bool:
+    return score.bad or not all(math.isfinite(getattr(score, key)) for key in INDICATORS)
+
+
+def _rank_candidates(
+    removals: list[tuple[str, str]], scores: list[TEGScore], baseline: TEGScore
+) -> tuple[PruneCandidate, ...]:
+    good = np.array([not _is_bad(score) for score in scores], dtype=bool)
+    ranks = np.full((len(scores), len(INDICATORS)), np.nan)
+    if good.any():
+        for col, key in enumerate(INDICATORS):
+            hurt = np.array([_HURT_SIGN[key] * getattr(s, key) for s, ok in zip(scores, good) if ok], dtype=float)
+            ranks[good, col] = rankdata(-hurt, method="average")
+    base_bad = _is_bad(baseline)
+    candidates = []
+    for row, ((name, option), score) in enumerate(zip(removals, scores, strict=True)):
+        bad = not good[row]
+        deltas = {
+            key: math.nan
+            if bad or base_bad
+            else _HURT_SIGN[key] * (getattr(score, key) - getattr(baseline, key))
+            for key in INDICATORS
+        }
+        candidates.append(
+            PruneCandidate(
+                choice=name,
+                option=option,
+                score=score,
+                deltas=deltas,
+                ranks={key: float(ranks[row, col]) for col, key in enumerate(INDICATORS)},
+                rank_sum=-math.inf if bad else float(ranks[row].sum()),
+            )
+        )
+    return tuple(candidates)

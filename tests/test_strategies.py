@@ -1,0 +1,498 @@
+"""TEG search strategies on a fake, deterministic scorer whose optimum is known (all nor_conv_3x3)."""
+
+from __future__ import annotations
+
+import ast
+import math
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import teg_plugin.strategies as strategies_pkg
+from teg_plugin.scores import TEGScore, best_index, rank_sums
+from teg_plugin.spaces import Mask, NB201Space
+from teg_plugin.spaces.nb201 import OPS, NB201Arch
+from teg_plugin.strategies import (
+    BAD_REWARD,
+    STRATEGY_NAMES,
+    EvolutionStrategy,
+    PruningStrategy,
+    RandomStrategy,
+    ReinforceStrategy,
+    Strategy,
+    make_strategy,
+)
+
+SPACE = NB201Space()
+CONV3 = "nor_conv_3x3"
+OPTIMUM = NB201Arch((CONV3,) * 6)
+#: The fake objective: per-op quality, summed over edges (the optimum scores 18).
+WEIGHT = {"none": 0.0, "skip_connect": 1.0, "avg_pool_3x3": 1.5, "nor_conv_1x1": 2.0, CONV3: 3.0}
+OUTPUT_EDGES = ("3<-0", "3<-1", "3<-2")
+
+
+def fake_score_mask(mask: Mask) -> TEGScore:
+    """Indicators from the share of each op on each edge (for an arch: op counts).
+
+    Removing a good op from a supernet raises kappa and MSE and lowers regions; a cell whose output
+    edges are all ``none`` is disconnected, hence ``bad``.
+    """
+    if all(tuple(mask[edge]) == ("none",) for edge in OUTPUT_EDGES):
+        return TEGScore.flagged("disconnected cell")
+
+    def share(options: tuple[str, ...] | list[str], op: str) -> float:
+        return sum(1.0 for o in options if o == op) / len(options)
+
+    per_edge = [tuple(options) for options in mask.values()]
+    n3 = sum(share(o, CONV3) for o in per_edge)
+    n1 = sum(share(o, "nor_conv_1x1") for o in per_edge)
+    avg = sum(share(o, "avg_pool_3x3") for o in per_edge)
+    quality = sum(sum(WEIGHT[x] for x in o) / len(o) for o in per_edge)
+    # A small per-edge term makes every architecture's kappa distinct.
+    edge_term = sum(0.01 * (k + 1) * (1.0 - share(o, CONV3)) for k, o in enumerate(per_edge))
+    return TEGScore(
+        ntk_cond=100.0 - 10.0 * n3 - 4.0 * n1 + edge_term,
+        regions=5.0 * (n3 + n1) + 2.0 * n3 + avg,
+        kr_mse=1.0 / (1.0 + quality),
+    )
+
+
+def fake_score(arch: NB201Arch) -> TEGScore:
+    return fake_score_mask(SPACE.mask_of(arch))
+
+
+def quality(arch: NB201Arch) -> float:
+    return sum(WEIGHT[op] for op in arch.ops)
+
+
+def build(name: str, seed: int = 0, score_mask: Callable[[Mask], TEGScore] = fake_score_mask) -> Strategy:
+    return make_strategy(name, SPACE, seed=seed, score_mask=score_mask)
+
+
+def drive(strategy: Strategy, steps: int, scorer: Callable[[NB201Arch], TEGScore] = fake_score) -> list[NB201Arch]:
+    """Sequential ask/tell; returns the asked architectures."""
+    asked = []
+    for _ in range(steps):
+        arch = strategy.ask()
+        strategy.tell(arch, scorer(arch))
+        asked.append(arch)
+    return asked
+
+
+def hamming(a: NB201Arch, b: NB201Arch) -> int:
+    return sum(x != y for x, y in zip(a.ops, b.ops, strict=True))
+
+
+def test_fake_scorer_optimum_is_all_conv3x3() -> None:
+    scores = [fake_score(SPACE.arch_at(i)) for i in range(0, 15625, 7)] + [fake_score(OPTIMUM)]
+    assert best_index(scores) == len(scores) - 1
+    assert rank_sums(scores)[-1] == 3.0  # first on every indicator
+
+
+# --- the shared contract ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", STRATEGY_NAMES)
+def test_same_seed_same_asks_and_best(name: str) -> None:
+    a, b = build(name, seed=5), build(name, seed=5)
+    assert drive(a, 40) == drive(b, 40)
+    assert a.best() == b.best()
+
+
+@pytest.mark.parametrize("name", STRATEGY_NAMES)
+def test_different_seed_different_asks(name: str) -> None:
+    # Pruning's first ask (the found arch) does not depend on the seed; what follows does.
+    assert drive(build(name, seed=1), 40)[1:] != drive(build(name, seed=2), 40)[1:]
+
+
+@pytest.mark.parametrize(("name", "done"), [("random", 10), ("evolution", 30), ("reinforce", 25), ("prune", 70)])
+def test_replay_resumes_with_the_same_next_asks(name: str, done: int) -> None:
+    original = build(name, seed=3)
+    drive(original, done)
+    history = original.history
+    expected = drive(original, 12)
+
+    resumed = build(name, seed=3).replay(history)
+    assert resumed.history == history
+    assert drive(resumed, 12) == expected
+    assert resumed.best() == original.best()
+
+
+@pytest.mark.parametrize("name", STRATEGY_NAMES)
+def test_parallel_asks_and_foreign_tells(name: str) -> None:
+    strategy = build(name, seed=0)
+    drive(strategy, 25)
+    pending = [strategy.ask() for _ in range(4)]
+    assert len(set(pending)) > 1  # parallel workers get different proposals
+    for arch in reversed(pending):
+        strategy.tell(arch, fake_score(arch))
+    strategy.tell(OPTIMUM, fake_score(OPTIMUM))  # never asked, e.g. from another worker
+    drive(strategy, 5)
+    assert len(strategy.history) == 35
+    assert strategy.best() == OPTIMUM
+
+
+def flaky_scorer(arch: NB201Arch) -> TEGScore:
+    """Bad for about half the space (and for half of the pruning's final small supernet)."""
+    if arch.ops[0] in ("none", "avg_pool_3x3") or arch.ops[5] == "nor_conv_1x1":
+        return TEGScore.flagged("fake failure")
+    return fake_score(arch)
+
+
+@pytest.mark.parametrize("name", STRATEGY_NAMES)
+def test_bad_scores_never_crash_and_rank_last(name: str) -> None:
+    strategy = build(name, seed=0)
+    drive(strategy, 40, flaky_scorer)
+    assert any(score.bad for _, score in strategy.history)
+    assert not flaky_scorer(strategy.best()).bad
+
+
+@pytest.mark.parametrize("name", STRATEGY_NAMES)
+def test_only_bad_scores_still_work(name: str) -> None:
+    strategy = build(name, seed=0)
+    drive(strategy, 30, lambda arch: TEGScore.flagged("always"))
+    assert strategy.best() == strategy.history[0][0]
+    strategy.ask()
+
+
+def test_best_before_any_tell_and_wrong_score_type() -> None:
+    strategy = RandomStrategy(SPACE)
+    with pytest.raises(ValueError, match="no architecture"):
+        strategy.best()
+    with pytest.raises(TypeError, match="TEGScore"):
+        strategy.tell(OPTIMUM, 1.0)  # type: ignore[arg-type]
+    assert not strategy.is_finished()
+
+
+def test_guided_strategies_beat_random_on_the_fake_objective() -> None:
+    budget, seeds = 100, range(4)
+    mean_quality = {
+        name: statistics.mean(quality(_run_best(name, seed, budget)) for seed in seeds) for name in STRATEGY_NAMES
+    }
+    # Margins are far below the observed gaps (random ~15, evolution ~17.5, reinforce ~16.5).
+    assert mean_quality["evolution"] >= mean_quality["random"] + 1.0
+    assert mean_quality["reinforce"] >= mean_quality["random"] + 0.5
+    assert mean_quality["prune"] == quality(OPTIMUM)
+
+
+def _run_best(name: str, seed: int, budget: int) -> NB201Arch:
+    strategy = build(name, seed=seed)
+    drive(strategy, budget)
+    return strategy.best()
+
+
+# --- random ------------------------------------------------------------------------------------------
+
+
+def test_random_does_not_repeat_told_archs() -> None:
+    strategy = RandomStrategy(SPACE, seed=0)
+    asked = drive(strategy, 300)
+    assert len(set(asked)) == 300
+
+
+# --- evolution ---------------------------------------------------------------------------------------
+
+
+def test_evolution_defaults_keep_the_paper_ratio() -> None:
+    evo = EvolutionStrategy(SPACE)
+    assert (evo.population_size, evo.tournament_size) == (20, 5)
+    assert evo.tournament_size / evo.population_size == 64 / 256
+
+
+@pytest.mark.parametrize(("population", "tournament"), [(0, 1), (4, 0), (4, 5)])
+def test_evolution_rejects_bad_sizes(population: int, tournament: int) -> None:
+    with pytest.raises(ValueError):
+        EvolutionStrategy(SPACE, population_size=population, tournament_size=tournament)
+
+
+def test_evolution_keeps_population_size_and_ages_out_the_oldest() -> None:
+    evo = EvolutionStrategy(SPACE, seed=0, population_size=4, tournament_size=2)
+    evo.tell(OPTIMUM, fake_score(OPTIMUM))
+    for step in range(3):
+        arch = evo.ask()
+        assert evo.last_tournament is None  # random warm-up
+        evo.tell(arch, fake_score(arch))
+        assert len(evo.population) == step + 2
+    told = [arch for arch, _ in evo.history]
+    for _ in range(5):
+        child = evo.ask()
+        assert evo.last_tournament is not None and evo.last_tournament.child == child
+        evo.tell(child, fake_score(child))
+        told.append(child)
+        assert [arch for arch, _ in evo.population] == told[-4:]
+    # The best of the whole history counts, even after it died.
+    assert evo.best() == OPTIMUM and OPTIMUM not in [a for a, _ in evo.population]
+
+
+def _spread_archs(count: int) -> list[NB201Arch]:
+    """``count`` cells at pairwise Hamming distance >= 3 (so a child has exactly one possible parent)."""
+    archs: list[NB201Arch] = []
+    for index in range(15625):
+        arch = SPACE.arch_at(index)
+        if all(hamming(arch, other) >= 3 for other in archs):
+            archs.append(arch)
+            if len(archs) == count:
+                return archs
+    raise AssertionError("not enough spread archs")
+
+
+def test_tournament_parent_is_the_rank_sum_winner_within_the_tournament() -> None:
+    a, b, c, d = _spread_archs(4)
+    scores = {
+        # Globally B has the lowest rank-sum (5 vs A's 6); between A and B alone, A wins (4 vs 5).
+        a: TEGScore(ntk_cond=1.0, regions=100.0, kr_mse=0.9),
+        b: TEGScore(ntk_cond=2.0, regions=99.0, kr_mse=0.1),
+        c: TEGScore(ntk_cond=3.0, regions=98.0, kr_mse=0.2),
+        d: TEGScore(ntk_cond=4.0, regions=97.0, kr_mse=0.3),
+    }
+    assert best_index(list(scores.values())) == 1
+    evo = EvolutionStrategy(SPACE, seed=0, population_size=4, tournament_size=2)
+    evo.replay(scores.items())
+    seen_ab = False
+    for _ in range(60):  # parallel asks: a different tournament each time
+        child = evo.ask()
+        tournament = evo.last_tournament
+        assert tournament is not None and len(tournament.members) == 2
+        members = [arch for arch, _ in tournament.members]
+        assert len(set(members)) == 2  # drawn without replacement
+        winner = members[best_index([scores[m] for m in members])]
+        assert tournament.parent == winner
+        assert hamming(child, winner) == 1
+        if set(members) == {a, b}:
+            seen_ab = True
+            assert tournament.parent == a
+    assert seen_ab
+
+
+def test_bad_members_never_win_a_tournament_unless_all_are_bad() -> None:
+    good, bad1, bad2 = _spread_archs(3)
+    evo = EvolutionStrategy(SPACE, seed=0, population_size=3, tournament_size=3)
+    evo.replay([(bad1, TEGScore.flagged("x")), (good, fake_score(good)), (bad2, TEGScore.flagged("y"))])
+    for _ in range(10):
+        evo.ask()
+        assert evo.last_tournament is not None and evo.last_tournament.parent == good
+    all_bad = EvolutionStrategy(SPACE, seed=0, population_size=2, tournament_size=2)
+    all_bad.replay([(bad1, TEGScore.flagged("x")), (bad2, TEGScore.flagged("y"))])
+    assert hamming(all_bad.ask(), all_bad.last_tournament.parent) == 1  # type: ignore[union-attr]
+
+
+# --- REINFORCE ---------------------------------------------------------------------------------------
+
+
+def test_reinforce_reward_on_a_hand_computed_example() -> None:
+    rl = ReinforceStrategy(SPACE, seed=0)
+    rl.tell(OPTIMUM, TEGScore(ntk_cond=10.0, regions=100.0, kr_mse=0.5))
+    rl.tell(OPTIMUM, TEGScore(ntk_cond=8.0, regions=110.0, kr_mse=0.5))
+    rl.tell(OPTIMUM, TEGScore(ntk_cond=12.0, regions=105.0, kr_mse=0.4))
+    rl.tell(OPTIMUM, TEGScore.flagged("nan"))
+    rl.tell(OPTIMUM, TEGScore(ntk_cond=12.0, regions=105.0, kr_mse=0.4))
+    expected = [
+        0.0,  # first tell
+        # kappa: -(8-10)/range(10,8)=1; regions: (110-100)/10=1; MSE range 0: skipped
+        2.0,
+        # kappa: -(12-8)/4=-1; regions: (105-110)/10=-0.5; MSE: -(0.4-0.5)/0.1=1
+        -0.5,
+        BAD_REWARD,
+        # compared with the last good score (the bad one enters neither the ranges nor "previous")
+        0.0,
+    ]
+    assert rl.rewards == pytest.approx(expected)
+    assert BAD_REWARD == -3.0
+
+
+def test_reinforce_range_uses_the_last_ten_values() -> None:
+    rl = ReinforceStrategy(SPACE, seed=0)
+    kappas = [0.0, 100.0] + [50.0] * 9 + [60.0]
+    for kappa in kappas:
+        rl.tell(OPTIMUM, TEGScore(ntk_cond=kappa, regions=1.0, kr_mse=1.0))
+    # The last 10 values are nine 50s and the 60 (the 0 and the 100 are out): range 10.
+    assert rl.rewards[-1] == pytest.approx(-(60.0 - 50.0) / 10.0)
+    assert rl.rewards[2] == pytest.approx(-(50.0 - 100.0) / 100.0)
+
+
+def test_reinforce_moves_probability_towards_rewarded_options() -> None:
+    rl = ReinforceStrategy(SPACE, seed=0)
+    assert all(p == pytest.approx(0.2) for probs in rl.probabilities.values() for p in probs)
+    poor = NB201Arch(("skip_connect",) * 6)
+    rl.tell(poor, fake_score(poor))
+    before = rl.probabilities
+    rl.tell(OPTIMUM, fake_score(OPTIMUM))  # an improvement: positive advantage
+    after = rl.probabilities
+    conv3 = OPS.index(CONV3)
+    for edge in after:
+        assert after[edge][conv3] > before[edge][conv3]
+        assert all(after[edge][i] < before[edge][i] for i in range(len(OPS)) if i != conv3)
+    for _ in range(15):
+        rl.tell(poor, fake_score(poor))
+        rl.tell(OPTIMUM, fake_score(OPTIMUM))
+    for probs in rl.probabilities.values():
+        assert max(probs) == probs[conv3] > 0.4
+    assert len(rl.policy_log) == len(rl.history) + 1
+    assert rl.policy_log[0]["1<-0"] == pytest.approx((0.2,) * 5)
+    assert rl.policy_log[-1] == rl.probabilities
+
+
+def test_reinforce_search_learns_the_fake_optimum_ops() -> None:
+    rl = ReinforceStrategy(SPACE, seed=0)
+    drive(rl, 150)
+    conv3 = OPS.index(CONV3)
+    mean_conv3 = statistics.mean(probs[conv3] for probs in rl.probabilities.values())
+    assert mean_conv3 > 0.35
+
+
+# --- pruning -----------------------------------------------------------------------------------------
+
+
+def test_pruning_drops_one_option_per_choice_per_round_and_finds_the_optimum() -> None:
+    calls: list[dict[str, tuple[str, ...]]] = []
+
+    def counting(mask: Mask) -> TEGScore:
+        calls.append({k: tuple(v) for k, v in mask.items()})
+        return fake_score_mask(mask)
+
+    prune = PruningStrategy(SPACE, counting, seed=0)
+    assert prune.n_supernet_evaluations == 0 and not calls  # lazy
+    found = prune.run()
+    assert found == OPTIMUM
+    rounds = prune.rounds
+    assert [len(r.mask["1<-0"]) for r in rounds] == [5, 4, 3, 2]
+    assert rounds[0].mask == SPACE.full_mask()
+    for current, following in zip(rounds, [*rounds[1:], None]):
+        assert set(current.dropped) == set(current.mask)
+        for edge, options in current.mask.items():
+            kept = tuple(o for o in options if o != current.dropped[edge])
+            assert len(kept) == len(options) - 1
+            if following is not None:
+                assert following.mask[edge] == kept
+        assert len(current.candidates) == sum(len(o) for o in current.mask.values())
+    assert [r.dropped["1<-0"] for r in rounds] == ["none", "skip_connect", "avg_pool_3x3", "nor_conv_1x1"]
+    assert prune.n_supernet_evaluations == len(calls) == 4 + 6 * (5 + 4 + 3 + 2)
+    assert prune.run() == found and prune.n_supernet_evaluations == len(calls)  # prunes once
+
+
+def test_pruning_deltas_and_ranks() -> None:
+    prune = PruningStrategy(SPACE, fake_score_mask)
+    prune.run()
+    first = prune.rounds[0]
+    by_option = {(c.choice, c.option): c for c in first.candidates}
+    conv3, none = by_option[("1<-0", CONV3)], by_option[("1<-0", "none")]
+    assert all(delta > 0 for delta in conv3.deltas.values())  # removing the best op hurts
+    assert all(delta < 0 for delta in none.deltas.values())  # removing "none" helps
+    assert conv3.rank_sum < none.rank_sum
+    base = first.baseline
+    assert conv3.deltas["ntk_cond"] == pytest.approx(conv3.score.ntk_cond - base.ntk_cond)
+    assert conv3.deltas["regions"] == pytest.approx(base.regions - conv3.score.regions)
+    assert conv3.deltas["kr_mse"] == pytest.approx(conv3.score.kr_mse - base.kr_mse)
+    # Ranks are over all candidates of the round (1 = largest delta).
+    deltas = [c.deltas["ntk_cond"] for c in first.candidates]
+    top = first.candidates[deltas.index(max(deltas))]
+    assert top.ranks["ntk_cond"] == 1.0
+    assert sum(c.rank_sum for c in first.candidates) == pytest.approx(3 * sum(range(1, 31)))
+
+
+def test_pruning_keeps_an_option_whose_removal_is_bad() -> None:
+    def breaks_without_none_on_first_edge(mask: Mask) -> TEGScore:
+        if "none" not in mask["1<-0"]:
+            return TEGScore.flagged("removing none broke it")
+        return fake_score_mask(mask)
+
+    prune = PruningStrategy(SPACE, breaks_without_none_on_first_edge)
+    found = prune.run()
+    assert found.ops[0] == "none"
+    assert found.ops[1:] == (CONV3,) * 5
+    for r in prune.rounds:
+        bad = [c for c in r.candidates if c.bad]
+        assert [(c.choice, c.option) for c in bad] == [("1<-0", "none")]
+        assert bad[0].rank_sum == -math.inf and math.isnan(bad[0].deltas["ntk_cond"])
+
+
+@pytest.mark.parametrize(
+    "scorer",
+    [lambda mask: TEGScore(1.0, 1.0, 1.0), lambda mask: TEGScore.flagged("always")],
+    ids=["all-tied", "all-bad"],
+)
+def test_pruning_ties_drop_the_last_option_in_space_order(scorer: Callable[[Mask], TEGScore]) -> None:
+    prune = PruningStrategy(SPACE, scorer)
+    assert prune.run() == NB201Arch(("none",) * 6)
+    assert [r.dropped["3<-2"] for r in prune.rounds] == list(reversed(OPS[1:]))
+
+
+def test_pruning_asks_found_then_small_supernet_then_mutations() -> None:
+    prune = PruningStrategy(SPACE, fake_score_mask, seed=0)
+    asked = drive(prune, 64 + 10)
+    assert asked[0] == OPTIMUM
+    small = prune.rounds[-1].mask
+    assert all(len(options) == 2 for options in small.values())
+    supernet_archs = asked[1:64]
+    assert len(set(supernet_archs)) == 63 and OPTIMUM not in supernet_archs
+    assert all(op in small[edge] for arch in supernet_archs for edge, op in SPACE.to_params(arch).items())
+    assert supernet_archs != sorted(supernet_archs)  # a shuffled order
+    assert all(hamming(arch, OPTIMUM) == 1 for arch in asked[64:])  # mutations of the best
+    assert prune.best() == OPTIMUM
+    assert not prune.is_finished()
+
+
+# --- factory -----------------------------------------------------------------------------------------
+
+
+def test_make_strategy_names_and_options() -> None:
+    assert isinstance(make_strategy("random", SPACE), RandomStrategy)
+    evo = make_strategy("Evolution", SPACE, seed=4, population_size=8, tournament_size=2)
+    assert isinstance(evo, EvolutionStrategy) and evo.population_size == 8 and evo.seed == 4
+    assert isinstance(make_strategy("reinforce", SPACE, learning_rate=0.1), ReinforceStrategy)
+    assert isinstance(make_strategy("prune", SPACE, score_mask=fake_score_mask), PruningStrategy)
+    with pytest.raises(ValueError, match="unknown strategy 'bayes'.*random, evolution, reinforce, prune"):
+        make_strategy("bayes", SPACE)
+    with pytest.raises(ValueError, match="score_mask"):
+        make_strategy("prune", SPACE)
+    with pytest.raises(TypeError):
+        make_strategy("random", SPACE, population_size=3)
+
+
+# --- search never peeks at accuracies ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", STRATEGY_NAMES)
+def test_search_never_loads_benchmark_accuracies(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from teg_plugin.benchmarks import nb201_accuracy
+
+    def forbidden() -> None:
+        raise AssertionError("a search strategy loaded benchmark accuracies")
+
+    monkeypatch.setattr(nb201_accuracy, "_load_arrays", forbidden)
+    with pytest.raises(AssertionError):
+        nb201_accuracy.NB201Accuracy.load()  # the guard is live
+    strategy = build(name, seed=0)
+    drive(strategy, 30)
+    strategy.best()
+
+
+def test_importing_strategies_imports_no_benchmark_or_framework() -> None:
+    code = (
+        "import sys, teg_plugin.strategies\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('optuna', 'nni')"
+        " or m.startswith('teg_plugin.benchmarks'))\n"
+        "print(','.join(bad))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""
+
+
+def test_strategies_source_imports_no_torch_optuna_nni_or_benchmarks() -> None:
+    forbidden = ("torch", "optuna", "nni", "teg_plugin.benchmarks")
+    files = sorted(Path(strategies_pkg.__file__).parent.glob("*.py"))
+    assert len(files) >= 6
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for module in names:
+                assert not any(module == f or module.startswith(f + ".") for f in forbidden), (path.name, module)
