@@ -8,6 +8,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 if TYPE_CHECKING:
+    import optuna
     from torch import nn
 
 ArchT = TypeVar("ArchT", bound=Hashable)
@@ -99,3 +100,12 @@ class SearchSpace(ABC, Generic[ArchT]):
     def index(self, arch: ArchT) -> int | None:
         """A benchmark index for ``arch``, where the space has one."""
         return None
+
+    def suggest(self, trial: optuna.Trial) -> ArchT:
+        """Suggest an architecture in an Optuna trial: one ``suggest_categorical`` per choice
+        (see :func:`teg_plugin.optuna.suggest`). Needs Optuna, imported only here."""
+        try:
+            from teg_plugin.optuna import suggest
+        except ImportError as exc:
+            raise ImportError(f"SearchSpace.suggest needs Optuna ({exc}); pip install 'optuna>=4.0'") from exc
+        return suggest(self, trial)

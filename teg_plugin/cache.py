@@ -95,7 +95,13 @@ class ScoreCache:
         self._engine = sa.create_engine(self.url, **options)
         if is_sqlite:
             sa.event.listen(self._engine, "connect", _sqlite_pragmas)
-        _metadata.create_all(self._engine, checkfirst=True)
+        try:
+            _metadata.create_all(self._engine, checkfirst=True)
+        except sa.exc.DBAPIError:
+            # Several processes opening one fresh cache at once: another one created the table
+            # between our check and our CREATE TABLE. Only a missing table is an error.
+            if not sa.inspect(self._engine).has_table(_scores.name):
+                raise
 
     def get(self, key: CacheKey) -> TEGScore | None:
         """The cached score for ``key``, or ``None``."""

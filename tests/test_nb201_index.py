@@ -117,10 +117,20 @@ def test_canonical_arch_properties() -> None:
         rep = canonical_arch(arch)
         key = canonical_key(arch)
         assert canonical_key(rep) == key
-        assert index_of(rep) == min(members[key])
+        leanest = min(members[key], key=lambda i: (sum(op != "none" for op in arch_at(i).ops), i))
+        assert index_of(rep) == leanest
         assert canonical_arch(rep) == rep
     reps = {canonical_arch(arch) for arch in all_archs()}
     assert len(reps) == 6466
+
+
+def test_representative_drops_dead_edges() -> None:
+    # Node 3 receives nothing: every edge is dead, so the representative is the all-none cell.
+    dead = NB201Arch.parse("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|none~0|none~1|none~2|")
+    assert canonical_arch(dead) == NB201Arch(("none",) * 6)
+    # Node 1 is cut off from node 3 (and node 2 only feeds node 3 through node 1's zero): its conv is dead.
+    partly = NB201Arch.parse("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
+    assert canonical_arch(partly).ops == ("none", "none", "none", "skip_connect", "none", "none")
 
 
 def test_isomorphic_pair() -> None:

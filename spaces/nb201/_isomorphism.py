@@ -48,19 +48,27 @@ def canonical_key(arch: NB201Arch) -> str:
     return nodes[-1]
 
 
+def _leanness(index: int, arch: NB201Arch) -> tuple[int, int]:
+    return (sum(op != "none" for op in arch.ops), index)
+
+
 @lru_cache(maxsize=1)
-def _min_index_by_key() -> dict[str, int]:
-    # all_archs() is in index order, so the first member seen of each class has the lowest index.
-    first: dict[str, int] = {}
+def _representative_by_key() -> dict[str, int]:
+    best: dict[str, tuple[tuple[int, int], int]] = {}
     for index, arch in enumerate(all_archs()):
-        first.setdefault(canonical_key(arch), index)
-    return first
+        key, rank = canonical_key(arch), _leanness(index, arch)
+        if key not in best or rank < best[key][0]:
+            best[key] = (rank, index)
+    return {key: index for key, (_, index) in best.items()}
 
 
 def canonical_arch(arch: NB201Arch) -> NB201Arch:
-    """The representative of ``arch``'s class: the member with the lowest NB201 index.
+    """The representative of ``arch``'s class: its leanest member (fewest non-``none`` edges), and
+    among those the one with the lowest NB201 index.
 
-    Idempotent, and the same for every member of a class. The first call scans all 15,625 cells once
-    (a fraction of a second); later calls are dict lookups.
+    Members of a class differ in edges that do not contribute to the cell output; the leanest member
+    has those edges set to ``none``, so it holds no dead ops whose weights or ReLUs would enter the
+    indicators. Idempotent, and the same for every member of a class. The first call scans all 15,625
+    cells once (a fraction of a second); later calls are dict lookups.
     """
-    return all_archs()[_min_index_by_key()[canonical_key(arch)]]
+    return all_archs()[_representative_by_key()[canonical_key(arch)]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 
 import torch
@@ -52,7 +53,11 @@ def _run_correlation(args: argparse.Namespace) -> int:
         truth_column=args.truth_column,
         progress=not args.quiet,
     )
-    dicts = [{"predictor": r.name, "n": r.n, "kendall_tau": r.kendall, "spearman_rho": r.spearman} for r in rows]
+    # NaN (fewer than 3 pairs, or a constant predictor) becomes null: json.dumps would write NaN, not JSON.
+    dicts = [
+        {"predictor": r.name, "n": r.n, "kendall_tau": _finite(r.kendall), "spearman_rho": _finite(r.spearman)}
+        for r in rows
+    ]
     if args.format == "json":
         print(json.dumps({"truth_column": args.truth_column, "data": scorer.data.source, "rows": dicts}, indent=2))
     else:
@@ -86,3 +91,7 @@ def _run_speed(args: argparse.Namespace) -> int:
         for key, value in summary.items():
             print(f"{key:24s} {value:.4g}" if isinstance(value, float) else f"{key:24s} {value}")
     return 0 if result.same_ranking else 1
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None

@@ -14,15 +14,17 @@ class UsageError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from teg_plugin.cli import _bench, _score
+    from teg_plugin.cli import _bench, _plot, _score, _search
 
     parser = argparse.ArgumentParser(
         prog="teg-nas", description="Training-free neural architecture search with TEG indicators (TEG-NAS)."
     )
     parser.add_argument("--version", action="version", version=f"teg-nas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _search.add_parser(sub)
     _score.add_parser(sub)
     _bench.add_parser(sub)
+    _plot.add_parser(sub)
     return parser
 
 

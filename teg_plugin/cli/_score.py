@@ -37,7 +37,10 @@ def run(args: argparse.Namespace) -> int:
     elif args.index:
         if not hasattr(space, "arch_at"):
             raise ValueError(f"--index needs a benchmark space; {space.name} has no index")
-        archs = [space.arch_at(i) for i in args.index]
+        try:
+            archs = [space.arch_at(i) for i in args.index]
+        except IndexError as err:  # an out-of-range index is bad input, not a crash
+            raise ValueError(str(err)) from None
     else:
         if args.sample < 1:
             raise ValueError(f"--sample must be at least 1, got {args.sample}")

@@ -36,7 +36,9 @@ def recording_patterns(model: nn.Module, keep: Iterable[str] | None = None) -> I
     records: list[torch.Tensor] = []
     handles = []
 
-    def hook(module: nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+    # A pre-hook sees the input before the module runs: an in-place activation (ReLU6(inplace=True),
+    # as in MobileNet) overwrites it, which would hide ReLU6's upper knee from a forward hook.
+    def hook(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
         x = args[0].detach().flatten(1)
         records.append(x > 0)
         if isinstance(module, nn.ReLU6):
@@ -45,7 +47,7 @@ def recording_patterns(model: nn.Module, keep: Iterable[str] | None = None) -> I
     try:
         for name, module in model.named_modules():
             if isinstance(module, RELU_FAMILY) and (wanted is None or name in wanted):
-                handles.append(module.register_forward_hook(hook))
+                handles.append(module.register_forward_pre_hook(hook))
         if not handles:
             raise NoReLUError(
                 f"{type(model).__name__} has no ReLU-family activation modules ({', '.join(c.__name__ for c in RELU_FAMILY)}); "

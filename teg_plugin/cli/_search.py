@@ -1,0 +1,209 @@
+"""``teg-nas search``: the main job — a TEG-guided search stored in an Optuna study."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import sys
+import time
+from typing import Any
+
+from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer
+
+DEFAULT_STORAGE = "sqlite:///teg-nas.db"
+#: Default budget: ~10 minutes of scoring on a 2-core CPU at the paper's protocol (3 repeats).
+DEFAULT_BUDGET = 60
+STRATEGIES = ("evolution", "reinforce", "prune", "random")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "search",
+        help="search a space guided by TEG scores (an Optuna study you can review in optuna-dashboard)",
+        description="Run a training-free, TEG-guided architecture search stored in an Optuna study.",
+    )
+    add_space_option(parser)
+    parser.add_argument("--strategy", choices=STRATEGIES, default="evolution", help="search strategy (default: %(default)s)")
+    parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help="architectures (trials) the study holds when done (default: %(default)s)")
+    parser.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL, or journal:PATH (default: %(default)s)")
+    parser.add_argument("--study-name", default=None, help="study name (default: teg-<space>-<strategy>-seed<seed>); an existing study resumes")
+    parser.add_argument("--seed", type=int, default=0, help="search seed (default: %(default)s)")
+    parser.add_argument("--objective", choices=("rank", "multi"), default="rank", help="single rank-based objective, or three objectives (T, E, G) for a Pareto front")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the study and the score cache (default: %(default)s)")
+    add_scoring_options(parser)
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="result format (default: %(default)s)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.budget < 1:
+        raise ValueError(f"--budget must be at least 1, got {args.budget}")
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    args.study_name = args.study_name or f"teg-{args.space}-{args.strategy}-seed{args.seed}"
+    start = time.perf_counter()
+    extra = []
+    if args.workers > 1:
+        context = multiprocessing.get_context("spawn")
+        for _ in range(args.workers - 1):
+            worker_args = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "run"})
+            worker_args.quiet = True
+            extra.append(context.Process(target=_worker, args=(worker_args,), daemon=False))
+        for process in extra:
+            process.start()
+    try:
+        study, scorer = _optimize(args, show_progress=not args.quiet)
+    finally:
+        for process in extra:
+            process.join()
+    failed = [p.exitcode for p in extra if p.exitcode != 0]
+    if failed:
+        print(f"teg-nas: warning: {len(failed)} worker(s) exited with status {failed}", file=sys.stderr)
+    summary = _summarise(study, scorer, args, time.perf_counter() - start)
+    if args.format == "json":
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_text(summary)
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> None:
+    _optimize(args, show_progress=False)
+
+
+def _optimize(args: argparse.Namespace, *, show_progress: bool):  # type: ignore[no-untyped-def]
+    import optuna
+
+    from teg_plugin.optuna import TEGSampler, create_storage, zero_cost_objective
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    scorer = make_scorer(args)
+    storage = create_storage(args.storage)
+    sampler = TEGSampler(scorer.space, scorer, strategy=args.strategy, seed=args.seed)
+    multi = args.objective == "multi"
+    study = optuna.create_study(
+        study_name=args.study_name,
+        storage=storage,
+        sampler=sampler,
+        load_if_exists=True,
+        directions=["minimize", "maximize", "minimize"] if multi else ["minimize"],
+    )
+    if multi:
+        study.set_metric_names(["ntk_cond", "regions", "kr_mse"])
+    else:
+        study.set_metric_names(["teg_rank_score"])
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    done = len(study.get_trials(deepcopy=False, states=finished))
+    remaining = max(args.budget - done, 0)
+    if remaining == 0:
+        return study, scorer
+    callbacks = [optuna.study.MaxTrialsCallback(args.budget, states=finished)]
+    bar = None
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=args.budget, initial=done, desc=f"search ({args.strategy})", unit="arch", file=sys.stderr)
+
+        def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            bar.n = min(len(study.get_trials(deepcopy=False, states=finished)), args.budget)
+            bar.set_postfix_str(f"last: {trial.user_attrs.get('arch', '?')}", refresh=False)
+            bar.refresh()
+
+        callbacks.append(advance)
+    try:
+        study.optimize(
+            zero_cost_objective(scorer.space, scorer, multi_objective=multi),
+            n_trials=remaining,
+            callbacks=callbacks,
+            gc_after_trial=False,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    return study, scorer
+
+
+def _summarise(study: Any, scorer: Any, args: argparse.Namespace, seconds: float) -> dict[str, Any]:
+    import optuna
+
+    from teg_plugin.optuna import best_trial
+
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    trials = study.get_trials(deepcopy=False, states=finished)
+    best = best_trial(study)
+    attrs = best.user_attrs
+    arch_texts = {t.user_attrs.get("arch") for t in trials if t.user_attrs.get("arch")}
+    summary: dict[str, Any] = {
+        "best_arch": attrs.get("arch"),
+        "index": attrs.get("index"),
+        "ntk_cond": attrs.get("ntk_cond"),
+        "regions": attrs.get("regions"),
+        "kr_mse": attrs.get("kr_mse"),
+        "bad": attrs.get("bad"),
+        "best_trial": best.number,
+        "n_trials": len(trials),
+        "n_scored": len(arch_texts),
+        "n_measured_here": scorer.n_measured,
+        "seconds": round(seconds, 2),
+        "strategy": args.strategy,
+        "study_name": study.study_name,
+        "storage": args.storage,
+        "data": scorer.data.source,
+    }
+    summary.update(_benchmark_report(scorer, attrs.get("arch"), study))
+    _publish(study, scorer)
+    return summary
+
+
+def _benchmark_report(scorer: Any, arch_text: str | None, study: Any) -> dict[str, Any]:
+    """NB201 only, after the search: the benchmark accuracy of the chosen arch, for the report."""
+    if arch_text is None or scorer.space.name != "nas-bench-201":
+        return {}
+    from teg_plugin.benchmarks.nb201_accuracy import NB201Accuracy
+
+    table = NB201Accuracy.load()
+    report = {
+        "benchmark_cifar10_valid": round(table.valid(arch_text), 4),
+        "benchmark_cifar10_test": round(table.test(arch_text), 4),
+    }
+    for key, value in report.items():
+        study.set_user_attr(f"best_{key}", value)
+    return report
+
+
+def _publish(study: Any, scorer: Any) -> None:
+    try:
+        from teg_plugin.dashboard import publish_to_dashboard
+    except ImportError:
+        return
+    try:
+        publish_to_dashboard(study)
+    except ImportError as err:
+        print(f"teg-nas: note: figures not saved to the study ({err})", file=sys.stderr)
+
+
+def _print_text(summary: dict[str, Any]) -> None:
+    lines = [
+        f"best architecture  {summary['best_arch']}",
+        f"  NB201 index      {summary['index']}" if summary.get("index") is not None else None,
+        f"  T  ntk_cond      {_num(summary['ntk_cond'])}   (lower is better)",
+        f"  E  regions       {_num(summary['regions'])}   (higher is better)",
+        f"  G  kr_mse        {_num(summary['kr_mse'])}   (lower is better)",
+        (
+            f"  NB201 CIFAR-10   valid {summary['benchmark_cifar10_valid']:.2f}%  test {summary['benchmark_cifar10_test']:.2f}%"
+            "   (benchmark lookup, after the search)"
+            if "benchmark_cifar10_test" in summary
+            else None
+        ),
+        f"{summary['n_trials']} trials, {summary['n_scored']} distinct architectures, "
+        f"{summary['n_measured_here']} measured in this run, {summary['seconds']:.1f} s",
+        f"study '{summary['study_name']}' in {summary['storage']}",
+        f"review it:  optuna-dashboard {summary['storage']}" if "://" in summary["storage"] else None,
+    ]
+    print("\n".join(line for line in lines if line is not None))
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:.6g}"

@@ -1,0 +1,61 @@
+"""TEG-NAS for Optuna: search spaces as categorical parameters, a TEG-guided sampler, a pre-training
+pruner, a zero-cost objective and crash-tolerant storages.
+
+Example:
+    >>> import optuna
+    >>> from teg_plugin.config import TEGConfig
+    >>> from teg_plugin.scorer import TEGScorer
+    >>> from teg_plugin.optuna import TEGSampler, best_trial, zero_cost_objective
+    >>> scorer = TEGScorer("nas-bench-201", data="synthetic", device="cpu",
+    ...                    config=TEGConfig(repeat=1, batch_size=8, regions_batch_size=64, regions_batches=2))
+    >>> study = optuna.create_study(sampler=TEGSampler(scorer.space, scorer, seed=0))
+    >>> study.optimize(zero_cost_objective(scorer.space, scorer), n_trials=3)
+    >>> best_trial(study).user_attrs["arch"].startswith("|")
+    True
+"""
+
+from __future__ import annotations
+
+try:
+    import optuna as _optuna  # noqa: F401
+except ImportError as exc:  # pragma: no cover - optuna is a dependency; this guards broken installs
+    raise ImportError(
+        "teg_plugin.optuna needs Optuna: pip install 'optuna>=4.0' (or reinstall teg-plugin)"
+    ) from exc
+
+from teg_plugin.optuna._attrs import (
+    ARCH_ATTR,
+    BAD_ATTR,
+    INDEX_ATTR,
+    INDICATOR_ATTRS,
+    TEG_ATTRS,
+    score_from_user_attrs,
+    teg_user_attrs,
+)
+from teg_plugin.optuna._objective import DIRECTIONS, METRIC_NAMES, best_trial, zero_cost_objective
+from teg_plugin.optuna._pruner import TEGPruner, should_prune_zero_cost
+from teg_plugin.optuna._sampler import TEGSampler
+from teg_plugin.optuna._storage import DEFAULT_STORAGE_URL, JOURNAL_PREFIX, create_storage
+from teg_plugin.optuna._suggest import search_space, suggest
+
+__all__ = [
+    "ARCH_ATTR",
+    "BAD_ATTR",
+    "DEFAULT_STORAGE_URL",
+    "DIRECTIONS",
+    "INDEX_ATTR",
+    "INDICATOR_ATTRS",
+    "JOURNAL_PREFIX",
+    "METRIC_NAMES",
+    "TEG_ATTRS",
+    "TEGPruner",
+    "TEGSampler",
+    "best_trial",
+    "create_storage",
+    "score_from_user_attrs",
+    "search_space",
+    "should_prune_zero_cost",
+    "suggest",
+    "teg_user_attrs",
+    "zero_cost_objective",
+]

@@ -1,0 +1,114 @@
+"""The zero-cost objective (TEG values instead of training), and the TEG winner of a study."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import optuna
+
+from teg_plugin.optuna._attrs import normalized_rank_sum, scored_trials, teg_user_attrs
+from teg_plugin.optuna._suggest import suggest
+from teg_plugin.scores import INDICATORS, best_index
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
+
+    from teg_plugin.scorer import TEGScorer
+    from teg_plugin.spaces._base import SearchSpace
+
+#: Directions of the multi-objective zero-cost study, in :data:`METRIC_NAMES` order.
+DIRECTIONS: tuple[str, ...] = ("minimize", "maximize", "minimize")
+#: Metric names of the multi-objective zero-cost study (``study.set_metric_names(list(METRIC_NAMES))``).
+METRIC_NAMES: tuple[str, ...] = INDICATORS
+
+ZeroCostObjective = Callable[[optuna.Trial], float | tuple[float, float, float]]
+
+
+def zero_cost_objective(space: SearchSpace, scorer: TEGScorer, *, multi_objective: bool = False) -> ZeroCostObjective:
+    """An objective that scores the suggested architecture with TEG instead of training it.
+
+    The objective suggests an architecture (:func:`suggest`), scores it with ``scorer``, writes the
+    TEG user attributes, and returns:
+
+    * single-objective (default; ``direction="minimize"``): the architecture's **rank-based score**,
+      its TEG rank-sum among every trial with TEG attributes so far (failed trials aside, this one
+      included) divided by the number of good architectures among them. It lies in ``(0, 3]``, lower
+      is better; 3/n means best on all three indicators among n. The value is relative to the trials
+      that existed when the trial finished, so :func:`best_trial` (not ``study.best_trial``) gives
+      the exact TEG winner.
+    * ``multi_objective=True``: ``(ntk_cond, regions, kr_mse)``, for a study with
+      ``directions=DIRECTIONS`` (minimize, maximize, minimize); ``study.best_trials`` is the Pareto
+      front. Name the metrics with ``study.set_metric_names(list(METRIC_NAMES))``.
+
+    A ``bad`` architecture (an undefined indicator) has no meaningful value: the objective raises
+    :class:`optuna.TrialPruned` after writing its attributes, in both modes. It therefore never
+    enters ``best_trial``, ``best_trials`` or the Pareto front, every sampler sees it as a failed
+    attempt, and :class:`TEGSampler` still learns that it ranks last.
+
+    Args:
+        space: the search space.
+        scorer: scores architectures of ``space`` (share it with :class:`TEGSampler`).
+        multi_objective: return the three indicators instead of the rank-based score.
+
+    Example:
+        >>> import optuna
+        >>> from teg_plugin.config import TEGConfig
+        >>> from teg_plugin.scorer import TEGScorer
+        >>> scorer = TEGScorer("nas-bench-201", data="synthetic", device="cpu",
+        ...                    config=TEGConfig(repeat=1, batch_size=8, regions_batch_size=64, regions_batches=2))
+        >>> study = optuna.create_study(directions=list(DIRECTIONS),
+        ...                             sampler=optuna.samplers.RandomSampler(seed=0))
+        >>> study.set_metric_names(list(METRIC_NAMES))
+        >>> study.optimize(zero_cost_objective(scorer.space, scorer, multi_objective=True), n_trials=3)
+        >>> study.metric_names
+        ['ntk_cond', 'regions', 'kr_mse']
+    """
+    if scorer.space.name != space.name:
+        raise ValueError(f"the scorer scores {scorer.space.name!r} but the objective searches {space.name!r}")
+
+    def objective(trial: optuna.Trial) -> float | tuple[float, float, float]:
+        arch = suggest(space, trial)
+        score = scorer.score(arch)
+        current = trial.user_attrs
+        for key, value in teg_user_attrs(space, arch, score).items():
+            if key not in current or current[key] != value:
+                trial.set_user_attr(key, value)
+        if score.bad:
+            raise optuna.TrialPruned(f"bad architecture {space.format(arch)}: {score.reason or 'undefined indicator'}")
+        if multi_objective:
+            return float(score.ntk_cond), float(score.regions), float(score.kr_mse)
+        others = [other for _, other in scored_trials(trial.study, exclude_number=trial.number)]
+        return normalized_rank_sum(score, others)
+
+    return objective
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial:
+    """The complete trial with the lowest TEG rank-sum among all complete trials (the first among equals).
+
+    Rank-sums are recomputed from the trials' TEG user attributes, so this is the exact TEG winner
+    of the study whatever the objective returned (the zero-cost objective's values are relative to
+    the trials that existed when each finished). Works for single- and multi-objective studies.
+
+    Raises:
+        ValueError: no complete trial has TEG attributes.
+
+    Example:
+        >>> import optuna
+        >>> from optuna.trial import create_trial
+        >>> study = optuna.create_study()
+        >>> for arch, cond, regions in [("a", 50.0, 10.0), ("b", 5.0, 90.0), ("c", 20.0, 40.0)]:
+        ...     study.add_trial(create_trial(value=0.0, user_attrs={"arch": arch, "ntk_cond": cond,
+        ...                                                         "regions": regions, "kr_mse": 0.1, "bad": False}))
+        >>> best_trial(study).number
+        1
+    """
+    complete = [
+        (trial, score)
+        for trial, score in scored_trials(study)
+        if trial.state == optuna.trial.TrialState.COMPLETE
+    ]
+    if not complete:
+        raise ValueError("no complete trial has TEG user attributes (arch, ntk_cond, regions, kr_mse, bad)")
+    return complete[best_index([score for _, score in complete])][0]

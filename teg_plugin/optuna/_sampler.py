@@ -1,0 +1,370 @@
+"""TEGSampler: an Optuna sampler driven by a TEG-guided search strategy."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import warnings
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.trial import TrialState
+
+from teg_plugin.optuna._attrs import teg_user_attrs, write_user_attrs
+from teg_plugin.optuna._suggest import search_space as _search_space
+from teg_plugin.scores import TEGScore, rank_sums
+from teg_plugin.strategies import STRATEGY_NAMES, Strategy, make_strategy
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.distributions import BaseDistribution
+    from optuna.trial import FrozenTrial
+
+    from teg_plugin.scorer import TEGScorer
+    from teg_plugin.spaces._base import SearchSpace
+
+#: Trials whose architecture the zero-cost mode tells the strategy.
+_TOLD_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+#: Extra strategy steps the guided mode may take to find an architecture no trial has had yet.
+_MAX_EXTRA_GUIDED_STEPS = 1000
+#: Guided mode: at most this many strategy steps per new architecture it is asked to score.
+_GUIDED_STEPS_PER_CLASS = 20
+
+
+class TEGSampler(BaseSampler):
+    """Propose architectures of ``space`` with a TEG-guided search strategy.
+
+    The sampler owns the parameters of :meth:`SearchSpace.choices` (the ones :func:`suggest`
+    suggests); any other parameter is sampled by a seeded :class:`~optuna.samplers.RandomSampler`,
+    with a one-time warning.
+
+    **Two modes.**
+
+    * ``steps_per_trial=1`` (**zero-cost search**): one strategy step per trial. The objective scores
+      the architecture and returns TEG values (:func:`zero_cost_objective`); the strategy learns the
+      TEG score of every finished (complete or pruned) trial.
+    * ``steps_per_trial=k>1`` (**guided search**, for an expensive objective such as training):
+      between trials the sampler itself runs ask/score/tell steps of the strategy with ``scorer``
+      (cheap) until ``k`` more distinct architectures (isomorphism classes) have been scored (a
+      repeated proposal costs nothing and does not count; at most 20 steps per class), and proposes
+      the architecture of the strategy's history with the lowest TEG rank-sum whose isomorphism
+      class no trial has had yet. Trial values are never shown to the strategy: the search stays
+      training-free whatever the objective returns.
+
+    Either way the proposed architecture's TEG user attributes (``arch``, ``index``, ``ntk_cond``,
+    ``regions``, ``kr_mse``, ``bad``) are written when it is proposed, so they exist even while the
+    objective trains, and :class:`TEGPruner` can use them.
+
+    **State comes from the study.** No search state is kept across processes: every proposal
+    rebuilds the strategy from the study's trials, with a fresh strategy seeded with ``seed``.
+
+    * Zero-cost mode tells it the architecture and TEG score of every complete or pruned trial, in
+      trial-number order, then asks once for each lower-numbered trial that is running, waiting or
+      failed (those hold, or are about to receive, a proposal; a failed architecture is not
+      proposed again at once), then asks for this trial.
+    * Guided mode replays the strategy steps of every earlier trial that had a proposal; they
+      depend on nothing but ``seed`` and their number.
+
+    A study resumed in a new process, or shared by several processes, therefore proposes exactly
+    what one uninterrupted run would. Scores come from ``scorer``, so a persistent score cache
+    (``TEGScorer(..., cache=path)``) makes the rebuild free in a new process. Within a process the
+    told strategy is kept and reused while the finished trials only grow.
+
+    Deterministic: the same ``seed`` on the same sequential study gives the same parameters.
+    Parallel workers (``n_jobs>1``, several processes) get different proposals as long as each
+    trial is created before the next one asks; a race can repeat an architecture.
+
+    Args:
+        space: the search space (the same as the objective's).
+        scorer: scores architectures of ``space``. Share it with the objective: its memo then makes
+            the objective's score free.
+        strategy: ``"evolution"`` (default), ``"random"``, ``"reinforce"`` or ``"prune"``
+            (see :func:`teg_plugin.strategies.make_strategy`).
+        seed: seed of the strategy and of the fallback sampler.
+        steps_per_trial: 1 for zero-cost search, ``k > 1`` for guided search.
+        strategy_options: keyword arguments of the strategy (e.g. ``{"population_size": 32}``).
+        warn_independent_sampling: warn (once per parameter) when a parameter outside ``space`` is
+            sampled by the fallback sampler.
+
+    Example:
+        Zero-cost search (the objective returns TEG values):
+
+        >>> import optuna
+        >>> from teg_plugin.config import TEGConfig
+        >>> from teg_plugin.scorer import TEGScorer
+        >>> from teg_plugin.optuna import TEGSampler, zero_cost_objective, best_trial
+        >>> scorer = TEGScorer("nas-bench-201", data="synthetic", device="cpu",
+        ...                    config=TEGConfig(repeat=1, batch_size=8, regions_batch_size=64, regions_batches=2))
+        >>> sampler = TEGSampler(scorer.space, scorer, seed=0, strategy_options={"population_size": 4,
+        ...                                                                     "tournament_size": 2})
+        >>> study = optuna.create_study(sampler=sampler)
+        >>> study.optimize(zero_cost_objective(scorer.space, scorer), n_trials=6)
+        >>> sorted(best_trial(study).user_attrs)
+        ['arch', 'bad', 'index', 'kr_mse', 'ntk_cond', 'regions']
+
+        Guided search (three cheap TEG steps per expensive trial; the objective would train):
+
+        >>> from teg_plugin.optuna import suggest
+        >>> def train(trial):
+        ...     arch = suggest(scorer.space, trial)
+        ...     return 0.0  # train ``arch`` and return its validation accuracy
+        >>> study = optuna.create_study(direction="maximize",
+        ...                             sampler=TEGSampler(scorer.space, scorer, steps_per_trial=3))
+        >>> study.optimize(train, n_trials=2)
+        >>> len({t.user_attrs["arch"] for t in study.trials})
+        2
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        scorer: TEGScorer,
+        *,
+        strategy: str = "evolution",
+        seed: int = 0,
+        steps_per_trial: int = 1,
+        strategy_options: Mapping[str, Any] | None = None,
+        warn_independent_sampling: bool = True,
+    ) -> None:
+        if scorer.space.name != space.name:
+            raise ValueError(f"the scorer scores {scorer.space.name!r} but the sampler searches {space.name!r}")
+        if isinstance(steps_per_trial, bool) or not isinstance(steps_per_trial, int) or steps_per_trial < 1:
+            raise ValueError(f"steps_per_trial must be an int >= 1, got {steps_per_trial!r}")
+        if strategy.strip().lower() not in STRATEGY_NAMES:
+            raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGY_NAMES)}")
+        self._space = space
+        self._scorer = scorer
+        self._strategy_name = strategy
+        self._seed = int(seed)
+        self._steps = steps_per_trial
+        self._options = dict(strategy_options or {})
+        self._new_strategy()  # fail now, not in the first trial, on a bad option
+        self._distributions = _search_space(space)
+        self._names = tuple(self._distributions)
+        self._random = RandomSampler(seed=seed)
+        self._warn_independent = warn_independent_sampling
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+        self._scores: dict[Hashable, TEGScore] = {}
+        self._canonical: dict[Hashable, Hashable] = {}
+        #: Zero-cost mode: (numbers of the told trials, the strategy that was told them and never asked).
+        self._snapshot: tuple[tuple[int, ...], Strategy] | None = None
+        self._use_snapshot = True
+        #: Guided mode: the strategy and every (arch, score) step it has taken, in order.
+        self._guided: Strategy | None = None
+        self._guided_steps: list[tuple[Hashable, TEGScore]] = []
+        self._guided_classes: set[Hashable] = set()
+        #: Guided mode: the step at which each new isomorphism class was first scored.
+        self._guided_first_seen: list[int] = []
+
+    @property
+    def space(self) -> SearchSpace:
+        """The search space."""
+        return self._space
+
+    @property
+    def scorer(self) -> TEGScorer:
+        """The scorer of every TEG value this sampler uses."""
+        return self._scorer
+
+    @property
+    def steps_per_trial(self) -> int:
+        """Strategy steps per trial (1: zero-cost search; more: guided search)."""
+        return self._steps
+
+    def reseed_rng(self) -> None:
+        """Reseed the fallback sampler. The strategy's seed stays: it is what lets every worker and
+        every resumed process rebuild the same search from the study."""
+        self._random.reseed_rng()
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        """The space's categorical distributions, known from trial 0 on."""
+        return dict(self._distributions)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        """The next architecture of the strategy as parameters; writes its TEG user attributes."""
+        if not search_space or any(name not in search_space for name in self._names):
+            return {}
+        with self._lock:
+            trials = study.get_trials(deepcopy=False)
+            if self._steps == 1:
+                arch = self._zero_cost_proposal(trials, trial)
+            else:
+                arch = self._guided_proposal(trials, trial)
+        params = self._space.to_params(arch)
+        fixed = trial.system_attrs.get("fixed_params") or {}
+        final: Hashable | None = arch
+        if any(name in fixed for name in params):  # an enqueued trial: Optuna uses its fixed values
+            try:
+                final = self._space.from_params({name: fixed.get(name, value) for name, value in params.items()})
+            except ValueError:
+                final = None
+        if final is not None:
+            score = self._score_all([final])[0]
+            attrs = teg_user_attrs(self._space, final, score)
+            write_user_attrs(study._storage, trial._trial_id, attrs, trial.user_attrs)
+            # ``trial`` is the live Trial's cached copy: updating it lets the objective (and
+            # ``Trial.should_prune``) see the attributes without a storage round trip.
+            trial.user_attrs.update(attrs)
+        return {name: value for name, value in params.items() if name in search_space and name not in fixed}
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        """Sample a parameter outside the search space with the seeded fallback RandomSampler."""
+        if self._warn_independent and param_name not in self._warned:
+            self._warned.add(param_name)
+            reason = (
+                f"it is not a choice of the {self._space.name} search space"
+                if param_name not in self._distributions
+                else "its distribution differs from the search space's"
+            )
+            warnings.warn(
+                f"The parameter {param_name!r} in trial #{trial.number} is sampled independently by "
+                f"RandomSampler instead of TEGSampler because {reason}. Pass "
+                "warn_independent_sampling=False to TEGSampler if this is intended.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return self._random.sample_independent(study, trial, param_name, param_distribution)
+
+    # -- zero-cost mode --------------------------------------------------------------------------
+
+    def _zero_cost_proposal(self, trials: Sequence[FrozenTrial], trial: FrozenTrial) -> Hashable:
+        told: list[tuple[int, Hashable]] = []
+        pending = 0
+        for other in trials:
+            if other.number == trial.number:
+                continue
+            if other.state in _TOLD_STATES:
+                arch = self._arch_of(other)
+                if arch is not None:
+                    told.append((other.number, arch))
+            elif other.number < trial.number:
+                pending += 1  # running, waiting or failed: it holds (or will get) an earlier proposal
+        told.sort(key=lambda pair: pair[0])
+        strategy = self._replayed(told)
+        for _ in range(pending):
+            strategy.ask()
+        return strategy.ask()
+
+    def _replayed(self, told: list[tuple[int, Hashable]]) -> Strategy:
+        """A strategy told ``told`` in order and never asked (a copy the caller may ask)."""
+        numbers = tuple(number for number, _ in told)
+        base: Strategy | None = None
+        new = told
+        if self._use_snapshot and self._snapshot is not None:
+            known, strategy = self._snapshot
+            if numbers[: len(known)] == known:
+                base, new = strategy, told[len(known) :]
+        if base is None:
+            base = self._new_strategy()
+        archs = [arch for _, arch in new]
+        base.replay(zip(archs, self._score_all(archs), strict=True))
+        self._snapshot = (numbers, base)
+        # The snapshot must stay un-asked: hand out a copy. It shares the space, the scorer and the
+        # told (arch, score) pairs, which are immutable, so copying costs little.
+        memo: dict[int, Any] = {id(self._space): self._space, id(self._scorer): self._scorer}
+        for pair in base.history:
+            memo[id(pair)] = pair
+            memo[id(pair[0])] = pair[0]
+            memo[id(pair[1])] = pair[1]
+        return copy.deepcopy(base, memo)
+
+    # -- guided mode -----------------------------------------------------------------------------
+
+    def _guided_proposal(self, trials: Sequence[FrozenTrial], trial: FrozenTrial) -> Hashable:
+        rounds = 0
+        proposed: set[Hashable] = set()
+        for other in trials:
+            if other.number == trial.number:
+                continue
+            arch = self._arch_of(other)
+            if arch is not None:
+                proposed.add(self._canonical_of(arch))
+            if other.number < trial.number and (arch is not None or not other.state.is_finished()):
+                rounds += 1  # it had (or is about to get) a proposal
+        end = self._guided_window(self._steps * (rounds + 1))
+        window = self._guided_steps[:end]
+        sums = rank_sums([score for _, score in window])
+        for i in sorted(range(len(window)), key=lambda i: (sums[i], i)):
+            if self._canonical_of(window[i][0]) not in proposed:
+                return window[i][0]
+        for step in range(end, end + _MAX_EXTRA_GUIDED_STEPS):
+            self._advance(step + 1)
+            arch = self._guided_steps[step][0]
+            if self._canonical_of(arch) not in proposed:
+                return arch
+        warnings.warn(
+            f"TEGSampler found no architecture that no trial has had after {end + _MAX_EXTRA_GUIDED_STEPS} "
+            "strategy steps; proposing the best one again",
+            UserWarning,
+            stacklevel=3,
+        )
+        best = min(range(len(window)), key=lambda i: (sums[i], i))
+        return window[best][0]
+
+    def _guided_window(self, n_classes: int) -> int:
+        """How many guided steps it takes to score ``n_classes`` distinct architectures (isomorphism
+        classes; a repeated proposal costs nothing), at most ``_GUIDED_STEPS_PER_CLASS`` per class.
+        A pure function of ``n_classes``: the step sequence never depends on the study."""
+        cap = _GUIDED_STEPS_PER_CLASS * n_classes
+        while len(self._guided_first_seen) < n_classes and len(self._guided_steps) < cap:
+            self._advance(len(self._guided_steps) + 1)
+        end = cap
+        if len(self._guided_first_seen) >= n_classes:
+            end = min(self._guided_first_seen[n_classes - 1] + 1, cap)
+        self._advance(end)
+        return end
+
+    def _advance(self, steps: int) -> None:
+        """Run the guided strategy until it has taken ``steps`` ask/score/tell steps."""
+        if self._guided is None:
+            self._guided = self._new_strategy()
+        while len(self._guided_steps) < steps:
+            arch = self._guided.ask()
+            score = self._score_all([arch])[0]
+            self._guided.tell(arch, score)
+            canonical = self._canonical_of(arch)
+            if canonical not in self._guided_classes:
+                self._guided_classes.add(canonical)
+                self._guided_first_seen.append(len(self._guided_steps))
+            self._guided_steps.append((arch, score))
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _new_strategy(self) -> Strategy:
+        return make_strategy(
+            self._strategy_name, self._space, seed=self._seed, score_mask=self._scorer.score_mask, **self._options
+        )
+
+    def _arch_of(self, trial: FrozenTrial) -> Hashable | None:
+        """The architecture a trial's parameters describe, or ``None`` if they do not name one."""
+        params = trial.params
+        if any(name not in params for name in self._names):
+            return None
+        try:
+            return self._space.from_params({name: params[name] for name in self._names})
+        except ValueError:
+            return None
+
+    def _canonical_of(self, arch: Hashable) -> Hashable:
+        if arch not in self._canonical:
+            self._canonical[arch] = self._space.canonical(arch)
+        return self._canonical[arch]
+
+    def _score_all(self, archs: Sequence[Hashable]) -> list[TEGScore]:
+        """Scores of ``archs`` from the scorer, remembered per architecture (no canonical form to
+        recompute when a study is replayed)."""
+        missing = [arch for arch in dict.fromkeys(archs) if arch not in self._scores]
+        if missing:
+            for arch, score in zip(missing, self._scorer.score_many(missing), strict=True):
+                self._scores[arch] = score
+        return [self._scores[arch] for arch in archs]

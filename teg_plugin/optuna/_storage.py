@@ -1,0 +1,130 @@
+"""Optuna storages for TEG studies shared by several workers, that survive a killed worker."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.storages import BaseStorage
+
+#: The storage of :func:`create_storage` without a URL: a SQLite file in the working directory.
+DEFAULT_STORAGE_URL = "sqlite:///teg-nas.db"
+#: Prefix of a journal-file storage URL (``journal:PATH``).
+JOURNAL_PREFIX = "journal:"
+
+
+def create_storage(
+    url: str | None = None,
+    *,
+    heartbeat_interval: int | None = 60,
+    grace_period: int | None = None,
+    max_retry: int | None = 3,
+) -> BaseStorage:
+    """An Optuna storage for ``url`` that several worker processes can share.
+
+    * ``None``: :data:`DEFAULT_STORAGE_URL` (``teg-nas.db`` in the working directory).
+    * ``"journal:PATH"``: a :class:`~optuna.storages.JournalStorage` appending to the file ``PATH``
+      (works where SQLite file locking does not, e.g. NFS). Optuna's journal storage has no
+      heartbeat, so the heartbeat arguments do not apply to it.
+    * any other SQLAlchemy URL (``sqlite:///study.db``, ``postgresql://user:pass@host/db``): an
+      :class:`~optuna.storages.RDBStorage` with a heartbeat. A worker killed mid-trial (even by
+      SIGKILL) stops beating; ``grace_period`` seconds later, the next trial started by any worker
+      marks the stale trial ``FAIL`` (Optuna's ``fail_stale_trials`` runs at the start of each trial
+      of :meth:`~optuna.study.Study.optimize`) and re-queues a copy with the same parameters and user
+      attributes, up to ``max_retry`` times; the copy's ``failed_trial`` system attribute names the
+      original. SQLite connections wait up to 60 s for a lock; an in-memory SQLite database
+      (``sqlite://``), which no other worker can share, gets no heartbeat.
+
+    The heartbeat is an experimental Optuna feature; its ExperimentalWarning is silenced here.
+
+    Args:
+        url: where the study lives (see above).
+        heartbeat_interval: seconds between heartbeats of a running trial; ``None`` turns the
+            heartbeat (and retries) off.
+        grace_period: seconds without a heartbeat before a trial counts as stale (``None``: twice
+            ``heartbeat_interval``).
+        max_retry: how many times a stale trial is retried (``None``: without limit; 0: never).
+
+    Raises:
+        ValueError: a malformed URL, an empty journal path, or a non-positive interval.
+        ImportError: the URL's database driver is not installed.
+
+    Example:
+        >>> import optuna
+        >>> storage = create_storage("sqlite://", heartbeat_interval=10)  # in memory
+        >>> study = optuna.create_study(storage=storage)
+        >>> study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+        >>> len(study.trials)
+        2
+    """
+    if url is None:
+        url = DEFAULT_STORAGE_URL
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError(f"storage URL must be a non-empty string, got {url!r}")
+    url = url.strip()
+    for name, value in (("heartbeat_interval", heartbeat_interval), ("grace_period", grace_period)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+    if max_retry is not None and (isinstance(max_retry, bool) or not isinstance(max_retry, int) or max_retry < 0):
+        raise ValueError(f"max_retry must be an int >= 0 or None, got {max_retry!r}")
+
+    if url.startswith(JOURNAL_PREFIX):
+        return _journal_storage(url[len(JOURNAL_PREFIX) :])
+    return _rdb_storage(url, heartbeat_interval, grace_period, max_retry)
+
+
+def _journal_storage(path_text: str) -> BaseStorage:
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    if not path_text.strip():
+        raise ValueError("journal storage needs a file path: 'journal:PATH', e.g. 'journal:teg-nas.log'")
+    path = Path(path_text).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def _rdb_storage(url: str, heartbeat_interval: int | None, grace_period: int | None, max_retry: int | None) -> BaseStorage:
+    import sqlalchemy as sa
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    hint = "expected a SQLAlchemy URL such as 'sqlite:///teg-nas.db' or 'postgresql://user:pass@host/db', or 'journal:PATH'"
+    try:
+        parsed = sa.engine.make_url(url)
+    except ArgumentError as exc:
+        raise ValueError(f"malformed storage URL {url!r}: {hint}") from exc
+
+    engine_kwargs: dict[str, object] = {}
+    if parsed.get_backend_name() == "sqlite":
+        engine_kwargs["connect_args"] = {"timeout": 60}
+        if not parsed.database or parsed.database == ":memory:":
+            # One process, one connection per thread, one database per connection: nobody can
+            # share it, and the heartbeat thread would not even see the tables.
+            heartbeat_interval = None
+        elif not parsed.database.startswith("file:"):
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+    kwargs: dict[str, object] = {}
+    if heartbeat_interval is not None:
+        kwargs["heartbeat_interval"] = heartbeat_interval
+        kwargs["grace_period"] = grace_period
+        kwargs.update(_retry_callback(max_retry))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)  # type: ignore[arg-type]
+        except NoSuchModuleError as exc:
+            raise ValueError(f"unknown database in storage URL {url!r}: {hint}") from exc
+        except ImportError as exc:
+            extra = " (pip install 'teg-plugin[postgres]')" if parsed.get_backend_name() == "postgresql" else ""
+            raise ImportError(f"the database driver for {url!r} is not installed{extra}: {exc}") from exc
+
+
+def _retry_callback(max_retry: int | None) -> dict[str, object]:
+    """The RDBStorage keyword that re-queues a heartbeat-stale trial (named as the installed Optuna names it)."""
+    storages = optuna.storages
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if hasattr(storages, "RetryHeartbeatStaleTrialCallback"):  # Optuna >= 4.9
+            return {"heartbeat_stale_trial_callback": storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)}
+        return {"failed_trial_callback": storages.RetryFailedTrialCallback(max_retry=max_retry)}

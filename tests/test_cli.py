@@ -1,0 +1,176 @@
+"""The ``teg-nas`` command line: score (json/csv/table, sampling, errors, cache) and bench."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from teg_plugin.cli import main
+from teg_plugin.spaces.nb201 import NB201Space
+
+FAST = ["--dataset", "synthetic", "--repeat", "1", "--batch-size", "8", "--quiet"]
+KEYS = {"arch", "index", "ntk_cond", "regions", "kr_mse", "bad", "rank", "seconds"}
+SPACE = NB201Space()
+
+
+def _strict_json(text: str):
+    """``json.loads`` that refuses NaN/Infinity (which json.dumps writes but is not JSON)."""
+
+    def refuse(token: str) -> None:
+        raise ValueError(f"non-standard JSON token {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _score_json(capsys, *argv: str) -> list[dict]:
+    code, out, err = _run(capsys, "score", *argv, *FAST, "--format", "json")
+    assert code == 0, err
+    return _strict_json(out)
+
+
+def test_score_index_json(capsys) -> None:
+    rows = _score_json(capsys, "--index", "6111", "11472", "--no-cache")
+    assert isinstance(rows, list) and len(rows) == 2
+    for row, index in zip(rows, (6111, 11472)):
+        assert KEYS <= set(row)
+        assert row["index"] == index and row["arch"] == SPACE.format(SPACE.arch_at(index))
+        assert row["bad"] is False and row["regions"] > 1 and row["ntk_cond"] > 1 and row["kr_mse"] > 0
+        assert row["seconds"] > 0
+    assert sorted(r["rank"] for r in rows) == [1, 2]
+
+
+def test_score_csv_and_table(capsys) -> None:
+    code, out, err = _run(capsys, "score", "--index", "6111", "11472", *FAST, "--no-cache", "--format", "csv")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0] == "rank,index,ntk_cond,regions,kr_mse,bad,seconds,arch"
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [int(r["index"]) for r in rows] == [6111, 11472] and {r["bad"] for r in rows} == {"False"}
+    assert rows[0]["arch"] == SPACE.format(SPACE.arch_at(6111))
+
+    code, out, err = _run(capsys, "score", "--index", "6111", "0", *FAST, "--no-cache", "--format", "table")
+    assert code == 0, err
+    lines = out.rstrip("\n").splitlines()
+    assert len(lines) == 3
+    assert lines[0].split() == ["rank", "index", "ntk_cond", "regions", "kr_mse", "bad", "seconds", "arch"]
+    assert lines[1].split()[1] == "6111" and lines[1].split()[-1] == SPACE.format(SPACE.arch_at(6111))
+
+
+def test_score_bad_arch_is_valid_json_with_nulls(capsys) -> None:
+    none = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    rows = _score_json(capsys, "--arch", none, "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|nor_conv_3x3~0|skip_connect~1|avg_pool_3x3~2|", "--no-cache")
+    bad, good = rows
+    assert bad["arch"] == none and bad["bad"] is True and bad["ntk_cond"] is None and bad["rank"] == 2
+    assert good["bad"] is False and good["rank"] == 1
+
+
+def test_score_sample_reproducible(capsys) -> None:
+    first = _score_json(capsys, "--sample", "3", "--seed", "1", "--no-cache")
+    second = _score_json(capsys, "--sample", "3", "--seed", "1", "--no-cache")
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert len(first) == 3 and strip(first) == strip(second)
+    other = _score_json(capsys, "--sample", "3", "--seed", "2", "--no-cache")
+    assert [r["arch"] for r in other] != [r["arch"] for r in first]
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--arch", "|nor_conv_3x3~0|+|nor_conv_3x3~0|"], "expected 3 node groups"),
+        (["--arch", "|conv9x9~0|+|none~0|none~1|+|none~0|none~1|none~2|"], "unknown op 'conv9x9'"),
+        (["--index", "20000"], "out of range"),
+        (["--sample", "0"], "--sample must be at least 1"),
+        (["--index", "1", "--dataset", "no-such-dataset"], "unknown dataset 'no-such-dataset'"),
+    ],
+)
+def test_score_bad_input_one_line_exit_2(capsys, argv: list[str], needle: str) -> None:
+    args = ["score", *argv, "--no-cache", "--quiet", "--batch-size", "8", "--repeat", "1"]
+    if "--dataset" not in argv:
+        args += ["--dataset", "synthetic"]
+    code, out, err = _run(capsys, *args)
+    assert code == 2
+    assert out == ""
+    assert err.startswith("teg-nas: error: ") and needle in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_argparse_errors_exit_2(capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["score", "--index", "1", "--format", "xml"])
+    assert info.value.code == 2
+    assert "invalid choice: 'xml'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["score", "--index", "1", "--arch", "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"])
+    assert info.value.code == 2  # --arch, --index and --sample are mutually exclusive
+
+
+def test_score_cache_rerun_hits(capsys, tmp_path) -> None:
+    path = str(tmp_path / "cli-cache.sqlite")
+    first = _score_json(capsys, "--index", "6111", "11472", "--cache", path)
+    second = _score_json(capsys, "--index", "6111", "11472", "--cache", path)
+    assert all(r["seconds"] > 0 for r in first)
+    assert all(r["seconds"] == 0 for r in second)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(first) == strip(second)
+
+
+def test_module_entry_point_stdout_is_json_only(tmp_path) -> None:
+    # No --dataset and no ./data: the CLI falls back to the embedded sample with a notice, and
+    # shows a progress bar (no --quiet); both must go to stderr, leaving stdout pure JSON.
+    env = {k: v for k, v in os.environ.items() if k not in ("TEG_DATA_ROOT", "TEG_CACHE")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "teg_plugin.cli", "score", "--index", "6111", "11472", "--format", "json",
+         "--repeat", "1", "--batch-size", "8", "--no-cache"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = _strict_json(proc.stdout)
+    assert [r["index"] for r in rows] == [6111, 11472] and all(KEYS <= set(r) for r in rows)
+    assert "embedded" in proc.stderr  # the fallback notice
+    assert "Traceback" not in proc.stderr
+
+
+def test_bench_speed_json(capsys) -> None:
+    code, out, err = _run(capsys, "bench", "speed", "--archs", "1", "--repeat", "1", "--batch-size", "8",
+                          "--dataset", "synthetic", "--no-cache", "--format", "json", "--quiet")
+    assert code == 0, err
+    result = _strict_json(out)
+    assert result["same_ranking"] is True and result["archs"] == 1
+    assert result["speedup"] > 0 and len(result["fast_seconds"]) == len(result["plain_seconds"]) == 1
+    assert result["max_relative_difference"] < 1e-5
+
+
+@pytest.mark.filterwarnings("ignore:An input array is constant")
+def test_bench_correlation_json(capsys, shared_data, tmp_path) -> None:
+    truth = shared_data / "nb201" / "nb201_ground_truth.csv"
+    naslib = shared_data / "automl_NASLib" / "zc_nasbench201_725archs.csv"
+    # A published-proxy table whose columns are constant/empty: their correlations are undefined.
+    proxies = tmp_path / "proxies.csv"
+    archs = [line.split(",")[2] for line in naslib.read_text().splitlines()[1:]]
+    proxies.write_text("arch_str,naswot_v1_score_cifar10,zen_cifar10\n" + "".join(f"{a},1.0,\n" for a in archs))
+    code, out, err = _run(capsys, "bench", "correlation", "--truth", str(truth), "--sample", "6", "--repeat", "1",
+                          "--batch-size", "8", "--dataset", "synthetic", "--no-cache", "--format", "json",
+                          "--naslib", str(naslib), "--proxies", str(proxies), "--quiet")
+    assert code == 0, err
+    result = _strict_json(out)  # undefined correlations are null, not NaN
+    rows = {r["predictor"]: r for r in result["rows"]}
+    for name in ("TEG rank-sum (neg)", "T: ntk_cond (neg)", "E: regions", "G: kr_mse (neg)", "nwot", "synflow"):
+        assert name in rows, name
+    assert rows["TEG rank-sum (neg)"]["n"] == 6 and rows["nwot"]["n"] == rows["synflow"]["n"] == 6
+    for name in ("TEG rank-sum (neg)", "nwot", "synflow"):
+        assert -1.0 <= rows[name]["kendall_tau"] <= 1.0 and -1.0 <= rows[name]["spearman_rho"] <= 1.0
+    assert rows["naswot_v1_score_cifar10"]["kendall_tau"] is None  # constant predictor
+    assert rows["zen_cifar10"]["n"] == 0 and rows["zen_cifar10"]["spearman_rho"] is None
+    assert result["truth_column"] == "cifar10_test" and "synthetic" in result["data"]
