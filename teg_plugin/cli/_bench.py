@@ -32,6 +32,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _common(speed)
     speed.set_defaults(run=_run_speed, space="nas-bench-201")
 
+    search = which.add_parser("search", help="accuracy of the architecture each strategy finds, over several seeds")
+    search.add_argument("--strategy", choices=("evolution", "reinforce", "prune", "random"), default="evolution")
+    search.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default: %(default)s)")
+    search.add_argument("--budget", type=int, default=100, help="architectures proposed per seed (default: %(default)s)")
+    search.add_argument("--truth", required=True, help="NB201 ground-truth CSV (arch_str, cifar10_test, cifar10_valid)")
+    _common(search)
+    search.set_defaults(run=_run_search, space="nas-bench-201")
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     add_scoring_options(parser)
@@ -63,6 +71,40 @@ def _run_correlation(args: argparse.Namespace) -> int:
     else:
         print(f"# {args.sample} NB201 archs (seed {args.seed}) vs {args.truth_column}; data: {scorer.data.source}")
         print(render(dicts, "table", ("predictor", "n", "kendall_tau", "spearman_rho")))
+    return 0
+
+
+def _run_search(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from teg_plugin.benchmarks.search import run_search_benchmark
+
+    if args.seeds < 1 or args.budget < 1:
+        raise ValueError("--seeds and --budget must be at least 1")
+    scorer = make_scorer(args)
+    summary = run_search_benchmark(
+        scorer, args.strategy, list(range(args.seeds)), args.budget, args.truth, progress=not args.quiet
+    )
+    result = {
+        "strategy": summary.strategy,
+        "budget": summary.budget,
+        "seeds": args.seeds,
+        "cifar10_test_mean": summary.test_mean,
+        "cifar10_test_std": summary.test_std,
+        "seconds_per_seed_mean": summary.seconds_mean,
+        "data": scorer.data.source,
+        "runs": [asdict(r) for r in summary.runs],
+    }
+    if args.format == "json":
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"# {summary.strategy}, budget {summary.budget}, {args.seeds} seeds; data: {scorer.data.source}\n"
+            f"CIFAR-10 test of the chosen arch: {summary.test_mean:.2f} +- {summary.test_std:.2f}  "
+            f"({summary.seconds_mean:.0f} s per seed)"
+        )
+        rows = [asdict(r) for r in summary.runs]
+        print(render(rows, "table", ("seed", "test_accuracy", "valid_accuracy", "n_distinct", "n_supernet_evaluations", "seconds", "best_arch")))
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 
 from teg_plugin import __version__
 
@@ -30,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    # Optuna marks long-stable calls we use (metric names, heartbeat) experimental; say it once in the docs,
+    # not on every run.
+    warnings.filterwarnings("ignore", message=r".*is experimental.*")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -88,5 +88,5 @@ def _load_default(root: Path, *, download: bool) -> ImageData:
         return load_cifar("cifar10", root, download=download)
     except DataNotFoundError:
         logger.warning("teg-plugin: CIFAR-10 not found under %s; using the embedded 500-image CIFAR-10 "
-                       "sample (pass --data-root/--dataset to change)", root)
+                       "sample (pass --data-root/--dataset to change)", root.resolve())
         return load_embedded()

@@ -1,0 +1,98 @@
+"""Search quality: run a strategy from several seeds and look up the accuracy of what it chose.
+
+The strategies see TEG scores only; the benchmark accuracy is read here, after each search ends.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import dataclass
+
+from teg_plugin.benchmarks.truth import read_truth
+from teg_plugin.scorer import TEGScorer
+from teg_plugin.strategies import make_strategy
+
+
+@dataclass(frozen=True)
+class SearchRun:
+    """One seed's search: the chosen architecture, its benchmark accuracy, and the cost."""
+
+    seed: int
+    best_arch: str
+    test_accuracy: float
+    valid_accuracy: float
+    n_proposed: int
+    n_distinct: int
+    n_supernet_evaluations: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    strategy: str
+    budget: int
+    runs: list[SearchRun]
+
+    @property
+    def test_mean(self) -> float:
+        return statistics.fmean(r.test_accuracy for r in self.runs)
+
+    @property
+    def test_std(self) -> float:
+        return statistics.pstdev(r.test_accuracy for r in self.runs) if len(self.runs) > 1 else 0.0
+
+    @property
+    def seconds_mean(self) -> float:
+        return statistics.fmean(r.seconds for r in self.runs)
+
+
+def run_search_benchmark(
+    scorer: TEGScorer,
+    strategy: str,
+    seeds: list[int],
+    budget: int,
+    truth_path: str | os.PathLike[str],
+    *,
+    progress: bool = False,
+) -> SearchSummary:
+    """Run ``strategy`` once per seed with ``budget`` proposals; report each chosen arch's accuracy.
+
+    Seconds are wall time per seed including scoring; architectures already in the scorer's cache
+    (from an earlier seed or run) cost nothing, so report ``n_distinct`` beside it.
+    """
+    test = read_truth(truth_path, "cifar10_test")
+    valid = read_truth(truth_path, "cifar10_valid")
+    runs = []
+    for seed in seeds:
+        start = time.perf_counter()
+        search = make_strategy(strategy, scorer.space, seed=seed, score_mask=scorer.score_mask)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=budget, desc=f"{strategy} seed {seed}", unit="arch")
+        proposed = []
+        for _ in range(budget):
+            arch = search.ask()
+            search.tell(arch, scorer.score(arch))
+            proposed.append(arch)
+            if bar is not None:
+                bar.update()
+        if bar is not None:
+            bar.close()
+        best = scorer.space.format(search.best())
+        runs.append(
+            SearchRun(
+                seed=seed,
+                best_arch=best,
+                test_accuracy=test[best],
+                valid_accuracy=valid[best],
+                n_proposed=len(proposed),
+                n_distinct=len({scorer.space.canonical(a) for a in proposed}),
+                n_supernet_evaluations=int(getattr(search, "n_supernet_evaluations", 0)),
+                seconds=time.perf_counter() - start,
+            )
+        )
+    return SearchSummary(strategy, budget, runs)
