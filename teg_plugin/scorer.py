@@ -101,6 +101,9 @@ class TEGScorer:
         self._memo: dict[str, TEGScore] = {}
         #: How many architectures or masks this scorer actually measured (cache misses).
         self.n_measured = 0
+        #: Show a running count on stderr while supernets are measured (pruning can take minutes).
+        self.show_supernet_progress = False
+        self._supernet_bar = None
 
     @property
     def fingerprint(self) -> str:
@@ -143,8 +146,20 @@ class TEGScorer:
         text = json.dumps({k: sorted(v) for k, v in sorted(mask.items())}, separators=(",", ":"))
         if text not in self._memo:
             cached = self.cache.get(self._key(text)) if self.cache is not None else None
-            self._memo[text] = cached if cached is not None else self._measure(mask, text)
+            if cached is None:
+                cached = self._measure(mask, text)
+                self._tick_supernet_progress()
+            self._memo[text] = cached
         return self._memo[text]
+
+    def _tick_supernet_progress(self) -> None:
+        if not self.show_supernet_progress:
+            return
+        if self._supernet_bar is None:
+            from tqdm.auto import tqdm
+
+            self._supernet_bar = tqdm(desc="supernet evaluations", unit="mask", file=sys.stderr, leave=False)
+        self._supernet_bar.update()
 
     def rank(self, archs: Sequence[Hashable], *, progress: bool = False) -> list[RankedArch]:
         """``archs`` with scores, rank-sums and positions (1 = best), in the given order."""

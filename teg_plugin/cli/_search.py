@@ -80,6 +80,7 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool):  # type: ignore
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     scorer = make_scorer(args)
+    scorer.show_supernet_progress = show_progress
     storage = create_storage(args.storage)
     sampler = TEGSampler(scorer.space, scorer, strategy=args.strategy, seed=args.seed)
     multi = args.objective == "multi"
