@@ -1,0 +1,278 @@
+"""NNI 3.0 multi-trial strategies that run teg-plugin's own search algorithms.
+
+The algorithm is the ask/tell :class:`~teg_plugin.strategies.Strategy` of
+:mod:`teg_plugin.strategies`; the NNI strategy only turns each proposal into a model of the model
+space, submits it to NNI's engine, and tells the algorithm the T/E/G that the model's final result
+(a ``FinalMetric`` event, reported by :class:`~teg_plugin.nni.TEGEvaluator`) carries.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Hashable, Iterator, Mapping
+from typing import Any
+
+from nni.mutable import Categorical
+from nni.nas.execution import ExecutionEngine
+from nni.nas.execution.event import FinalMetricEvent, ModelEventType, TrainingEndEvent
+from nni.nas.space import ExecutableModelSpace, ModelStatus
+from nni.nas.strategy import Strategy as NNIStrategy
+
+from teg_plugin.nni._metrics import score_from_metrics
+from teg_plugin.scores import TEGScore, rank_sums
+from teg_plugin.spaces import SearchSpace, get_space
+from teg_plugin.strategies import Strategy as TEGAlgorithm
+from teg_plugin.strategies import make_strategy
+
+_logger = logging.getLogger(__name__)
+
+#: The algorithms an NNI strategy can run (pruning scores supernets, not submitted models).
+NNI_STRATEGY_NAMES: tuple[str, ...] = ("random", "evolution", "reinforce")
+
+
+class TEGStrategy(NNIStrategy):
+    """Runs the teg-plugin algorithm ``name`` as an NNI multi-trial strategy.
+
+    Each step asks the algorithm for an architecture, freezes the model space at its sample (one
+    label per choice of ``space``), submits the model, and, when the model's final result arrives,
+    tells the algorithm its T/E/G (read from the result dict; a model that ends without a result is
+    told as ``bad``). With several trials at once (a training-service engine with
+    ``trial_concurrency > 1``), several asks precede their tells, which every algorithm supports.
+
+    The run stops when ``budget`` models have been submitted, when the engine's budget
+    (``max_trial_number`` / ``max_experiment_duration``) is spent, or when the algorithm is finished;
+    set at least one of them. A repeated proposal is submitted like any other (the evaluator's
+    scorer returns its score without measuring it again) so that the algorithm runs unchanged.
+
+    :meth:`list_models` (and so ``NasExperiment.export_top_models``) ranks the models by their exact
+    TEG rank-sum among all results, recomputed from the indicators (an architecture once), not by
+    the ``default`` each model reported.
+
+    Args:
+        name: ``"random"``, ``"evolution"`` or ``"reinforce"``.
+        space: the teg-plugin search space (name or object) whose choices the model space's labels are.
+        seed: seed of all the algorithm's randomness.
+        budget: models to submit at most (``None``: only the engine's budget).
+        **options: options of the algorithm (e.g. ``population_size=32``), see :func:`make_strategy`.
+    """
+
+    def __init__(
+        self,
+        name: str = "evolution",
+        *,
+        space: SearchSpace | str = "nas-bench-201",
+        seed: int = 0,
+        budget: int | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__()
+        key = name.strip().lower()
+        if key not in NNI_STRATEGY_NAMES:
+            raise ValueError(
+                f"unknown TEG strategy {name!r} for NNI; choose from {', '.join(NNI_STRATEGY_NAMES)} "
+                "(the pruning strategy scores supernets: use `teg-nas search --strategy prune`)"
+            )
+        if budget is not None and budget < 1:
+            raise ValueError(f"budget must be at least 1 (or None), got {budget}")
+        self.name = key
+        self.space = get_space(space) if isinstance(space, str) else space
+        self.seed = int(seed)
+        self.budget = budget
+        self.options = dict(options)
+        self.algorithm: TEGAlgorithm = make_strategy(key, self.space, seed=self.seed, **self.options)
+        self._lock = threading.RLock()
+        #: id(model) -> (model, arch) for submitted models that have no result yet.
+        self._running: dict[int, tuple[ExecutableModelSpace, Hashable]] = {}
+        #: Every told (model or None, arch, score), in tell order.
+        self._results: list[tuple[ExecutableModelSpace | None, Hashable, TEGScore]] = []
+        self._submitted = 0
+
+    def extra_repr(self) -> str:
+        options = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        return f"{self.name!r}, space={self.space.name!r}, seed={self.seed}, budget={self.budget}{options}"
+
+    # -- NNI hooks -------------------------------------------------------------------------------
+
+    def _initialize(self, model_space: ExecutableModelSpace, engine: ExecutionEngine) -> ExecutableModelSpace:
+        _check_labels(model_space, self.space)
+        engine.register_model_event_callback(ModelEventType.FinalMetric, self._on_final_metric)
+        engine.register_model_event_callback(ModelEventType.TrainingEnd, self._on_training_end)
+        return model_space
+
+    def _cleanup(self) -> None:
+        self.engine.unregister_model_event_callback(ModelEventType.FinalMetric, self._on_final_metric)
+        self.engine.unregister_model_event_callback(ModelEventType.TrainingEnd, self._on_training_end)
+
+    def _run(self) -> None:
+        while not self.algorithm.is_finished():
+            if self.budget is not None and self._submitted >= self.budget:
+                _logger.info("TEG strategy: budget of %d models reached", self.budget)
+                break
+            if not self.wait_for_resource():
+                _logger.info("TEG strategy: the engine's budget is spent")
+                break
+            with self._lock:
+                arch = self.algorithm.ask()
+                model = self.model_space.freeze(dict(self.space.to_params(arch)))
+                self._running[id(model)] = (model, arch)
+                self._submitted += 1
+            _logger.info("TEG strategy: submitting %s", self.space.format(arch))
+            self.engine.submit_models(model)
+        self.engine.wait_models()
+
+    def _on_final_metric(self, event: FinalMetricEvent) -> None:
+        with self._lock:
+            entry = self._running.pop(id(event.model), None)
+            if entry is None:
+                _logger.warning("TEG strategy: a result for a model it did not submit (ignored): %s", event.model)
+                return
+            try:
+                score = score_from_metrics(event.metric)
+            except ValueError as exc:
+                _logger.error("TEG strategy: %s; the model counts as bad", exc)
+                score = TEGScore.flagged(f"no TEG result: {event.metric!r}")
+            self._tell(entry[0], entry[1], score)
+
+    def _on_training_end(self, event: TrainingEndEvent) -> None:
+        with self._lock:
+            entry = self._running.pop(id(event.model), None)
+            if entry is not None:  # ended without a final result
+                self._tell(entry[0], entry[1], TEGScore.flagged(f"trial ended {event.status.value} without a result"))
+
+    def _tell(self, model: ExecutableModelSpace | None, arch: Hashable, score: TEGScore) -> None:
+        self.algorithm.tell(arch, score)
+        self._results.append((model, arch, score))
+
+    # -- results ---------------------------------------------------------------------------------
+
+    @property
+    def results(self) -> list[tuple[Hashable, TEGScore]]:
+        """Every told ``(arch, score)``, in tell order."""
+        with self._lock:
+            return [(arch, score) for _, arch, score in self._results]
+
+    def best(self) -> Hashable:
+        """The architecture with the lowest TEG rank-sum among all results (``ValueError`` if none)."""
+        return self.algorithm.best()
+
+    def list_models(self, sort: bool = True, limit: int | None = None) -> Iterator[ExecutableModelSpace]:
+        """The submitted models; with ``sort``, each architecture once, best TEG rank-sum first
+        (``bad`` ones and models without a result left out)."""
+        if not sort:
+            yield from super().list_models(sort=False, limit=limit)
+            return
+        with self._lock:
+            results = list(self._results)
+        sums = rank_sums([score for _, _, score in results])
+        order = sorted(range(len(results)), key=lambda i: (sums[i], i))
+        seen: set[Hashable] = set()
+        count = 0
+        for i in order:
+            model, arch, score = results[i]
+            if model is None or score.bad or arch in seen or model.status != ModelStatus.Trained:
+                continue
+            seen.add(arch)
+            if limit is not None and count >= limit:
+                return
+            count += 1
+            yield model
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """The told results (arch strings and indicators) and the submitted count."""
+        with self._lock:
+            return {
+                "results": [(self.space.format(arch), score.to_dict()) for _, arch, score in self._results],
+                "submitted": self._submitted,
+            }
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Rebuild the algorithm by replaying the saved results (models are not restored)."""
+        with self._lock:
+            self.algorithm = make_strategy(self.name, self.space, seed=self.seed, **self.options)
+            self._results = []
+            for text, values in state_dict.get("results", []):
+                arch = self.space.parse(text)
+                score = score_from_metrics(values)
+                self._tell(None, arch, score)
+            self._submitted = int(state_dict.get("submitted", len(self._results)))
+
+
+class TEGRandom(TEGStrategy):
+    """Random search ranked by TEG (:class:`~teg_plugin.strategies.RandomStrategy`) as an NNI strategy."""
+
+    def __init__(
+        self,
+        *,
+        space: SearchSpace | str = "nas-bench-201",
+        seed: int = 0,
+        budget: int | None = None,
+        max_redraws: int = 100,
+    ) -> None:
+        super().__init__("random", space=space, seed=seed, budget=budget, max_redraws=max_redraws)
+
+
+class TEGEvolution(TEGStrategy):
+    """Regularised evolution with TEG tournaments (:class:`~teg_plugin.strategies.EvolutionStrategy`)
+    as an NNI strategy."""
+
+    def __init__(
+        self,
+        *,
+        space: SearchSpace | str = "nas-bench-201",
+        seed: int = 0,
+        budget: int | None = None,
+        population_size: int = 20,
+        tournament_size: int = 5,
+    ) -> None:
+        super().__init__(
+            "evolution",
+            space=space,
+            seed=seed,
+            budget=budget,
+            population_size=population_size,
+            tournament_size=tournament_size,
+        )
+
+
+class TEGReinforce(TEGStrategy):
+    """REINFORCE rewarded by TEG improvements (:class:`~teg_plugin.strategies.ReinforceStrategy`) as an
+    NNI strategy."""
+
+    def __init__(
+        self,
+        *,
+        space: SearchSpace | str = "nas-bench-201",
+        seed: int = 0,
+        budget: int | None = None,
+        learning_rate: float = 0.04,
+        baseline_momentum: float = 0.9,
+    ) -> None:
+        super().__init__(
+            "reinforce",
+            space=space,
+            seed=seed,
+            budget=budget,
+            learning_rate=learning_rate,
+            baseline_momentum=baseline_momentum,
+        )
+
+
+def _check_labels(model_space: ExecutableModelSpace, space: SearchSpace) -> None:
+    """The model space must hold exactly one categorical choice per choice of ``space``, same options."""
+    mutables: Mapping[str, Any] = model_space.simplify()
+    expected = {name: tuple(options) for name, options in space.choices().items()}
+    problems = []
+    for name, options in expected.items():
+        mutable = mutables.get(name)
+        if not isinstance(mutable, Categorical):
+            problems.append(f"no categorical choice labelled {name!r}")
+        elif set(mutable.values) != set(options):
+            problems.append(f"choice {name!r} has options {list(mutable.values)}, expected {list(options)}")
+    if problems:
+        raise ValueError(
+            f"the model space does not match the {space.name} search space ({'; '.join(problems)}); "
+            "use teg_plugin.nni.NB201ModelSpace"
+        )
