@@ -7,7 +7,6 @@ import json
 import multiprocessing
 import sys
 import time
-import warnings
 from typing import Any
 
 from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer
@@ -77,12 +76,12 @@ def _worker(args: argparse.Namespace) -> None:
 def _optimize(args: argparse.Namespace, *, show_progress: bool):  # type: ignore[no-untyped-def]
     import optuna
 
-    from teg_plugin.optuna import TEGSampler, create_storage, zero_cost_objective
+    from teg_plugin.optuna import BudgetReached, TEGSampler, create_storage, within_budget, zero_cost_objective
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     scorer = make_scorer(args)
     scorer.show_supernet_progress = show_progress
-    storage = _open_storage(create_storage, args.storage)
+    storage = create_storage(args.storage)
     sampler = TEGSampler(scorer.space, scorer, strategy=args.strategy, seed=args.seed)
     multi = args.objective == "multi"
     study = optuna.create_study(
@@ -116,100 +115,16 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool):  # type: ignore
         callbacks.append(advance)
     try:
         study.optimize(
-            _within_budget(zero_cost_objective(scorer.space, scorer, multi_objective=multi), scorer.space, args.budget),
+            within_budget(zero_cost_objective(scorer.space, scorer, multi_objective=multi), scorer.space, args.budget),
             n_trials=remaining,
             callbacks=callbacks,
             gc_after_trial=False,
-            catch=(_BudgetReached,),
+            catch=(BudgetReached,),
         )
     finally:
         if bar is not None:
             bar.close()
     return study, scorer
-
-
-def _open_storage(create_storage: Any, url: str, attempts: int = 5) -> Any:
-    """``create_storage(url)``, retried when several workers create a fresh database's tables at once:
-    on PostgreSQL one's CREATE TABLE (or schema-version row) then collides with another's."""
-    from sqlalchemy.exc import DBAPIError
-
-    for attempt in range(attempts):
-        try:
-            return create_storage(url)
-        except DBAPIError:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1))
-    raise AssertionError("unreachable")
-
-
-class _BudgetReached(Exception):
-    """A trial another worker's trials made unnecessary: the budget is (or will be) reached without it."""
-
-
-#: Seconds between looks at the study while a trial waits for earlier trials to finish.
-_BUDGET_POLL_S = 0.5
-#: Seconds a trial waits when only queued (WAITING) earlier trials are left, which no live worker
-#: may ever pick up; then it gives up (stopping short is safe, the study resumes; overshooting is not).
-_QUEUED_WAIT_S = 30.0
-
-
-def _within_budget(objective: Any, space: Any, budget: int) -> Any:
-    """``objective``, run only if the study can still use the trial: workers sharing a study never
-    finish more than ``budget`` trials (``MaxTrialsCallback`` alone stops each worker only after its
-    own trial, so two workers each finishing one more trial overshoot).
-
-    Trial numbers order the trials. A trial runs when the finished trials plus the earlier (lower
-    numbered) unfinished ones leave room for it; when they do not, it waits for those earlier ones
-    (one may still fail, and a dead worker's trial is failed after the heartbeat grace period), then
-    runs or, if the budget is reached, fails (``_BudgetReached``, caught; not logged) and stops its
-    worker; such a trial still gets its proposal and TEG user attributes, like every trial. Later trials never block earlier ones, so nothing deadlocks and at most ``budget``
-    trials ever run.
-    """
-    import optuna
-    from optuna.trial import TrialState
-
-    from teg_plugin.optuna import suggest
-
-    finished = (TrialState.COMPLETE, TrialState.PRUNED)
-    unfinished = (TrialState.RUNNING, TrialState.WAITING)
-    logging_filter_installed = False
-
-    def run(trial: optuna.Trial) -> Any:
-        nonlocal logging_filter_installed
-        if not logging_filter_installed:
-            # Optuna logs every failed trial as a warning with a traceback; a surplus trial is no failure.
-            optuna.logging.get_logger("optuna.study._optimize").addFilter(_hide_budget_reached)
-            logging_filter_installed = True
-        study = trial.study
-        queued_since: float | None = None
-        while True:
-            trials = study.get_trials(deepcopy=False)
-            done = sum(t.state in finished for t in trials)
-            ahead = [t for t in trials if t.number < trial.number and t.state in unfinished]
-            if done + len(ahead) < budget:
-                return objective(trial)
-            if done >= budget or not ahead:
-                break
-            if all(t.state == TrialState.WAITING for t in ahead):
-                queued_since = queued_since if queued_since is not None else time.monotonic()
-                if time.monotonic() - queued_since > _QUEUED_WAIT_S:
-                    break
-            else:
-                queued_since = None
-            time.sleep(_BUDGET_POLL_S)
-            with warnings.catch_warnings():  # fail a dead worker's trial (a no-op without heartbeat)
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(study)
-        study.stop()
-        suggest(space, trial)  # the sampler's proposal and its TEG attributes, as on every trial
-        raise _BudgetReached(f"trial {trial.number} not needed: other workers fill the budget of {budget} trials")
-
-    return run
-
-
-def _hide_budget_reached(record: Any) -> bool:
-    return not (record.exc_info and isinstance(record.exc_info[1], _BudgetReached))
 
 
 def _summarise(study: Any, scorer: Any, args: argparse.Namespace, seconds: float) -> dict[str, Any]:

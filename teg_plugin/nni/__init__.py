@@ -24,6 +24,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import warnings
 from typing import Any
 
 INSTALL_HINT = 'pip install "teg-plugin[nni]"'
@@ -53,6 +54,10 @@ if (
 ):
     _nni.set_default_framework("none")
 
+# NNI 3.0 scans torch.nn for module classes and warns about each non-module it meets in newer torch
+# releases ("... is found to be not a nn.Module ..."): noise that says nothing about our models.
+warnings.filterwarnings("ignore", message=r".*is found to be not a nn\.Module", category=RuntimeWarning)
+
 _EXPORTS = {
     "NB201ModelSpace": "teg_plugin.nni._space",
     "arch_from_sample": "teg_plugin.nni._space",
@@ -69,6 +74,9 @@ _EXPORTS = {
     "teg_metrics": "teg_plugin.nni._metrics",
     "score_from_metrics": "teg_plugin.nni._metrics",
     "rank_default": "teg_plugin.nni._metrics",
+    "log_and_rank": "teg_plugin.nni._metrics",
+    "trial_experiment_dir": "teg_plugin.nni._metrics",
+    "RESULT_LOG": "teg_plugin.nni._metrics",
 }
 
 __all__ = sorted([*_EXPORTS, "INSTALL_HINT"])

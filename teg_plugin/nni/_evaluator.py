@@ -13,7 +13,7 @@ from nni.nas.evaluator import Evaluator
 from torch import nn
 
 from teg_plugin.config import TEGConfig
-from teg_plugin.nni._metrics import rank_default, teg_metrics
+from teg_plugin.nni._metrics import RESULT_LOG, log_and_rank, rank_default, teg_metrics, trial_experiment_dir
 from teg_plugin.scores import TEGScore
 from teg_plugin.spaces import SearchSpace, get_space
 
@@ -43,8 +43,10 @@ class TEGEvaluator(Evaluator):
 
     The final result (``nni.report_final_result``) is the dict of
     :func:`~teg_plugin.nni.teg_metrics`: ``ntk_cond``, ``regions``, ``kr_mse``, ``bad`` and
-    ``default``, minus the normalised TEG rank-sum among every result reported so far by evaluators of
-    the same setting in this process (NNI maximises ``default``; see :mod:`teg_plugin.nni._metrics`).
+    ``default``, minus the normalised TEG rank-sum among every result reported so far (NNI maximises
+    ``default``; see :mod:`teg_plugin.nni._metrics`): in the sequential engine, the results of
+    evaluators of the same setting in this process; in a trial process of a training-service engine,
+    the experiment's trials so far (a result log in the experiment's folder, ``teg_results.jsonl``).
 
     Every argument is a plain value so that NNI can serialise the evaluator (``@nni.trace``).
 
@@ -156,9 +158,14 @@ class TEGEvaluator(Evaluator):
         arch = self.arch_of(model)
         shared = self._shared()
         score = shared.scorer.score(arch)
-        with shared.lock:
-            default = rank_default(score, shared.history)
-            shared.history.append(score)
+        experiment_dir = trial_experiment_dir()
+        if experiment_dir is not None:
+            # A trial process of a training-service engine: rank among the experiment's trials so far.
+            default = log_and_rank(experiment_dir / RESULT_LOG, score, arch=self._space.format(arch))
+        else:
+            with shared.lock:
+                default = rank_default(score, shared.history)
+                shared.history.append(score)
         metrics = teg_metrics(score, default)
         if nni.get_current_parameter() is not None:
             nni.report_final_result(metrics)

@@ -8,12 +8,14 @@ Every TEG trial reports one final result, a dict (``nni.report_final_result``)::
 * ``bad``: the architecture produced an undefined indicator (it ranks after every good one);
 * ``default``: the number NNI sorts and plots, **higher is better** (NNI maximises). It is the
   rank-based score of :mod:`teg_plugin.optuna`'s zero-cost objective, negated: minus the
-  architecture's TEG rank-sum among every result reported so far by the same process (this one
+  architecture's TEG rank-sum among every result of the experiment reported so far (this one
   included), divided by the number of good results among them. It lies in ``[-3, 0)``; ``-3/n``
   means best on all three indicators among ``n``. A ``bad`` architecture gets :data:`BAD_DEFAULT`
-  (-4, below every good value). The value is relative to what the reporting process had seen when it
-  reported, so the exact TEG ranking of an experiment is always recomputed from the three indicators
-  (:meth:`TEGStrategy.list_models`, ``export_top_models``, :meth:`TEGTuner.best`).
+  (-4, below every good value). "So far" is the evaluator's in-process history in NNI's sequential
+  engine, and a shared result log in the experiment's folder (:func:`log_and_rank`) when each trial
+  is its own process (``nnictl``, the training-service engine). The value is relative to the moment it
+  was reported, so the exact TEG ranking of an experiment is always recomputed from the three
+  indicators (:meth:`TEGStrategy.list_models`, ``export_top_models``, :meth:`TEGTuner.best`).
 
 Search code reads only the indicators and ``bad``; ``default`` is for NNI's sorting and web UI.
 """
@@ -21,7 +23,9 @@ Search code reads only the indicators and ``bad``; ``default`` is for NNI's sort
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from teg_plugin.scores import INDICATORS, TEGScore, rank_sums
@@ -96,3 +100,64 @@ def score_from_metrics(metric: Any) -> TEGScore:
     if bad and reason is None:
         reason = "undefined indicator"
     return TEGScore(ntk_cond=values[0], regions=values[1], kr_mse=values[2], bad=bad, reason=reason)
+
+
+def log_and_rank(path: str | os.PathLike[str], score: TEGScore, **extra: Any) -> float:
+    """Append ``score`` to the shared result log at ``path`` and return its ``default`` among every
+    result logged before it (:func:`rank_default`).
+
+    Trials of one ``nnictl`` experiment run in separate processes; a JSON-lines log in the
+    experiment's folder (guarded by a file lock, so concurrent trials are safe) lets each of them rank
+    itself among the trials that reported before it, as :mod:`teg_plugin.optuna` does within a study.
+    ``extra`` (e.g. ``arch=...``) is stored with the indicators.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> log = pathlib.Path(tempfile.mkdtemp()) / "results.jsonl"
+        >>> log_and_rank(log, TEGScore(ntk_cond=20.0, regions=50.0, kr_mse=0.2))
+        -3.0
+        >>> log_and_rank(log, TEGScore(ntk_cond=10.0, regions=100.0, kr_mse=0.1))
+        -1.5
+    """
+    import json
+
+    from filelock import FileLock
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock", timeout=60):
+        earlier = []
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    try:
+                        earlier.append(score_from_metrics(json.loads(line)))
+                    except ValueError:
+                        continue
+        default = rank_default(score, earlier)
+        record = {**teg_metrics(score, default), **extra}
+        with path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")
+    return default
+
+
+#: File name of the shared result log in an experiment's folder (see :func:`log_and_rank`).
+RESULT_LOG = "teg_results.jsonl"
+
+
+def trial_experiment_dir() -> Path | None:
+    """The folder of the NNI experiment this trial process belongs to, or ``None`` when the process
+    is not an NNI trial (e.g. the sequential engine, or a script run by hand).
+
+    NNI's local training service runs each trial in ``<experiment>/environments/local-env/trials/<id>``
+    with ``NNI_PLATFORM``, ``NNI_EXP_ID`` and ``NNI_OUTPUT_DIR`` set.
+    """
+    trial_dir = os.environ.get("NNI_OUTPUT_DIR") or os.environ.get("NNI_SYS_DIR")
+    if not trial_dir or not os.environ.get("NNI_PLATFORM"):
+        return None
+    trial_path = Path(trial_dir).resolve()
+    experiment_id = os.environ.get("NNI_EXP_ID")
+    for parent in trial_path.parents:
+        if experiment_id and parent.name == experiment_id:
+            return parent
+    return trial_path.parent

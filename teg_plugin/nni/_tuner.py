@@ -135,6 +135,11 @@ class TEGTuner(Tuner):
                 score = TEGScore.flagged(f"no TEG result: {value!r}")
             algorithm.tell(arch, score)
             self._results.append((parameter_id, arch, score))
+            _logger.info(
+                "TEGTuner: result %d (parameter %s) %s: ntk_cond=%s regions=%s kr_mse=%s bad=%s",
+                len(self._results), parameter_id, self.space.format(arch),
+                score.ntk_cond, score.regions, score.kr_mse, score.bad,
+            )
 
     def trial_end(self, parameter_id: int, success: bool, **kwargs: Any) -> None:
         """A trial that ended without a result is told as ``bad`` (the algorithm learns it ranks last)."""

@@ -32,6 +32,7 @@ from teg_plugin.optuna._attrs import (
     score_from_user_attrs,
     teg_user_attrs,
 )
+from teg_plugin.optuna._budget import BudgetReached, within_budget
 from teg_plugin.optuna._objective import DIRECTIONS, METRIC_NAMES, best_trial, zero_cost_objective
 from teg_plugin.optuna._pruner import TEGPruner, should_prune_zero_cost
 from teg_plugin.optuna._sampler import TEGSampler
@@ -41,6 +42,7 @@ from teg_plugin.optuna._suggest import search_space, suggest
 __all__ = [
     "ARCH_ATTR",
     "BAD_ATTR",
+    "BudgetReached",
     "DEFAULT_STORAGE_URL",
     "DIRECTIONS",
     "INDEX_ATTR",
@@ -57,5 +59,6 @@ __all__ = [
     "should_prune_zero_cost",
     "suggest",
     "teg_user_attrs",
+    "within_budget",
     "zero_cost_objective",
 ]

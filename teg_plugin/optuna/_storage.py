@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 
@@ -84,9 +85,13 @@ def _journal_storage(path_text: str) -> BaseStorage:
     return JournalStorage(JournalFileBackend(str(path)))
 
 
+#: Attempts to open an RDB storage while concurrent workers may be creating its tables.
+_CREATE_ATTEMPTS = 5
+
+
 def _rdb_storage(url: str, heartbeat_interval: int | None, grace_period: int | None, max_retry: int | None) -> BaseStorage:
     import sqlalchemy as sa
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
     hint = "expected a SQLAlchemy URL such as 'sqlite:///teg-nas.db' or 'postgresql://user:pass@host/db', or 'journal:PATH'"
     try:
@@ -111,13 +116,21 @@ def _rdb_storage(url: str, heartbeat_interval: int | None, grace_period: int | N
         kwargs.update(_retry_callback(max_retry))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)  # type: ignore[arg-type]
-        except NoSuchModuleError as exc:
-            raise ValueError(f"unknown database in storage URL {url!r}: {hint}") from exc
-        except ImportError as exc:
-            extra = " (pip install 'teg-plugin[postgres]')" if parsed.get_backend_name() == "postgresql" else ""
-            raise ImportError(f"the database driver for {url!r} is not installed{extra}: {exc}") from exc
+        for attempt in range(_CREATE_ATTEMPTS):
+            try:
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)  # type: ignore[arg-type]
+            except NoSuchModuleError as exc:
+                raise ValueError(f"unknown database in storage URL {url!r}: {hint}") from exc
+            except ImportError as exc:
+                extra = " (pip install 'teg-plugin[postgres]')" if parsed.get_backend_name() == "postgresql" else ""
+                raise ImportError(f"the database driver for {url!r} is not installed{extra}: {exc}") from exc
+            except DBAPIError:
+                # Several workers opening a fresh database create its tables at once; on PostgreSQL
+                # one's CREATE TABLE (or schema-version row) then collides with another's. Retry.
+                if attempt == _CREATE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _retry_callback(max_retry: int | None) -> dict[str, object]:

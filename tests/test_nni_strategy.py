@@ -1,0 +1,196 @@
+"""TEG strategies as NNI 3.0 strategies, end to end in NNI's sequential engine (in process, on CPU)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("nni", reason='NNI is not installed: pip install "teg-plugin[nni]"')
+
+# teg_plugin.nni first: it sets NNI's framework to "none" before nni.nas is imported.
+from teg_plugin.nni import (  # noqa: E402, I001
+    NB201ModelSpace,
+    TEGEvaluator,
+    TEGEvolution,
+    TEGRandom,
+    TEGReinforce,
+    TEGStrategy,
+    arch_from_sample,
+    sample_from_arch,
+)
+
+import nni  # noqa: E402
+import nni.experiment.experiment  # noqa: E402
+import nni.nas.experiment.experiment  # noqa: E402
+from nni.nas.experiment import NasExperiment, NasExperimentConfig  # noqa: E402
+from nni.nas.nn.pytorch import ModelSpace  # noqa: E402
+from nni.tools.nnictl.config_utils import Experiments  # noqa: E402
+
+from teg_plugin.scores import best_index, rank_sums  # noqa: E402
+from teg_plugin.spaces import NB201Space  # noqa: E402
+from teg_plugin.strategies import make_strategy  # noqa: E402
+
+SMALL = {"repeat": 1, "batch_size": 8, "regions_batch_size": 64, "regions_batches": 2}
+SPACE = NB201Space()
+BUDGET = 5
+
+
+@pytest.fixture(scope="module")
+def evaluator() -> TEGEvaluator:
+    return TEGEvaluator(data="synthetic", config=SMALL, device="cpu")
+
+
+@pytest.fixture
+def nni_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """NNI's experiment list (normally ~/nni-experiments/.experiment) and working folder under tmp_path."""
+    home = tmp_path / "nni-experiments"
+    home.mkdir()
+    for module in (nni.nas.experiment.experiment, nni.experiment.experiment):
+        monkeypatch.setattr(module, "Experiments", functools.partial(Experiments, home_dir=str(home)))
+    return home
+
+
+def _run(strategy: TEGStrategy, evaluator: TEGEvaluator, home: Path) -> tuple[NasExperiment, list[Any]]:
+    config = NasExperimentConfig("sequential", "simplified", "local")
+    config.experiment_working_directory = str(home)
+    experiment = NasExperiment(NB201ModelSpace(width=2, cells_per_stage=1), evaluator, strategy, config)
+    try:
+        experiment.run()
+        top = experiment.export_top_models(top_k=BUDGET, formatter="dict")
+    finally:
+        experiment.stop()
+    return experiment, top
+
+
+def _direct_run(name: str, evaluator: TEGEvaluator, **options: Any) -> list[Any]:
+    """The same algorithm driven directly (ask, score, tell), as teg-nas itself runs it."""
+    algorithm = make_strategy(name, SPACE, seed=7, **options)
+    asked = []
+    for _ in range(BUDGET):
+        arch = algorithm.ask()
+        algorithm.tell(arch, evaluator.scorer.score(arch))
+        asked.append(arch)
+    return asked
+
+
+STRATEGIES = {
+    "random": (lambda: TEGRandom(seed=7, budget=BUDGET), {}),
+    "evolution": (
+        lambda: TEGEvolution(seed=7, budget=BUDGET, population_size=3, tournament_size=2),
+        {"population_size": 3, "tournament_size": 2},
+    ),
+    "reinforce": (lambda: TEGReinforce(seed=7, budget=BUDGET, learning_rate=0.1), {"learning_rate": 0.1}),
+}
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_strategy_end_to_end(name: str, evaluator: TEGEvaluator, nni_home: Path) -> None:
+    make, options = STRATEGIES[name]
+    strategy = make()
+    experiment, top = _run(strategy, evaluator, nni_home)
+
+    results = strategy.results
+    assert len(results) == BUDGET
+    # The NNI strategy runs the algorithm unchanged: same proposals as a direct ask/score/tell loop.
+    assert [arch for arch, _ in results] == _direct_run(name, evaluator, **options)
+    # Each told score is the evaluator's T/E/G for that architecture.
+    for arch, score in results:
+        expected = evaluator.scorer.score(arch)
+        assert (score.ntk_cond, score.regions, score.kr_mse, score.bad) == (
+            expected.ntk_cond,
+            expected.regions,
+            expected.kr_mse,
+            expected.bad,
+        )
+
+    # export_top_models: each architecture once, best TEG rank-sum (over all results) first.
+    scores = [score for _, score in results]
+    assert arch_from_sample(top[0]) == results[best_index(scores)][0] == strategy.best()
+    top_archs = [arch_from_sample(sample) for sample in top]
+    assert len(set(top_archs)) == len(top_archs) == len({arch for arch, _ in results})
+    sums = dict(zip([arch for arch, _ in results], rank_sums(scores)))
+    assert [sums[a] for a in top_archs] == sorted(sums[a] for a in top_archs)
+    # Every model was submitted to and trained by NNI's engine.
+    models = list(strategy.list_models(sort=False))
+    assert len(models) == BUDGET
+    assert all(model.metric is not None for model in models)
+
+
+def test_state_dict_round_trip(evaluator: TEGEvaluator, nni_home: Path) -> None:
+    strategy = TEGEvolution(seed=3, budget=4, population_size=2, tournament_size=2)
+    _run(strategy, evaluator, nni_home)
+    state = strategy.state_dict()
+    restored = TEGEvolution(seed=3, budget=4, population_size=2, tournament_size=2)
+    restored.load_state_dict(state)
+    assert restored.results == strategy.results
+    assert restored.algorithm.ask() == strategy.algorithm.ask()
+
+
+class _OtherSpace(ModelSpace):
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_mutable(nni.choice("depth", [1, 2]))
+
+    def freeze(self, sample: dict) -> Any:  # pragma: no cover - never reached
+        raise AssertionError
+
+
+def test_rejects_a_model_space_with_other_labels(evaluator: TEGEvaluator, nni_home: Path) -> None:
+    from nni.nas.space import SimplifiedModelSpace
+
+    strategy = TEGRandom(budget=1)
+    with pytest.raises(ValueError, match="NB201ModelSpace"):
+        strategy.initialize(SimplifiedModelSpace.from_model(_OtherSpace(), evaluator), _NoEngine())
+
+
+class _NoEngine:
+    def register_model_event_callback(self, *args: Any) -> None:  # pragma: no cover - never reached
+        raise AssertionError
+
+
+def test_unknown_strategy_name() -> None:
+    with pytest.raises(ValueError, match="prune"):
+        TEGStrategy("prune")
+    with pytest.raises(ValueError, match="budget"):
+        TEGStrategy("random", budget=0)
+
+
+def test_sample_mapping_helpers_round_trip() -> None:
+    arch = SPACE.arch_at(1234)
+    assert arch_from_sample(sample_from_arch(arch)) == arch
+
+
+@pytest.mark.slow
+def test_training_service_engine_with_concurrent_trials(
+    evaluator: TEGEvaluator, nni_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NNI's training-service engine: each model is a trial process, two at a time (the test talks to 127.0.0.1)."""
+    import socket
+
+    import nni.experiment.launcher
+
+    monkeypatch.setattr(nni.experiment.launcher, "Experiments", functools.partial(Experiments, home_dir=str(nni_home)))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    strategy = TEGEvolution(seed=2, budget=4, population_size=2, tournament_size=2)
+    config = NasExperimentConfig("ts", "simplified", "local")
+    config.experiment_working_directory = str(nni_home)
+    config.trial_concurrency = 2
+    config.max_trial_number = 4
+    experiment = NasExperiment(NB201ModelSpace(width=2, cells_per_stage=1), evaluator, strategy, config)
+    try:
+        experiment.run(port=port)
+        top = experiment.export_top_models(top_k=1, formatter="dict")
+    finally:
+        experiment.stop()
+    results = strategy.results
+    assert len(results) == 4
+    assert not any(score.bad for _, score in results)
+    assert arch_from_sample(top[0]) == strategy.best()
+    # The trial processes ranked themselves among the experiment's trials so far (shared log).
+    log = nni_home / experiment.id / "teg_results.jsonl"
+    assert len(log.read_text().splitlines()) == 4

@@ -1,0 +1,111 @@
+"""TEGTuner, the nnictl (HPO) tuner, unit-tested directly (no NNI manager)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("nni", reason='NNI is not installed: pip install "teg-plugin[nni]"')
+
+from teg_plugin.nni import TEGTuner, teg_metrics  # noqa: E402, I001
+
+import nni  # noqa: E402
+
+from teg_plugin.scores import TEGScore  # noqa: E402
+from teg_plugin.spaces import NB201Space  # noqa: E402
+from teg_plugin.strategies import make_strategy  # noqa: E402
+
+SEARCH_SPACE = json.loads((Path(__file__).resolve().parents[1] / "examples" / "nnictl" / "search_space.json").read_text())
+SPACE = NB201Space()
+
+
+def fake_score(arch: object) -> TEGScore:
+    """Deterministic indicators that favour nor_conv_3x3 (not measured: the tuner only reads numbers)."""
+    ops = SPACE.to_params(arch).values()  # type: ignore[arg-type]
+    n3 = sum(op == "nor_conv_3x3" for op in ops)
+    n0 = sum(op == "none" for op in ops)
+    return TEGScore(ntk_cond=100.0 - 10 * n3 + n0, regions=10.0 + 5 * n3 - n0, kr_mse=1.0 / (1 + n3))
+
+
+def test_search_space_file_is_one_choice_per_edge() -> None:
+    assert {name: entry["_value"] for name, entry in SEARCH_SPACE.items()} == {
+        name: list(options) for name, options in SPACE.choices().items()
+    }
+    assert all(entry["_type"] == "choice" for entry in SEARCH_SPACE.values())
+
+
+def test_update_search_space_checks_the_space() -> None:
+    tuner = TEGTuner("random")
+    with pytest.raises(RuntimeError, match="update_search_space"):
+        tuner.generate_parameters(0)
+    with pytest.raises(ValueError, match="3<-2"):
+        tuner.update_search_space({k: v for k, v in SEARCH_SPACE.items() if k != "3<-2"})
+    with pytest.raises(ValueError, match="lr"):
+        tuner.update_search_space({**SEARCH_SPACE, "lr": {"_type": "uniform", "_value": [0, 1]}})
+    with pytest.raises(ValueError, match="choose among"):
+        tuner.update_search_space({**SEARCH_SPACE, "1<-0": {"_type": "choice", "_value": ["none"]}})
+    tuner.update_search_space(SEARCH_SPACE)
+    assert set(tuner.generate_parameters(0)) == set(SEARCH_SPACE)
+    with pytest.raises(ValueError, match="prune"):
+        TEGTuner("prune")
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [("random", {}), ("evolution", {"population_size": 4, "tournament_size": 2}), ("reinforce", {"learning_rate": 0.1})],
+)
+def test_tuner_runs_the_algorithm_unchanged(name: str, options: dict) -> None:
+    budget = 8
+    tuner = TEGTuner(name, seed=5, budget=budget, **options)
+    tuner.update_search_space(SEARCH_SPACE)
+    direct = make_strategy(name, SPACE, seed=5, **options)
+    for parameter_id in range(budget):
+        params = tuner.generate_parameters(parameter_id)
+        arch = direct.ask()
+        assert SPACE.from_params(params) == arch
+        score = fake_score(arch)
+        direct.tell(arch, score)
+        # What a trial reports (NNI delivers the dict; export holds it as a JSON string).
+        value = teg_metrics(score, -1.0) if parameter_id % 2 else json.dumps(teg_metrics(score, -1.0))
+        tuner.receive_trial_result(parameter_id, params, value)
+        tuner.trial_end(parameter_id, True)  # a result came: nothing more is told
+    assert len(tuner.results) == budget
+    with pytest.raises(nni.NoMoreTrialError):
+        tuner.generate_parameters(budget)
+    assert tuner.best() == direct.best()
+
+
+def test_results_without_teg_and_failed_trials_count_as_bad() -> None:
+    tuner = TEGTuner("evolution", seed=0, population_size=2, tournament_size=1)
+    tuner.update_search_space(SEARCH_SPACE)
+    first = tuner.generate_parameters(1)
+    tuner.receive_trial_result(1, first, 0.93)  # a bare accuracy: no T/E/G
+    second = tuner.generate_parameters(2)
+    tuner.trial_end(2, False)  # crashed before reporting
+    results = tuner.results
+    assert [SPACE.to_params(arch) for arch, _ in results] == [first, second]
+    assert all(score.bad for _, score in results)
+
+
+def test_concurrent_trials_and_import_data() -> None:
+    tuner = TEGTuner("reinforce", seed=1, budget=4)
+    tuner.update_search_space(SEARCH_SPACE)
+    params = [tuner.generate_parameters(i) for i in range(3)]  # three trials run at once
+    assert tuner._generated == 3
+    for i in (2, 0, 1):  # results in any order
+        arch = SPACE.from_params(params[i])
+        tuner.receive_trial_result(i, params[i], teg_metrics(fake_score(arch), -2.0))
+    tuner.generate_parameters(3)
+    with pytest.raises(nni.NoMoreTrialError):
+        tuner.generate_parameters(4)
+
+    resumed = TEGTuner("reinforce", seed=1)
+    resumed.update_search_space(SEARCH_SPACE)
+    resumed.import_data(
+        [{"parameter": params[i], "value": json.dumps(teg_metrics(fake_score(SPACE.from_params(params[i])), -2.0))}
+         for i in range(3)]
+        + [{"parameter": {"1<-0": "none"}, "value": "{}"}]  # unusable: skipped
+    )
+    assert [arch for arch, _ in resumed.results] == [SPACE.from_params(p) for p in params]
