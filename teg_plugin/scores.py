@@ -10,7 +10,7 @@ every good one.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -50,6 +50,26 @@ class TEGScore:
             value = out[key]
             out[key] = value if value is not None and math.isfinite(value) else None
         return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TEGScore:
+        """Inverse of :meth:`to_dict`: ``None`` or a non-number reads as NaN, and a score with an
+        undefined indicator is ``bad`` whatever ``values["bad"]`` says (missing: ``False``).
+
+        Example:
+            >>> TEGScore.from_dict({"ntk_cond": 3.0, "regions": 8.0, "kr_mse": None}).bad
+            True
+        """
+        numbers = {}
+        for key in INDICATORS:
+            raw = values[key]
+            try:
+                numbers[key] = math.nan if raw is None else float(raw)
+            except (TypeError, ValueError):
+                numbers[key] = math.nan
+        bad = bool(values.get("bad", False)) or not all(math.isfinite(v) for v in numbers.values())
+        reason = values.get("reason") or ("undefined indicator" if bad else None)
+        return cls(**numbers, bad=bad, reason=reason if bad else None)
 
     @classmethod
     def flagged(cls, reason: str, seconds: float = 0.0) -> TEGScore:

@@ -88,18 +88,7 @@ def score_from_metrics(metric: Any) -> TEGScore:
             f"a TEG result is a dict with {', '.join(INDICATORS)} (reported by TEGEvaluator or "
             f"examples/nnictl/trial.py); got {metric!r}"
         )
-    values = []
-    for key in INDICATORS:
-        raw = metric[key]
-        try:
-            values.append(math.nan if raw is None else float(raw))
-        except (TypeError, ValueError):
-            values.append(math.nan)
-    bad = bool(metric.get("bad", False)) or not all(math.isfinite(v) for v in values)
-    reason = metric.get("reason") if bad else None
-    if bad and reason is None:
-        reason = "undefined indicator"
-    return TEGScore(ntk_cond=values[0], regions=values[1], kr_mse=values[2], bad=bad, reason=reason)
+    return TEGScore.from_dict(metric)
 
 
 def log_and_rank(path: str | os.PathLike[str], score: TEGScore, **extra: Any) -> float:

@@ -83,15 +83,7 @@ def score_from_user_attrs(user_attrs: Mapping[str, Any]) -> TEGScore | None:
     """
     if any(key not in user_attrs for key in _SCORE_ATTRS):
         return None
-    values = []
-    for key in INDICATOR_ATTRS:
-        raw = user_attrs[key]
-        try:
-            values.append(math.nan if raw is None else float(raw))
-        except (TypeError, ValueError):
-            values.append(math.nan)
-    bad = bool(user_attrs[BAD_ATTR]) or not all(math.isfinite(v) for v in values)
-    return TEGScore(ntk_cond=values[0], regions=values[1], kr_mse=values[2], bad=bad)
+    return TEGScore.from_dict({key: user_attrs[key] for key in (*INDICATOR_ATTRS, BAD_ATTR)})
 
 
 def write_user_attrs(
