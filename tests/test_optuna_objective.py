@@ -34,11 +34,6 @@ ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 
 
 @pytest.fixture(scope="module")
-def space() -> NB201Space:
-    return NB201Space()
-
-
-@pytest.fixture(scope="module")
 def scorer(space: NB201Space) -> TEGScorer:
     return TEGScorer(space, data="synthetic", config=SMALL, device="cpu", cache=None)
 

@@ -43,11 +43,6 @@ def check(study: optuna.Study, user_attrs: dict[str, object] | None) -> bool:
 
 
 @pytest.fixture(scope="module")
-def space() -> NB201Space:
-    return NB201Space()
-
-
-@pytest.fixture(scope="module")
 def scorer(space: NB201Space) -> TEGScorer:
     return TEGScorer(space, data="synthetic", config=SMALL, device="cpu", cache=None)
 

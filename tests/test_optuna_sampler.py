@@ -62,11 +62,6 @@ class FakeScorer:
 
 
 @pytest.fixture(scope="module")
-def space() -> NB201Space:
-    return NB201Space()
-
-
-@pytest.fixture(scope="module")
 def scorer(space: NB201Space) -> TEGScorer:
     return TEGScorer(space, data="synthetic", config=SMALL, device="cpu", cache=None)
 
