@@ -121,8 +121,10 @@ class TEGScorer:
             progress: show a progress bar on stderr while measuring.
         """
         archs = list(archs)
-        texts = [self.space.format(self.space.canonical(a)) for a in archs]
-        missing = [t for t in dict.fromkeys(texts) if t not in self._memo]
+        representatives = [self.space.canonical(a) for a in archs]
+        texts = [self.space.format(r) for r in representatives]
+        by_text = dict(zip(texts, representatives))
+        missing = [t for t in by_text if t not in self._memo]
         if missing and self.cache is not None:
             cached = self.cache.get_many([self._key(t) for t in missing])
             for key, score in cached.items():
@@ -133,7 +135,7 @@ class TEGScorer:
             for text in missing:
                 if bar is not None:
                     bar.set_postfix_str(text, refresh=False)
-                self._memo[text] = self._measure(self.space.mask_of(self.space.parse(text)), text)
+                self._memo[text] = self._measure(self.space.mask_of(by_text[text]), text)
                 if bar is not None:
                     bar.update()
         finally:
