@@ -1,7 +1,8 @@
 """Search spaces: what can be built (installed as ``teg_plugin.spaces``)."""
 
 from teg_plugin.spaces._base import Mask, SearchSpace
+from teg_plugin.spaces._choice import ChoiceArch, ChoiceSpace
 from teg_plugin.spaces._registry import get_space, space_names
 from teg_plugin.spaces.nb201 import NB201Space
 
-__all__ = ["Mask", "NB201Space", "SearchSpace", "get_space", "space_names"]
+__all__ = ["ChoiceArch", "ChoiceSpace", "Mask", "NB201Space", "SearchSpace", "get_space", "space_names"]

@@ -28,6 +28,10 @@ class SearchSpace(ABC, Generic[ArchT]):
     #: Short name used on the command line and in cache keys (e.g. ``"nas-bench-201"``).
     name: ClassVar[str]
 
+    #: Scoring-protocol settings (:class:`~teg_plugin.config.TEGConfig` fields) that differ from
+    #: the NB201 defaults for this space, e.g. ``{"width": 1}`` for the DARTS proxy network.
+    protocol_defaults: ClassVar[Mapping[str, int]] = {}
+
     @abstractmethod
     def parse(self, text: str) -> ArchT:
         """Parse the space's text form; raise ``ValueError`` with a clear message if malformed."""
@@ -75,8 +79,18 @@ class SearchSpace(ABC, Generic[ArchT]):
         """
 
     @abstractmethod
-    def build_thin_network(self, mask: Mask, *, width: int, num_classes: int) -> nn.Module:
-        """The thin network of ``mask`` whose ReLU patterns give E (input ``(batch, width, H, W)``)."""
+    def build_thin_network(self, mask: Mask, *, width: int, num_classes: int) -> nn.Module | None:
+        """The thin network of ``mask`` whose ReLU patterns give E (input ``(batch, width, H, W)``).
+
+        ``None`` means the space has none: E is then counted on the proxy network itself, over the
+        training and held-out images.
+        """
+
+    def mask_groups(self) -> Sequence[tuple[tuple[str, ...], int]]:
+        """Groups of mask keys of which at most ``k`` may keep an option in an architecture, as
+        ``(keys, k)`` (e.g. a DARTS node keeps 2 of its incoming edges). Supernet pruning removes
+        whole keys of such a group after pruning options. Default: none."""
+        return ()
 
     def mask_of(self, arch: ArchT) -> dict[str, tuple[str, ...]]:
         """``arch`` as a supernet mask with one active option per choice."""

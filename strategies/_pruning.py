@@ -83,8 +83,13 @@ class PruningStrategy(Strategy[ArchT]):
     (1 = most important) and the ranks summed. On every multi-option choice the option with the
     **largest** rank-sum is dropped; ties go to the option that comes **last** in the space's order.
     A removal that scores ``bad`` breaks the network: that option is kept unless all options of the
-    choice are bad (then the last one is dropped). Rounds repeat until one option per choice is left:
-    that is the found architecture.
+    choice are bad (then the last one is dropped). Rounds repeat until one option per choice is left.
+
+    Spaces with :meth:`~teg_plugin.spaces.SearchSpace.mask_groups` (DARTS: a node keeps 2 of its
+    incoming edges) then get TE-NAS's edge phase: group after group, the mask without each of the
+    group's remaining keys is scored, the removals ranked in the same way among that group, and all
+    but the ``k`` most important keys emptied (ties keep the earlier key). What is left is the found
+    architecture.
 
     Ask/tell: the first :meth:`ask` prunes (lazily, calling ``score_mask``) and returns the found
     architecture. To spend a larger budget, later asks propose the not yet asked or told
@@ -138,6 +143,10 @@ class PruningStrategy(Strategy[ArchT]):
             mask = {name: tuple(options) for name, options in self._space.full_mask().items()}
             while any(len(options) > 1 for options in mask.values()):
                 mask = self._prune_round(mask)
+            for keys, keep in self._space.mask_groups():
+                active = [key for key in keys if mask[key]]
+                if len(active) > keep:
+                    mask = self._prune_group(mask, active, keep)
             self._found = self._space.arch_from_mask(mask)
             self._followups = self._small_supernet_archs()
         return self._found
@@ -181,15 +190,35 @@ class PruningStrategy(Strategy[ArchT]):
         )
         return {name: tuple(o for o in options if o != dropped.get(name)) for name, options in mask.items()}
 
+    def _prune_group(self, mask: FrozenMask, active: list[str], keep: int) -> FrozenMask:
+        """Keep the ``keep`` most important of a group's ``active`` keys (each down to one option by
+        now); empty the others. Importance is ranked as for options, among the group's keys only."""
+        baseline = self._score(mask)
+        removals = [(key, mask[key][0]) for key in active]
+        scores = [self._score({**mask, key: ()}) for key in active]
+        candidates = _rank_candidates(removals, scores, baseline)
+        # sorted() is stable: among equal rank-sums the earlier key is kept.
+        kept = {c.choice for c in sorted(candidates, key=lambda c: c.rank_sum)[:keep]}
+        dropped = {c.choice: c.option for c in candidates if c.choice not in kept}
+        self._rounds.append(
+            PruneRound(
+                index=len(self._rounds), mask=dict(mask), baseline=baseline, candidates=candidates, dropped=dropped
+            )
+        )
+        return {key: () if key in dropped else options for key, options in mask.items()}
+
     def _small_supernet_archs(self) -> list[ArchT]:
         """The architectures of the last round's mask except the found one, in a seeded order."""
         if not self._rounds:
             return []
         mask = self._rounds[-1].mask
-        archs = [
-            self._space.from_params(dict(zip(mask, combo, strict=True)))
-            for combo in itertools.product(*mask.values())
-        ]
+        archs = []
+        for combo in itertools.product(*(options or [()] for options in mask.values())):
+            single = {key: (option,) if option != () else () for key, option in zip(mask, combo, strict=True)}
+            try:
+                archs.append(self._space.arch_from_mask(single))
+            except ValueError:  # not an architecture of the space (e.g. too many inputs on a node)
+                continue
         archs = [arch for arch in archs if arch != self._found]
         random.Random(f"{self._seed}:small-supernet").shuffle(archs)
         return archs

@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from teg_plugin.spaces import SearchSpace
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,18 @@ class TEGConfig:
             raise ValueError(f"TEGConfig.seed must be an int, got {self.seed!r}")
         if not 0.0 < self.singular_rtol < 1.0:
             raise ValueError(f"TEGConfig.singular_rtol must be in (0, 1), got {self.singular_rtol!r}")
+
+    @classmethod
+    def for_space(cls, space: SearchSpace, **settings: Any) -> TEGConfig:
+        """The paper's protocol for ``space`` (its :attr:`~teg_plugin.spaces.SearchSpace.protocol_defaults`
+        over the NB201 defaults), with ``settings`` on top.
+
+        Example:
+            >>> from teg_plugin.spaces import get_space
+            >>> TEGConfig.for_space(get_space("nas-bench-201"), repeat=1).width
+            3
+        """
+        return cls(**{**space.protocol_defaults, **settings})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -67,7 +67,8 @@ class TEGScorer:
         space: a :class:`SearchSpace` or its name (``"nas-bench-201"``).
         data: an :class:`ImageData` pool, a dataset name for :func:`~teg_plugin.data.load_data`, or
             ``None`` for the default (CIFAR-10 if found under ``data_root``, else the embedded sample).
-        config: the protocol (:class:`TEGConfig`; defaults are the paper's).
+        config: the protocol (:class:`TEGConfig`); default: the paper's for this space
+            (:meth:`TEGConfig.for_space`).
         data_root: where to look for the dataset files.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         cache: a :class:`ScoreCache`, a SQLAlchemy URL or file path for one, or ``None`` for an
@@ -94,7 +95,7 @@ class TEGScorer:
     ) -> None:
         self.space = get_space(space) if isinstance(space, str) else space
         self.data = data if isinstance(data, ImageData) else load_data(data, data_root)
-        self.config = config or TEGConfig()
+        self.config = config or TEGConfig.for_space(self.space)
         self.device = resolve_device(device)
         self.inputs = ScoringInputs.draw(self.data, self.config)
         self.cache = cache if isinstance(cache, ScoreCache) or cache is None else ScoreCache(cache)

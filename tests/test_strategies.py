@@ -14,7 +14,7 @@ import pytest
 
 import teg_plugin.strategies as strategies_pkg
 from teg_plugin.scores import TEGScore, best_index, rank_sums
-from teg_plugin.spaces import Mask, NB201Space
+from teg_plugin.spaces import ChoiceSpace, Mask, NB201Space
 from teg_plugin.spaces.nb201 import OPS, NB201Arch
 from teg_plugin.strategies import (
     BAD_REWARD,
@@ -496,3 +496,45 @@ def test_strategies_source_imports_no_torch_optuna_nni_or_benchmarks() -> None:
                 continue
             for module in names:
                 assert not any(module == f or module.startswith(f + ".") for f in forbidden), (path.name, module)
+
+
+class _OneNodeSpace(ChoiceSpace):
+    """A node fed by 3 candidate edges, of which it keeps 2, each with op ``a`` or ``b``: the
+    smallest space with :meth:`mask_groups`, for the pruning strategy's edge phase."""
+
+    EDGES = ("e0", "e1", "e2")
+
+    def __init__(self) -> None:
+        super().__init__("one-node", {edge: ("a", "b", "off") for edge in self.EDGES}, lambda c: None)
+
+    def full_mask(self) -> dict[str, tuple[str, ...]]:
+        return {edge: ("a", "b") for edge in self.EDGES}
+
+    def mask_groups(self) -> list[tuple[tuple[str, ...], int]]:
+        return [(self.EDGES, 2)]
+
+    def arch_from_mask(self, mask: Mask):  # type: ignore[no-untyped-def]
+        active = [edge for edge in self.EDGES if mask[edge]]
+        if len(active) != 2 or any(len(mask[edge]) != 1 for edge in active):
+            raise ValueError(f"not an architecture: {dict(mask)}")
+        return self.from_params({edge: mask[edge][0] if mask[edge] else "off" for edge in self.EDGES})
+
+
+def test_pruning_edge_phase_keeps_the_most_important_keys_of_each_group() -> None:
+    # Quality: op b beats a everywhere; edge e1 is worth most, then e2, then e0.
+    worth = {"e0": 1.0, "e1": 3.0, "e2": 2.0}
+
+    def score_mask(mask: Mask) -> TEGScore:
+        q = sum(worth[e] * sum(2.0 if o == "b" else 1.0 for o in opts) / max(len(opts), 1) for e, opts in mask.items() if opts)
+        return TEGScore(ntk_cond=100.0 - q, regions=q, kr_mse=1.0 / (1.0 + q))
+
+    space = _OneNodeSpace()
+    prune = PruningStrategy(space, score_mask)
+    found = prune.run()
+    assert dict(found) == {"e0": "off", "e1": "b", "e2": "b"}
+    op_round, edge_round = prune.rounds
+    assert op_round.dropped == {"e0": "a", "e1": "a", "e2": "a"}
+    assert edge_round.mask == {"e0": ("b",), "e1": ("b",), "e2": ("b",)}
+    assert edge_round.dropped == {"e0": "b"} and len(edge_round.candidates) == 3
+    # 1 + 6 in the op round, 1 + 3 in the edge phase.
+    assert prune.n_supernet_evaluations == 11

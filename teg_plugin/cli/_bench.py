@@ -9,7 +9,7 @@ import platform
 
 import torch
 
-from teg_plugin.cli._common import add_scoring_options, make_scorer, render
+from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer, render
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,8 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     speed = which.add_parser("speed", help="fast path vs plain implementation of the same definitions")
     speed.add_argument("--archs", type=int, default=5, metavar="K", help="random architectures to time (default: %(default)s)")
     speed.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
+    add_space_option(speed)
     _common(speed)
-    speed.set_defaults(run=_run_speed, space="nas-bench-201")
+    speed.set_defaults(run=_run_speed)
 
     search = which.add_parser("search", help="accuracy of the architecture each strategy finds, over several seeds")
     search.add_argument("--strategy", choices=("evolution", "reinforce", "prune", "random"), default="evolution")

@@ -44,10 +44,13 @@ def make_scorer(args: argparse.Namespace) -> TEGScorer:
     from teg_plugin.cache import ScoreCache
     from teg_plugin.data import load_data
 
-    config = TEGConfig(batch_size=args.batch_size, repeat=args.repeat, seed=args.score_seed)
+    from teg_plugin.spaces import get_space
+
+    space = get_space(args.space)
+    config = TEGConfig.for_space(space, batch_size=args.batch_size, repeat=args.repeat, seed=args.score_seed)
     data = load_data(args.dataset, args.data_root, download=args.download)
     cache = None if args.no_cache else ScoreCache(args.cache)
-    return TEGScorer(args.space, data, config, device=args.device, cache=cache)
+    return TEGScorer(space, data, config, device=args.device, cache=cache)
 
 
 def render(rows: Sequence[dict[str, Any]], fmt: str, columns: Sequence[str]) -> str:

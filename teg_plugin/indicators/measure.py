@@ -47,6 +47,44 @@ from teg_plugin.spaces import Mask, SearchSpace
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class CandidateNetworks:
+    """How to build the networks of one candidate, fresh for every repeat.
+
+    Args:
+        proxy: a new proxy network (T and G; returns logits ``(batch, classes)``). It is initialised
+            with the repeat's name-seeded weights when ``initialise`` holds, and put in train mode.
+        thin: a new thin network for E (inputs: the scorer's crops, ``(batch, regions_width, crop,
+            crop)``); when it returns ``None``, E's patterns are counted on (a fresh copy of) the
+            proxy network itself, over the repeat's training and held-out images.
+        generalization_parameter: which proxy-network weights enter G's Jacobian.
+        initialise: re-initialise the networks (Kaiming, name-seeded); ``False`` keeps their weights.
+    """
+
+    proxy: Callable[[], nn.Module]
+    thin: Callable[[], nn.Module | None]
+    generalization_parameter: Callable[[str], bool]
+    initialise: bool = True
+
+
+def space_networks(space: SearchSpace, mask: Mask, inputs: ScoringInputs, config: TEGConfig) -> CandidateNetworks:
+    """The networks of supernet ``mask`` of ``space`` under the protocol of ``config``."""
+
+    def proxy() -> nn.Module:
+        return space.build_proxy_network(
+            mask,
+            width=config.width,
+            cells_per_stage=config.cells_per_stage,
+            num_classes=inputs.num_classes,
+            in_channels=inputs.in_channels,
+        )
+
+    def thin() -> nn.Module | None:
+        return space.build_thin_network(mask, width=config.regions_width, num_classes=inputs.num_classes)
+
+    return CandidateNetworks(proxy, thin, space.generalization_parameter)
+
+
 def measure_mask(
     space: SearchSpace, mask: Mask, inputs: ScoringInputs, config: TEGConfig, device: torch.device
 ) -> TEGScore:
@@ -54,14 +92,23 @@ def measure_mask(
 
     Never raises for a bad network: NaN/inf or an undefined indicator gives a ``bad`` score.
     """
+    return measure_networks(space_networks(space, mask, inputs, config), inputs, config, device)
+
+
+def measure_networks(
+    networks: CandidateNetworks, inputs: ScoringInputs, config: TEGConfig, device: torch.device
+) -> TEGScore:
+    """The TEG indicators of one candidate's networks (see :class:`CandidateNetworks`).
+
+    Never raises for a bad network: NaN/inf or an undefined indicator gives a ``bad`` score. A
+    network that does not fit the protocol (wrong logits shape, no ReLUs) raises ``ValueError``.
+    """
     start = time.perf_counter()
-    repeats = [_ProxyRepeat.build(space, mask, inputs, config, r, device) for r in range(config.repeat)]
+    repeats = [_ProxyRepeat.build(networks, inputs, config, r, device) for r in range(config.repeat)]
     tasks: list[Callable[[], object]] = []
     for rep in repeats:
         tasks += [rep.train_jacobian, rep.val_jacobian]
-    tasks += [
-        (lambda r=r: _regions(space, mask, inputs, config, inputs.repeats[r], r, device)) for r in range(config.repeat)
-    ]
+    tasks += [(lambda r=r: _regions(networks, config, inputs.repeats[r], r, device)) for r in range(config.repeat)]
     try:
         results = _run_tasks(tasks, device)
     except NonFiniteError as err:
@@ -101,27 +148,20 @@ class _ProxyRepeat:
 
     @classmethod
     def build(
-        cls, space: SearchSpace, mask: Mask, inputs: ScoringInputs, config: TEGConfig, repeat: int, device: torch.device
+        cls, networks: CandidateNetworks, inputs: ScoringInputs, config: TEGConfig, repeat: int, device: torch.device
     ) -> _ProxyRepeat:
-        net = space.build_proxy_network(
-            mask,
-            width=config.width,
-            cells_per_stage=config.cells_per_stage,
-            num_classes=inputs.num_classes,
-            in_channels=inputs.in_channels,
-        )
-        init_network(net, stable_seed(config.seed, "proxy", repeat)).to(device)
+        net = _prepare(networks.proxy(), networks.initialise, stable_seed(config.seed, "proxy", repeat), device)
         batch = inputs.repeats[repeat].to(device)
         named = select_parameters(net, is_weight)
         # G's parameters are a subset of T's: its training-batch Jacobian is a column slice of T's.
         columns, offset = [], 0
         for name, param in named:
-            if space.generalization_parameter(name):
+            if networks.generalization_parameter(name):
                 columns.append(torch.arange(offset, offset + param.numel(), device=device))
             offset += param.numel()
         if not columns:
-            raise ValueError("the space selects no parameters for G (generalization_parameter)")
-        g_params = [p for name, p in named if space.generalization_parameter(name)]
+            raise ValueError("no proxy-network weight is selected for G (generalization_parameter)")
+        g_params = [p for name, p in named if networks.generalization_parameter(name)]
         return cls(net, batch, [p for _, p in named], g_params, torch.cat(columns), config.singular_rtol)
 
     def train_jacobian(self) -> torch.Tensor:
@@ -139,18 +179,24 @@ class _ProxyRepeat:
         return kappa, mse
 
 
+def _prepare(net: nn.Module, initialise: bool, seed: int, device: torch.device) -> nn.Module:
+    if initialise:
+        init_network(net, seed)
+    return net.to(device).train()
+
+
 def _regions(
-    space: SearchSpace,
-    mask: Mask,
-    inputs: ScoringInputs,
-    config: TEGConfig,
-    batch: RepeatInputs,
-    repeat: int,
-    device: torch.device,
+    networks: CandidateNetworks, config: TEGConfig, batch: RepeatInputs, repeat: int, device: torch.device
 ) -> float:
-    thin = space.build_thin_network(mask, width=config.regions_width, num_classes=inputs.num_classes)
-    init_network(thin, stable_seed(config.seed, "thin", repeat)).to(device)
-    patterns = activation_patterns(thin, (b.to(device) for b in batch.region_batches))
+    thin = networks.thin()
+    if thin is None:
+        # No thin network: a fresh copy of the proxy network (hooks on the one whose Jacobians other
+        # threads compute would record their passes too), with its weights, on the repeat's images.
+        net = _prepare(networks.proxy(), networks.initialise, stable_seed(config.seed, "proxy", repeat), device)
+        patterns = activation_patterns(net, (batch.train_x.to(device), batch.val_x.to(device)))
+    else:
+        thin = _prepare(thin, networks.initialise, stable_seed(config.seed, "thin", repeat), device)
+        patterns = activation_patterns(thin, (b.to(device) for b in batch.region_batches))
     return float(count_distinct_patterns(patterns))
 
 

@@ -42,7 +42,16 @@ def ntk_jacobian(model: nn.Module, inputs: torch.Tensor, parameters: Sequence[nn
     """
     if not parameters:
         raise ValueError("no parameters to differentiate: the parameter filter selected nothing")
+    with torch.enable_grad():  # also inside a caller's torch.no_grad()
+        return _jacobian(model, inputs, parameters)
+
+
+def _jacobian(model: nn.Module, inputs: torch.Tensor, parameters: Sequence[nn.Parameter]) -> torch.Tensor:
     logits = model(inputs)
+    if not isinstance(logits, torch.Tensor):
+        raise ValueError(
+            f"the network must return a logits tensor of shape (batch, classes); got a {type(logits).__name__}"
+        )
     if logits.dim() != 2 or logits.shape[0] != inputs.shape[0]:
         raise ValueError(
             f"the network must return logits of shape (batch, classes); got {tuple(logits.shape)} "

@@ -119,7 +119,7 @@ class TEGEvaluator(Evaluator):
                 scorer = TEGScorer(
                     self._space,
                     self.data,
-                    TEGConfig.from_dict(self.config or {}),
+                    TEGConfig.for_space(self._space, **(self.config or {})),
                     data_root=self.data_root,
                     device=self.device,
                     cache=self.cache,
