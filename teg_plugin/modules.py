@@ -42,13 +42,13 @@ class ModuleScorer:
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
 
     Example:
-        >>> def cnn(width):
-        ...     return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+        >>> def cnn(width, in_channels=3):
+        ...     return nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
         ...                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10))
         >>> scorer = ModuleScorer(data="synthetic", config=TEGConfig(repeat=1, batch_size=8), device="cpu")
         >>> model = cnn(4)
         >>> before = [p.clone() for p in model.parameters()]
-        >>> score = scorer.score(model, thin=cnn)
+        >>> score = scorer.score(model, thin=lambda width: cnn(2, in_channels=width))
         >>> score.bad, all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
         (False, True)
     """
