@@ -3,6 +3,7 @@
 from teg_plugin.spaces._base import Mask, SearchSpace
 from teg_plugin.spaces._choice import ChoiceArch, ChoiceSpace
 from teg_plugin.spaces._registry import get_space, space_names
+from teg_plugin.spaces.darts import DartsSpace
 from teg_plugin.spaces.nb201 import NB201Space
 
-__all__ = ["ChoiceArch", "ChoiceSpace", "Mask", "NB201Space", "SearchSpace", "get_space", "space_names"]
+__all__ = ["ChoiceArch", "ChoiceSpace", "DartsSpace", "Mask", "NB201Space", "SearchSpace", "get_space", "space_names"]

@@ -13,7 +13,13 @@ def _nb201() -> SearchSpace:
     return NB201Space()
 
 
-_SPACES: dict[str, Callable[[], SearchSpace]] = {"nas-bench-201": _nb201}
+def _darts() -> SearchSpace:
+    from teg_plugin.spaces.darts import DartsSpace
+
+    return DartsSpace()
+
+
+_SPACES: dict[str, Callable[[], SearchSpace]] = {"nas-bench-201": _nb201, "darts": _darts}
 _ALIASES = {"nb201": "nas-bench-201", "nasbench201": "nas-bench-201"}
 
 
