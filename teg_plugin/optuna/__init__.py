@@ -1,5 +1,6 @@
-"""TEG-NAS for Optuna: search spaces as categorical parameters, a TEG-guided sampler, a pre-training
-pruner, a zero-cost objective and crash-tolerant storages.
+"""TEG-NAS for Optuna: search spaces as categorical parameters, a user's own ``build_model(trial)``
+as a space (:class:`TrialSpace`), a TEG-guided sampler, a pre-training pruner, a zero-cost objective
+and crash-tolerant storages.
 
 Example:
     >>> import optuna
@@ -38,20 +39,24 @@ from teg_plugin.optuna._pruner import TEGPruner, should_prune_zero_cost
 from teg_plugin.optuna._sampler import TEGSampler
 from teg_plugin.optuna._storage import DEFAULT_STORAGE_URL, JOURNAL_PREFIX, create_storage
 from teg_plugin.optuna._suggest import search_space, suggest
+from teg_plugin.optuna._user_space import MAX_PARAM_VALUES, ConditionalSpaceError, TrialSpace
 
 __all__ = [
     "ARCH_ATTR",
     "BAD_ATTR",
     "BudgetReached",
+    "ConditionalSpaceError",
     "DEFAULT_STORAGE_URL",
     "DIRECTIONS",
     "INDEX_ATTR",
     "INDICATOR_ATTRS",
     "JOURNAL_PREFIX",
+    "MAX_PARAM_VALUES",
     "METRIC_NAMES",
     "TEG_ATTRS",
     "TEGPruner",
     "TEGSampler",
+    "TrialSpace",
     "best_trial",
     "create_storage",
     "score_from_user_attrs",

@@ -46,6 +46,10 @@ def zero_cost_objective(space: SearchSpace, scorer: TEGScorer, *, multi_objectiv
     enters ``best_trial``, ``best_trials`` or the Pareto front, every sampler sees it as a failed
     attempt, and :class:`TEGSampler` still learns that it ranks last.
 
+    A :class:`TrialSpace` (a user's ``build_model(trial)``) works the same: its parameters are
+    suggested with ``build_model``'s own distributions, the model is built only by the scorer (on
+    fixed trials), and ``arch`` is the JSON object of the parameters.
+
     Args:
         space: the search space.
         scorer: scores architectures of ``space`` (share it with :class:`TEGSampler`).

@@ -40,7 +40,8 @@ class TEGPruner(BasePruner):
 
     A trial proposed by :class:`TEGSampler` already has its TEG attributes. Otherwise they are
     computed with ``scorer`` from the trial's parameters (and written to the trial); without a
-    scorer such a trial is never pruned.
+    scorer such a trial is never pruned. With a :class:`TrialSpace` the objective simply calls the
+    user's ``build_model(trial)`` before the check: its parameters are the space's.
 
     Args:
         scorer: scores the architectures of trials without TEG attributes (optional).

@@ -13,7 +13,9 @@ from optuna.trial import TrialState
 
 from teg_plugin.optuna._attrs import teg_user_attrs, write_user_attrs
 from teg_plugin.optuna._suggest import search_space as _search_space
+from teg_plugin.optuna._user_space import TrialSpace
 from teg_plugin.scores import TEGScore, rank_sums
+from teg_plugin.spaces import ChoiceSpace
 from teg_plugin.strategies import STRATEGY_NAMES, Strategy, make_strategy
 
 if TYPE_CHECKING:
@@ -37,7 +39,9 @@ class TEGSampler(BaseSampler):
 
     The sampler owns the parameters of :meth:`SearchSpace.choices` (the ones :func:`suggest`
     suggests); any other parameter is sampled by a seeded :class:`~optuna.samplers.RandomSampler`,
-    with a one-time warning.
+    with a one-time warning. With a :class:`TrialSpace` (a user's ``build_model(trial)``), it owns
+    the parameters ``build_model`` suggests, in their own int, float or categorical distributions,
+    so the objective may call ``build_model(trial)`` itself.
 
     **Two modes.**
 
@@ -133,6 +137,11 @@ class TEGSampler(BaseSampler):
             raise ValueError(f"steps_per_trial must be an int >= 1, got {steps_per_trial!r}")
         if strategy.strip().lower() not in STRATEGY_NAMES:
             raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGY_NAMES)}")
+        if strategy.strip().lower() == "prune" and (isinstance(space, TrialSpace) or type(space) is ChoiceSpace):
+            raise ValueError(
+                f"strategy 'prune' prunes a supernet, and the user space {space.name!r} has none: use "
+                "'evolution', 'random' or 'reinforce'"
+            )
         self._space = space
         self._scorer = scorer
         self._strategy_name = strategy
@@ -179,7 +188,7 @@ class TEGSampler(BaseSampler):
         self._random.reseed_rng()
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        """The space's categorical distributions, known from trial 0 on."""
+        """The space's distributions (:func:`search_space`), known from trial 0 on."""
         return dict(self._distributions)
 
     def sample_relative(

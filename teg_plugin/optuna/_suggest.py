@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeVar
 
-from optuna.distributions import CategoricalDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+
+from teg_plugin.optuna._user_space import TrialSpace
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
@@ -16,8 +18,10 @@ if TYPE_CHECKING:
 ArchT = TypeVar("ArchT", bound="Hashable")
 
 
-def search_space(space: SearchSpace) -> dict[str, CategoricalDistribution]:
-    """The Optuna distributions of ``space``: one categorical per choice, options in the space's order.
+def search_space(space: SearchSpace) -> dict[str, BaseDistribution]:
+    """The Optuna distributions of ``space``: one categorical per choice, options in the space's order;
+    for a :class:`TrialSpace`, the distributions its ``build_model`` suggests (int, float or
+    categorical, :meth:`TrialSpace.distributions`).
 
     Example:
         >>> from teg_plugin.spaces import NB201Space
@@ -27,6 +31,8 @@ def search_space(space: SearchSpace) -> dict[str, CategoricalDistribution]:
         >>> dists["1<-0"].choices[:2]
         ('none', 'skip_connect')
     """
+    if isinstance(space, TrialSpace):
+        return space.distributions()
     return {name: CategoricalDistribution(list(options)) for name, options in space.choices().items()}
 
 
@@ -35,7 +41,9 @@ def suggest(space: SearchSpace[ArchT], trial: optuna.Trial) -> ArchT:
 
     Calls ``trial.suggest_categorical(name, options)`` once per choice of :meth:`SearchSpace.choices`,
     so any Optuna sampler can search the space (TPE, random, NSGA-II, :class:`TEGSampler`) and
-    optuna-dashboard shows every choice. :meth:`SearchSpace.suggest` is the same function.
+    optuna-dashboard shows every choice. :meth:`SearchSpace.suggest` is the same function. A
+    :class:`TrialSpace` suggests each parameter with the distribution its ``build_model`` uses
+    (:meth:`TrialSpace.suggest`; the model is not built).
 
     Args:
         space: the search space.
@@ -53,5 +61,7 @@ def suggest(space: SearchSpace[ArchT], trial: optuna.Trial) -> ArchT:
         >>> len(study.trials[0].params)
         6
     """
+    if isinstance(space, TrialSpace):
+        return space.suggest(trial)  # type: ignore[return-value]
     params = {name: trial.suggest_categorical(name, list(options)) for name, options in space.choices().items()}
     return space.from_params(params)
