@@ -1,4 +1,4 @@
-"""The Optuna examples run end to end (with ``--small``) and print what they promise."""
+"""The examples run end to end (with ``--small``) and print what they promise."""
 
 from __future__ import annotations
 
@@ -63,3 +63,45 @@ def test_guided_training_example(tmp_path: Path) -> None:
     assert best, out
     number, arch, accuracy = best.groups()
     assert (arch, round(float(accuracy))) == (trained[int(number)][1], int(trained[int(number)][2]))
+
+
+def test_nni_user_space_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("nni", reason='NNI is not installed: pip install "teg-plugin[nni]"')
+    monkeypatch.setenv("HOME", str(tmp_path))  # NNI keeps its experiment list under ~/nni-experiments
+    out = _run("nni_user_space.py", cwd=tmp_path)
+    assert re.search(r"^model space SmallCNN: 54 architectures$", out, re.M), out
+    choices = ("width: 8, 16, 32", "block1: conv3x3, conv5x5, maxpool3x3", "block2: conv3x3, conv1x1, identity",
+               "skip: 0, 1")
+    for label in choices:
+        assert f"  {label}\n" in out, out
+    sample = r"\{\"block1\": \"\w+\", \"block2\": \"\w+\", \"skip\": \[[01]\], \"width\": (?:8|16|32)\}"
+    scored = re.findall(rf"^  #\d+ +({sample})  T=\S+ E=\d+ G=\S+  rank-sum [\d.]+$", out, re.M)
+    assert len(scored) == 8, out
+    best = re.search(rf"^best architecture \(lowest TEG rank-sum among 8\): ({sample})$", out, re.M)
+    assert best and best.group(1) in scored, out
+    top = re.search(r"^top \d \(export_top_models\): (.+)$", out, re.M)
+    assert top and top.group(1).split("; ")[0] == best.group(1), out
+    assert re.search(r"^SmallCNN\($", out, re.M), out  # the winner, frozen
+    assert "WARNING" not in out, out
+
+
+def test_optuna_user_space_example(tmp_path: Path) -> None:
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'user.db'}"
+    out = _run("optuna_user_space.py", "--storage", url, cwd=tmp_path)
+    assert re.search(r"^search space: 9 parameters, 6480 architectures$", out, re.M), out
+    assert re.search(r"^  width_mult +FloatDistribution\(high=1.5, log=False, low=0.5, step=0.25\)$", out, re.M), out
+    assert re.search(r"^scoring 6 architectures on embedded \(500 images\) on cpu$", out, re.M), out
+    rows = re.findall(r"^  #(\d) +(COMPLETE|PRUNED) +.*  (\{.*\})$", out, re.M)
+    assert [int(r[0]) for r in rows] == list(range(6)), out
+    winner = re.search(r"^TEG winner \(lowest rank-sum\): #(\d+)  T=\S+ +E=\S+ +G=\S+", out, re.M)
+    assert winner, out
+    assert re.search(r"^built with build_model\(FixedTrial\(params\)\): Net, [\d,]+ parameters$", out, re.M), out
+
+    study = optuna.load_study(study_name="teg-user-space", storage=url)
+    assert len(study.trials) == 6
+    best = study.trials[int(winner.group(1))]
+    assert best.user_attrs["arch"] == rows[best.number][2]
+    for name, value in best.params.items():
+        assert re.search(rf"^  {name} += {value}$", out, re.M), (name, out)

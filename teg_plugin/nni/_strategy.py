@@ -20,6 +20,7 @@ from nni.nas.space import ExecutableModelSpace, ModelStatus
 from nni.nas.strategy import Strategy as NNIStrategy
 
 from teg_plugin.nni._metrics import score_from_metrics
+from teg_plugin.nni._user_space import NNIChoiceSpace, space_from_model_space
 from teg_plugin.scores import TEGScore, rank_sums
 from teg_plugin.spaces import SearchSpace, get_space
 from teg_plugin.strategies import Strategy as TEGAlgorithm
@@ -35,7 +36,9 @@ class TEGStrategy(NNIStrategy):
     """Runs the teg-plugin algorithm ``name`` as an NNI multi-trial strategy.
 
     Each step asks the algorithm for an architecture, freezes the model space at its sample (one
-    label per choice of ``space``), submits the model, and, when the model's final result arrives,
+    label per choice of ``space``; with ``space=None``, the space read from the model space itself by
+    :func:`~teg_plugin.nni.space_from_model_space` when the experiment starts), submits the model,
+    and, when the model's final result arrives,
     tells the algorithm its T/E/G (read from the result dict; a model that ends without a result is
     told as ``bad``). With several trials at once (a training-service engine with
     ``trial_concurrency > 1``), several asks precede their tells, which every algorithm supports.
@@ -51,7 +54,11 @@ class TEGStrategy(NNIStrategy):
 
     Args:
         name: ``"random"``, ``"evolution"`` or ``"reinforce"``.
-        space: the teg-plugin search space (name or object) whose choices the model space's labels are.
+        space: the teg-plugin search space (name or object) whose choices the model space's labels
+            are, or ``None`` for any model space (``LayerChoice``, ``InputChoice``, ``nni.choice``;
+            see :func:`~teg_plugin.nni.space_from_model_space`; its architectures are then
+            :class:`~teg_plugin.spaces.ChoiceArch` mappings label -> option, and :attr:`space` and
+            :attr:`algorithm` exist once the experiment has started).
         seed: seed of all the algorithm's randomness.
         budget: models to submit at most (``None``: only the engine's budget).
         **options: options of the algorithm (e.g. ``population_size=32``), see :func:`make_strategy`.
@@ -61,7 +68,7 @@ class TEGStrategy(NNIStrategy):
         self,
         name: str = "evolution",
         *,
-        space: SearchSpace | str = "nas-bench-201",
+        space: SearchSpace | str | None = "nas-bench-201",
         seed: int = 0,
         budget: int | None = None,
         **options: Any,
@@ -76,11 +83,17 @@ class TEGStrategy(NNIStrategy):
         if budget is not None and budget < 1:
             raise ValueError(f"budget must be at least 1 (or None), got {budget}")
         self.name = key
-        self.space = get_space(space) if isinstance(space, str) else space
+        #: Whether the space is read from the model space when the experiment starts (``space=None``).
+        self.derive_space = space is None
+        self.space: SearchSpace | None = get_space(space) if isinstance(space, str) else space
         self.seed = int(seed)
         self.budget = budget
         self.options = dict(options)
-        self.algorithm: TEGAlgorithm = make_strategy(key, self.space, seed=self.seed, **self.options)
+        self.algorithm: TEGAlgorithm | None = None
+        if self.space is not None:
+            self.algorithm = make_strategy(key, self.space, seed=self.seed, **self.options)
+        #: A checkpoint loaded before the space is known (``space=None``), replayed at initialisation.
+        self._pending_state: dict | None = None
         self._lock = threading.RLock()
         #: id(model) -> (model, arch) for submitted models that have no result yet.
         self._running: dict[int, tuple[ExecutableModelSpace, Hashable]] = {}
@@ -90,12 +103,23 @@ class TEGStrategy(NNIStrategy):
 
     def extra_repr(self) -> str:
         options = "".join(f", {k}={v!r}" for k, v in self.options.items())
-        return f"{self.name!r}, space={self.space.name!r}, seed={self.seed}, budget={self.budget}{options}"
+        space = None if self.space is None else self.space.name
+        return f"{self.name!r}, space={space!r}, seed={self.seed}, budget={self.budget}{options}"
 
     # -- NNI hooks -------------------------------------------------------------------------------
 
     def _initialize(self, model_space: ExecutableModelSpace, engine: ExecutionEngine) -> ExecutableModelSpace:
-        _check_labels(model_space, self.space)
+        if self.derive_space:
+            if self.space is None:
+                self.space = space_from_model_space(model_space)
+                self.algorithm = make_strategy(self.name, self.space, seed=self.seed, **self.options)
+                _logger.info("TEG strategy: searching %s, choices %s", self.space.name, self.space.choices())
+            if self._pending_state is not None:
+                state, self._pending_state = self._pending_state, None
+                self.load_state_dict(state)
+        else:
+            assert self.space is not None
+            _check_labels(model_space, self.space)
         engine.register_model_event_callback(ModelEventType.FinalMetric, self._on_final_metric)
         engine.register_model_event_callback(ModelEventType.TrainingEnd, self._on_training_end)
         return model_space
@@ -105,21 +129,47 @@ class TEGStrategy(NNIStrategy):
         self.engine.unregister_model_event_callback(ModelEventType.TrainingEnd, self._on_training_end)
 
     def _run(self) -> None:
-        while not self.algorithm.is_finished():
-            if self.budget is not None and self._submitted >= self.budget:
-                _logger.info("TEG strategy: budget of %d models reached", self.budget)
-                break
-            if not self.wait_for_resource():
-                _logger.info("TEG strategy: the engine's budget is spent")
-                break
-            with self._lock:
-                arch = self.algorithm.ask()
-                model = self.model_space.freeze(dict(self.space.to_params(arch)))
-                self._running[id(model)] = (model, arch)
-                self._submitted += 1
-            _logger.info("TEG strategy: submitting %s", self.space.format(arch))
-            self.engine.submit_models(model)
-        self.engine.wait_models()
+        assert self.space is not None and self.algorithm is not None
+        previous_parameter = _trial_parameter_record()
+        try:
+            while not self.algorithm.is_finished():
+                if self.budget is not None and self._submitted >= self.budget:
+                    _logger.info("TEG strategy: budget of %d models reached", self.budget)
+                    break
+                if not self.wait_for_resource():
+                    _logger.info("TEG strategy: the engine's budget is spent")
+                    break
+                with self._lock:
+                    arch = self.algorithm.ask()
+                    model = self.model_space.freeze(self.sample_of(arch))
+                    self._running[id(model)] = (model, arch)
+                    self._submitted += 1
+                _logger.info("TEG strategy: submitting %s", self.space.format(arch))
+                self.engine.submit_models(model)
+            self.engine.wait_models()
+        finally:
+            self._forget_leftover_parameter(previous_parameter)
+
+    def _forget_leftover_parameter(self, previous: Any) -> None:
+        """NNI 3.0's sequential engine leaves the last model it ran as the process's current trial
+        parameter (``nni.get_current_parameter()``): code that checks for a trial then takes the
+        process for one, and ``Evaluator.mock_runtime`` refuses to run. Put back what was there
+        before the run when the leftover is a model this strategy submitted."""
+        import nni.trial
+
+        record = _trial_parameter_record()
+        if record is previous:
+            return
+        try:
+            current = record["parameters"]
+        except (KeyError, TypeError):
+            return
+        with self._lock:
+            ours = any(current is model for model, _, _ in self._results) or any(
+                current is model for model, _ in self._running.values()
+            )
+        if ours:
+            nni.trial._params = previous
 
     def _on_final_metric(self, event: FinalMetricEvent) -> None:
         with self._lock:
@@ -141,8 +191,17 @@ class TEGStrategy(NNIStrategy):
                 self._tell(entry[0], entry[1], TEGScore.flagged(f"trial ended {event.status.value} without a result"))
 
     def _tell(self, model: ExecutableModelSpace | None, arch: Hashable, score: TEGScore) -> None:
+        assert self.algorithm is not None
         self.algorithm.tell(arch, score)
         self._results.append((model, arch, score))
+
+    def sample_of(self, arch: Hashable) -> dict[str, Any]:
+        """The NNI sample of architecture ``arch`` (what the model space is frozen with)."""
+        if self.space is None:
+            raise ValueError("the search space is read from the model space when the experiment starts")
+        if isinstance(self.space, NNIChoiceSpace):
+            return self.space.sample_of(arch)  # type: ignore[arg-type]
+        return dict(self.space.to_params(arch))
 
     # -- results ---------------------------------------------------------------------------------
 
@@ -153,7 +212,10 @@ class TEGStrategy(NNIStrategy):
             return [(arch, score) for _, arch, score in self._results]
 
     def best(self) -> Hashable:
-        """The architecture with the lowest TEG rank-sum among all results (``ValueError`` if none)."""
+        """The architecture with the lowest TEG rank-sum among all results (``ValueError`` if none;
+        :meth:`sample_of` gives its NNI sample)."""
+        if self.algorithm is None:
+            raise ValueError("no results yet: the experiment has not started")
         return self.algorithm.best()
 
     def list_models(self, sort: bool = True, limit: int | None = None) -> Iterator[ExecutableModelSpace]:
@@ -183,14 +245,20 @@ class TEGStrategy(NNIStrategy):
     def state_dict(self) -> dict:
         """The told results (arch strings and indicators) and the submitted count."""
         with self._lock:
+            if self.space is None:
+                return dict(self._pending_state or {"results": [], "submitted": 0})
             return {
                 "results": [(self.space.format(arch), score.to_dict()) for _, arch, score in self._results],
                 "submitted": self._submitted,
             }
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Rebuild the algorithm by replaying the saved results (models are not restored)."""
+        """Rebuild the algorithm by replaying the saved results (models are not restored). With
+        ``space=None`` before the experiment has started, the replay waits until it does."""
         with self._lock:
+            if self.space is None:
+                self._pending_state = dict(state_dict)
+                return
             self.algorithm = make_strategy(self.name, self.space, seed=self.seed, **self.options)
             self._results = []
             for text, values in state_dict.get("results", []):
@@ -206,7 +274,7 @@ class TEGRandom(TEGStrategy):
     def __init__(
         self,
         *,
-        space: SearchSpace | str = "nas-bench-201",
+        space: SearchSpace | str | None = "nas-bench-201",
         seed: int = 0,
         budget: int | None = None,
         max_redraws: int = 100,
@@ -221,7 +289,7 @@ class TEGEvolution(TEGStrategy):
     def __init__(
         self,
         *,
-        space: SearchSpace | str = "nas-bench-201",
+        space: SearchSpace | str | None = "nas-bench-201",
         seed: int = 0,
         budget: int | None = None,
         population_size: int = 20,
@@ -244,7 +312,7 @@ class TEGReinforce(TEGStrategy):
     def __init__(
         self,
         *,
-        space: SearchSpace | str = "nas-bench-201",
+        space: SearchSpace | str | None = "nas-bench-201",
         seed: int = 0,
         budget: int | None = None,
         learning_rate: float = 0.04,
@@ -258,6 +326,13 @@ class TEGReinforce(TEGStrategy):
             learning_rate=learning_rate,
             baseline_momentum=baseline_momentum,
         )
+
+
+def _trial_parameter_record() -> Any:
+    """NNI's record of the current trial parameter (``None`` outside a trial)."""
+    import nni.trial
+
+    return getattr(nni.trial, "_params", None)
 
 
 def _check_labels(model_space: ExecutableModelSpace, space: SearchSpace) -> None:
@@ -274,5 +349,5 @@ def _check_labels(model_space: ExecutableModelSpace, space: SearchSpace) -> None
     if problems:
         raise ValueError(
             f"the model space does not match the {space.name} search space ({'; '.join(problems)}); "
-            "use teg_plugin.nni.NB201ModelSpace"
+            "use teg_plugin.nni.NB201ModelSpace, or pass space=None to search your own model space"
         )
