@@ -101,7 +101,7 @@ def test_op_modules() -> None:
 
 
 def _op_names(net: nn.Module) -> set[str]:
-    """The names of the op modules, ``cells.{i}.edges.{k}<-{j}.{op}``."""
+    """The names of the op modules, ``cells.{i}.edges.{cell}/{k}<-{j}.{op}``."""
     return {name for name, _ in net.named_modules() if name.count(".") == 4 and ".edges." in name}
 
 
@@ -109,8 +109,8 @@ def test_supernet_module_names(darts: DartsSpace) -> None:
     supernet = darts.build_proxy_network(darts.full_mask(), width=2, cells_per_stage=1, num_classes=10)
     super_modules = {n: type(m) for n, m in supernet.named_modules()}
     super_params = {n: p.shape for n, p in supernet.named_parameters()}
-    assert "cells.0.edges.5<-2.dil_conv_3x3" in super_modules
-    assert "cells.1.edges.3<-2.sep_conv_5x5" in super_modules
+    assert "cells.0.edges.normal/5<-2.dil_conv_3x3" in super_modules
+    assert "cells.1.edges.reduce/3<-2.sep_conv_5x5" in super_modules
     rng = random.Random(5)
     for genotype in [DARTS_V1, DARTS_V2] + [darts.sample(rng) for _ in range(4)]:
         net = darts.build_proxy_network(darts.mask_of(genotype), width=2, cells_per_stage=1, num_classes=10)
@@ -122,16 +122,15 @@ def test_supernet_module_names(darts: DartsSpace) -> None:
     net = darts.build_proxy_network(darts.mask_of(DARTS_V2), width=2, cells_per_stage=1, num_classes=10)
     ops = _op_names(net)
     assert len(ops) == 2 * 8  # two cells, four nodes of two ops each, nothing else built
-    assert "cells.0.edges.5<-2.dil_conv_3x3" in ops and "cells.1.edges.5<-2.skip_connect" in ops
+    assert "cells.0.edges.normal/5<-2.dil_conv_3x3" in ops and "cells.1.edges.reduce/5<-2.skip_connect" in ops
 
 
 def _pruned_in_place(net: DartsNetwork, mask: dict[str, tuple[str, ...]]) -> DartsNetwork:
     """The supernet ``net`` with every op that ``mask`` does not activate deleted from its cells."""
     for cell in net.cells:
-        kind = "reduce" if cell.reduction else "normal"
         for edge in list(cell.edges):
             for op in list(cell.edges[edge]):
-                if op not in mask[f"{kind}/{edge}"]:
+                if op not in mask[edge]:
                     del cell.edges[edge][op]
             if not len(cell.edges[edge]):
                 del cell.edges[edge]

@@ -223,7 +223,7 @@ def test_arch_from_mask_errors(darts: DartsSpace, change, fragments: list[str]) 
 
 
 def test_generalization_parameters_are_the_cell_stack(darts: DartsSpace) -> None:
-    assert darts.generalization_parameter("cells.0.edges.2<-0.sep_conv_3x3.1.weight")
+    assert darts.generalization_parameter("cells.0.edges.normal/2<-0.sep_conv_3x3.1.weight")
     assert darts.generalization_parameter("cells.1.preprocess1.1.weight")
     assert not darts.generalization_parameter("cells.1.preprocess1.2.bias")
     assert not darts.generalization_parameter("stem.0.weight")

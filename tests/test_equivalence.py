@@ -105,3 +105,36 @@ def test_fast_path_independent_of_thread_count(
     assert one.bad is two.bad is False and one.regions == two.regions
     assert one.ntk_cond == pytest.approx(two.ntk_cond, rel=1e-12)
     assert one.kr_mse == pytest.approx(two.kr_mse, rel=1e-12)
+
+
+@pytest.fixture(scope="module")
+def darts_config() -> TEGConfig:
+    return TEGConfig(width=1, repeat=1, batch_size=8, regions_batch_size=100, regions_batches=2)
+
+
+def test_darts_fast_path_equals_plain_for_a_genotype(embedded: ImageData, darts_config: TEGConfig) -> None:
+    from teg_plugin.spaces.darts import DARTS_V2, DartsSpace
+
+    space = DartsSpace()
+    inputs = ScoringInputs.draw(embedded, darts_config)
+    mask = space.mask_of(DARTS_V2)
+    fast = measure_mask(space, mask, inputs, darts_config, CPU)
+    plain = plain_score(space, mask, inputs, darts_config)
+    # The masked DARTS supernet holds every op of 28 edges; its zero-weighted outputs still enter the
+    # float32 sums in another order than the single path's.
+    _assert_same(fast, plain, rtol=1e-5)
+
+
+def test_darts_fast_path_equals_plain_for_a_pruned_supernet(embedded: ImageData, darts_config: TEGConfig) -> None:
+    from teg_plugin.spaces.darts import DartsSpace
+
+    space = DartsSpace()
+    inputs = ScoringInputs.draw(embedded, darts_config)
+    # Two ops on the edges from the cell inputs, none on the others: nodes with one, two or no inputs.
+    mask = {
+        key: ("skip_connect", "sep_conv_3x3") if key.endswith(("<-0", "<-1")) else ()
+        for key in space.full_mask()
+    }
+    fast = measure_mask(space, mask, inputs, darts_config, CPU)
+    plain = plain_score(space, mask, inputs, darts_config)
+    _assert_same(fast, plain, rtol=1e-5)

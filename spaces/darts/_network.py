@@ -2,7 +2,9 @@
 evaluation network.
 
 Module names say where a module sits in the *supernet*: the op ``sep_conv_3x3`` on edge ``3<-1`` of
-the first cell is ``cells.0.edges.3<-1.sep_conv_3x3``. Only the ops active in the mask are built and
+the first (normal) cell is ``cells.0.edges.normal/3<-1.sep_conv_3x3``: the edge's module key is its
+supernet-mask key, the project-wide ``edges.<choice>.<option>`` convention that the plain reference
+implementation (:mod:`teg_plugin.reference.plain`) relies on. Only the ops active in the mask are built and
 run (single path), and a module's name never depends on which other ops are active, so a single-path
 network holds a subset of the supernet's parameters under the same names and name-seeded
 initialisation (:mod:`teg_plugin.indicators.init`) gives an op the same weights in every network.
@@ -38,6 +40,8 @@ class DartsCell(nn.Module):
         reduction: whether this cell halves the resolution.
         reduction_prev: whether input 0 has twice input 1's resolution.
         edges: edge name (``"3<-1"``) -> active ops; missing edges carry none.
+        cell_type: ``"normal"`` or ``"reduce"`` (default: from ``reduction``): edge modules are keyed
+            ``"<cell_type>/<edge>"``.
         running_stats: BatchNorm with running statistics (evaluation) or batch statistics only.
     """
 
@@ -50,6 +54,7 @@ class DartsCell(nn.Module):
         reduction: bool,
         reduction_prev: bool,
         edges: EdgeMask,
+        cell_type: str | None = None,
         running_stats: bool = False,
     ) -> None:
         super().__init__()
@@ -57,6 +62,7 @@ class DartsCell(nn.Module):
         if unknown:
             raise ValueError(f"unknown DARTS cell edge(s) {unknown}; expected names like '3<-1'")
         self.reduction = reduction
+        self.cell_type = cell_type or ("reduce" if reduction else "normal")
         self.preprocess0: nn.Module = (
             FactorizedReduce(c_prev_prev, channels, running_stats=running_stats)
             if reduction_prev
@@ -68,7 +74,7 @@ class DartsCell(nn.Module):
             ops = tuple(edges.get(name, ()))
             if ops:
                 stride = 2 if reduction and int(name.split("<-")[1]) < 2 else 1
-                self.edges[name] = nn.ModuleDict(
+                self.edges[f"{self.cell_type}/{name}"] = nn.ModuleDict(
                     {op: make_op(op, channels, stride, running_stats=running_stats) for op in ops}
                 )
 
@@ -77,7 +83,7 @@ class DartsCell(nn.Module):
         for k in NODES:
             total: torch.Tensor | None = None
             for i in range(k):
-                name = f"{k}<-{i}"
+                name = f"{self.cell_type}/{k}<-{i}"
                 if name not in self.edges:
                     continue
                 for op in self.edges[name].values():
@@ -113,7 +119,7 @@ class DartsNetwork(nn.Module):
         >>> net = DartsNetwork(genotype_mask(DARTS_V2), width=1, cells_per_stage=1, num_classes=10)
         >>> net(torch.randn(2, 3, 8, 8)).shape
         torch.Size([2, 10])
-        >>> "cells.0.edges.5<-2.dil_conv_3x3" in dict(net.named_modules())
+        >>> "cells.0.edges.normal/5<-2.dil_conv_3x3" in dict(net.named_modules())
         True
     """
 
@@ -150,7 +156,12 @@ class DartsNetwork(nn.Module):
             edges = cell_edges(self.mask, "reduce" if reduction else "normal")
             cells.append(
                 DartsCell(
-                    c_prev_prev, c_prev, channels, reduction=reduction, reduction_prev=reduction_prev, edges=edges
+                    c_prev_prev,
+                    c_prev,
+                    channels,
+                    reduction=reduction,
+                    reduction_prev=reduction_prev,
+                    edges=edges,
                 )
             )
             c_prev_prev, c_prev, reduction_prev = c_prev, 4 * channels, reduction
