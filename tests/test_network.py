@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from teg_plugin.spaces import count_flops
 from teg_plugin.spaces.nb201 import OPS, NB201Arch, NB201Space, build_network, build_thin_network
 from teg_plugin.spaces.nb201._network import NB201Network, full_mask, single_path_mask
 
@@ -129,3 +130,36 @@ def test_mask_op_order_is_canonical(space: NB201Space) -> None:
     a = space.build_proxy_network(forward, width=2, cells_per_stage=1, num_classes=10)
     b = space.build_proxy_network(backward, width=2, cells_per_stage=1, num_classes=10)
     assert [n for n, _ in a.named_parameters()] == [n for n, _ in b.named_parameters()]
+
+
+def _nb201_flops_formula(arch: NB201Arch, num_classes: int = 10) -> float:
+    """NAS-Bench-201's published FLOPs (millions) at C=16, N=5 (shared/data/README.md)."""
+    constant = {10: 7.943872, 100: 7.949632}[num_classes]
+    counts = arch.ops.count("nor_conv_1x1"), arch.ops.count("nor_conv_3x3"), arch.ops.count("avg_pool_3x3")
+    return constant + 4.36224 * counts[0] + 35.81952 * counts[1] + 1.29024 * counts[2]
+
+
+@pytest.mark.parametrize("arch", _archs(), ids=str)
+@pytest.mark.parametrize("num_classes", [10, 100])
+def test_nb201_flops_formula(arch: NB201Arch, num_classes: int) -> None:
+    flops = count_flops(build_network(arch, num_classes=num_classes), (3, 32, 32))
+    assert flops / 1e6 == pytest.approx(_nb201_flops_formula(arch, num_classes), abs=5e-7)
+
+
+def test_nb201_flops_match_the_ground_truth_table(shared_data) -> None:  # type: ignore[no-untyped-def]
+    import csv
+
+    with open(shared_data / "nb201" / "nb201_ground_truth.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in random.Random(7).sample(rows, 40):
+        arch = NB201Arch.parse(row["arch_str"])
+        flops = count_flops(build_network(arch), (3, 32, 32))
+        assert flops / 1e6 == pytest.approx(float(row["flops_m_cifar10"]), abs=5e-7), row["arch_str"]
+
+
+def test_count_flops_leaves_the_model_as_it_was() -> None:
+    net = build_network(NB201Arch(("nor_conv_3x3",) * 6), width=4, cells_per_stage=1)
+    net.train()
+    count_flops(net, (3, 32, 32))
+    assert net.training
+    assert all(not m._forward_hooks for m in net.modules())
