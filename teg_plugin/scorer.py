@@ -146,7 +146,9 @@ class TEGScorer:
 
     def score_mask(self, mask: Mask) -> TEGScore:
         """The TEG score of a (partly pruned) supernet; masks are cached like architectures."""
-        text = json.dumps({k: sorted(v) for k, v in sorted(mask.items())}, separators=(",", ":"))
+        # "mean": an edge averages its active options (spaces._supernet.edge_mean); scores cached
+        # under the earlier sum semantics carry no prefix and are not reused.
+        text = "mean:" + json.dumps({k: sorted(v) for k, v in sorted(mask.items())}, separators=(",", ":"))
         if text not in self._memo:
             cached = self.cache.get(self._key(text)) if self.cache is not None else None
             if cached is None:

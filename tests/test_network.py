@@ -163,3 +163,20 @@ def test_count_flops_leaves_the_model_as_it_was() -> None:
     count_flops(net, (3, 32, 32))
     assert net.training
     assert all(not m._forward_hooks for m in net.modules())
+
+
+def test_a_supernet_edge_averages_its_active_ops() -> None:
+    from teg_plugin.spaces.nb201._network import NB201Cell
+
+    ops = ("skip_connect", "avg_pool_3x3")
+    cell = NB201Cell(2, {edge: ops for edge in full_mask()})
+    x = torch.randn(3, 2, 6, 6, generator=torch.Generator().manual_seed(1))
+    pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+
+    def edge(v: torch.Tensor) -> torch.Tensor:
+        return (v + pool(v)) / 2
+
+    n1 = edge(x)
+    n2 = edge(x) + edge(n1)
+    n3 = edge(x) + edge(n1) + edge(n2)
+    assert torch.allclose(cell(x), n3, atol=1e-6)

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from teg_plugin.spaces._supernet import edge_mean
 from teg_plugin.spaces.darts._genotype import NODES, DartsGenotype
 from teg_plugin.spaces.darts._mask import EDGE_NAMES, cell_edges, check_mask, genotype_mask
 from teg_plugin.spaces.darts._ops import FactorizedReduce, ReLUConvBN, batch_norm, make_op
@@ -30,7 +31,8 @@ class DartsCell(nn.Module):
 
     The two inputs are preprocessed to ``channels`` channels (input 0 by a :class:`FactorizedReduce`
     when the previous cell halved the resolution, else ReLU-1x1 conv-BN; input 1 by ReLU-1x1 conv-BN).
-    Node ``k = 2..5`` is the sum of the active ops of its incoming edges, a node without any the zeros
+    Node ``k = 2..5`` is the sum over its incoming edges of the mean of each edge's active ops
+    (:func:`~teg_plugin.spaces._supernet.edge_mean`), a node without any the zeros
     of its shape; the output concatenates nodes 2..5 (``4 * channels`` channels). In a reduction cell
     the edges from the two inputs have stride 2.
 
@@ -86,9 +88,8 @@ class DartsCell(nn.Module):
                 name = f"{self.cell_type}/{k}<-{i}"
                 if name not in self.edges:
                     continue
-                for op in self.edges[name].values():
-                    out = op(states[i])
-                    total = out if total is None else total + out
+                out = edge_mean(self.edges[name].values(), states[i])
+                total = out if total is None else total + out
             if total is None:
                 shape = states[1][:, :, ::2, ::2] if self.reduction else states[1]
                 total = torch.zeros_like(shape)

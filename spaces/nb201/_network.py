@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from teg_plugin.spaces._supernet import edge_mean
 from teg_plugin.spaces.nb201._arch import EDGE_NAMES, EDGES, NUM_NODES, OPS, NB201Arch
 
 #: Per edge, the ops that are active in a (possibly partly pruned) supernet cell.
@@ -93,7 +94,9 @@ def _check_mask(mask: EdgeMask) -> dict[str, tuple[str, ...]]:
 class NB201Cell(nn.Module):
     """An NB201 cell at ``channels`` channels whose edges hold the ops active in ``mask``.
 
-    Each node is the sum over its incoming edges of the sum of the edge's active ops.
+    Each node is the sum over its incoming edges of the *mean* of the edge's active ops: the
+    supernet of DARTS-style search (and TE-NAS's pruning), whose op weights are a softmax over the
+    ops not yet pruned, i.e. uniform over the active ones. With one op per edge it is the plain cell.
     """
 
     def __init__(self, channels: int, mask: EdgeMask) -> None:
@@ -112,9 +115,8 @@ class NB201Cell(nn.Module):
                 edge_name = EDGE_NAMES[k]
                 assert EDGES[k] == (j, i)
                 k += 1
-                for op in self.edges[edge_name].values():
-                    out = op(nodes[i])
-                    total = out if total is None else total + out
+                out = edge_mean(self.edges[edge_name].values(), nodes[i])
+                total = out if total is None else total + out
             assert total is not None
             nodes.append(total)
         return nodes[-1]

@@ -1,7 +1,8 @@
 """A plain, slow implementation of the TEG definitions, to check the fast path against.
 
 It follows the paper's formulation literally: the masked supernet (every option of every choice is
-computed; an option's output is multiplied by its 0/1 mask value, and only active options' ReLUs
+computed; an option's output is multiplied by its mask weight, 1/k for each of a choice's k active
+options and 0 for the others, and only active options' ReLUs
 count for E), one backward pass per sample, separate Jacobians for T and for G, numpy linear
 algebra, and an O(N²) pairwise comparison of activation patterns. Nothing here is shared with
 :mod:`teg_plugin.indicators` except network construction and name-seeded initialisation.
@@ -61,8 +62,12 @@ def _option_of(module_name: str) -> tuple[str, str] | None:
     return None
 
 
-def _apply_mask(net: nn.Module, mask: Mask) -> Callable[[str], bool]:
-    """Multiply every option module's output by its 0/1 mask value; return an is-active test by name."""
+def _apply_mask(net: nn.Module, mask: Mask, full: Mask) -> Callable[[str], bool]:
+    """Weight every option module's output by its mask value; return an is-active test by name.
+
+    The supernet ``net`` (built from ``full``) averages an edge's ``n`` options; the weights turn
+    that into an average over the ``k`` active ones: ``n / k`` for an active option, 0 otherwise.
+    """
     active = {(choice, option) for choice, options in mask.items() for option in options}
 
     def is_active(module_name: str) -> bool:
@@ -72,7 +77,7 @@ def _apply_mask(net: nn.Module, mask: Mask) -> Callable[[str], bool]:
     for name, module in net.named_modules():
         option = _option_of(name)
         if option is not None and name.count(".") == name.split(".").index("edges") + 2:
-            factor = 1.0 if option in active else 0.0
+            factor = len(full[option[0]]) / len(mask[option[0]]) if option in active else 0.0
             module.register_forward_hook(lambda m, args, out, f=factor: out * f)
     return is_active
 
@@ -86,7 +91,7 @@ def _masked_supernet(space: SearchSpace, mask: Mask, config: TEGConfig, inputs: 
         in_channels=inputs.in_channels,
     )
     init_network(net, stable_seed(config.seed, "proxy", r))
-    _apply_mask(net, mask)
+    _apply_mask(net, mask, space.full_mask())
     return net
 
 
@@ -131,7 +136,7 @@ def _count_regions_pairwise(
 ) -> float:
     thin = space.build_thin_network(space.full_mask(), width=config.regions_width, num_classes=inputs.num_classes)
     init_network(thin, stable_seed(config.seed, "thin", r))
-    is_active = _apply_mask(thin, mask)
+    is_active = _apply_mask(thin, mask, space.full_mask())
     captured: list[torch.Tensor] = []
     for name, module in thin.named_modules():
         if isinstance(module, nn.ReLU) and is_active(name):
