@@ -231,6 +231,8 @@ class DartsEvalNetwork(nn.Module):
                 f"{width}, {layers}, {num_classes}, {in_channels}, {stem_multiplier}"
             )
         mask = genotype_mask(genotype)
+        #: The genotype this network was built from.
+        self.genotype = genotype
         c_stem = stem_multiplier * width
         self.stem = nn.Sequential(nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False), batch_norm(c_stem, True))
         self.reductions = (layers // 3, 2 * layers // 3)

@@ -6,7 +6,10 @@ Two front ends share the algorithms of :mod:`teg_plugin.strategies` and the scor
 * **NAS API** (``nni.nas``): :class:`NB201ModelSpace` (one ``nni.choice`` per NB201 edge, labelled
   with the edge name, the op names as values), :class:`TEGEvaluator` (scores a frozen model with
   T/E/G instead of training it) and the strategies :class:`TEGRandom`, :class:`TEGEvolution` and
-  :class:`TEGReinforce`, for ``NasExperiment(space, evaluator, strategy, config)``. Your own
+  :class:`TEGReinforce`, for ``NasExperiment(space, evaluator, strategy, config)``. The DARTS cell
+  space works the same way: :class:`DartsModelSpace` (one ``nni.choice`` per DARTS choice; a frozen
+  model is DARTS's evaluation network of the genotype) with ``space="darts"`` in the evaluator and
+  the strategy. Your own
   ``ModelSpace`` (``LayerChoice``, ``InputChoice``, ``nni.choice``) works too: pass ``space=None``
   to the evaluator and the strategy (:func:`space_from_model_space` reads its choices).
 * **HPO API** (``nnictl``): :class:`TEGTuner`, a custom tuner over a ``choice`` per NB201 edge
@@ -65,6 +68,10 @@ _EXPORTS = {
     "arch_from_sample": "teg_plugin.nni._space",
     "sample_from_arch": "teg_plugin.nni._space",
     "arch_from_hub_sample": "teg_plugin.nni._space",
+    "DartsModelSpace": "teg_plugin.nni._darts",
+    "genotype_from_sample": "teg_plugin.nni._darts",
+    "sample_from_genotype": "teg_plugin.nni._darts",
+    "genotype_from_hub_sample": "teg_plugin.nni._darts",
     "TEGEvaluator": "teg_plugin.nni._evaluator",
     "NNIChoiceSpace": "teg_plugin.nni._user_space",
     "space_from_model_space": "teg_plugin.nni._user_space",

@@ -14,6 +14,7 @@ from nni.nas.space import ModelStatus
 from torch import nn
 
 from teg_plugin.config import TEGConfig
+from teg_plugin.nni._hints import model_space_hint
 from teg_plugin.nni._metrics import RESULT_LOG, log_and_rank, rank_default, teg_metrics, trial_experiment_dir
 from teg_plugin.nni._user_space import ThinFromSample, load_thin, model_space_name, sample_text
 from teg_plugin.scores import TEGScore
@@ -208,17 +209,23 @@ class TEGEvaluator(Evaluator):
             if missing:
                 raise ValueError(
                     f"the NNI sample {dict(sample)} lacks the {self._space.name} choices {missing}: TEGEvaluator "
-                    "needs a model space whose labels are the space's choices (e.g. teg_plugin.nni.NB201ModelSpace), "
-                    "or space=None to score the models of any model space"
+                    f"needs a model space whose labels are the space's choices ({model_space_hint(self._space.name)}"
+                    "space=None to score the models of any model space)"
                 )
             return self._space.from_params({name: sample[name] for name in names})
         cells = getattr(model, "cells", None)
         if isinstance(cells, nn.Sequential) and len(cells) and hasattr(cells[0], "mask"):
-            return self._space.arch_from_mask(cells[0].mask)
+            return self._space.arch_from_mask(cells[0].mask)  # a frozen NB201Network
+        genotype = getattr(model, "genotype", None)  # a frozen DARTS evaluation network
+        if genotype is not None:
+            try:
+                return self._space.from_params(self._space.to_params(genotype))
+            except (AttributeError, TypeError, ValueError):
+                pass
         raise TypeError(
-            f"cannot tell which {self._space.name} architecture {type(model).__name__} is: evaluate models of "
-            "teg_plugin.nni.NB201ModelSpace inside NNI, or pass a frozen NB201Network (TEGEvaluator(space=None) "
-            "scores any model as it is)"
+            f"cannot tell which {self._space.name} architecture {type(model).__name__} is: "
+            f"{model_space_hint(self._space.name)}pass the NNI sample (evaluate(model, sample=...)); "
+            "TEGEvaluator(space=None) scores any model as it is"
         )
 
     def evaluate(self, model: Any, sample: Mapping[str, Any] | None = None) -> dict[str, Any]:

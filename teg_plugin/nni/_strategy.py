@@ -19,6 +19,7 @@ from nni.nas.execution.event import FinalMetricEvent, ModelEventType, TrainingEn
 from nni.nas.space import ExecutableModelSpace, ModelStatus
 from nni.nas.strategy import Strategy as NNIStrategy
 
+from teg_plugin.nni._hints import model_space_hint
 from teg_plugin.nni._metrics import score_from_metrics
 from teg_plugin.nni._user_space import NNIChoiceSpace, space_from_model_space
 from teg_plugin.scores import TEGScore, rank_sums
@@ -349,5 +350,5 @@ def _check_labels(model_space: ExecutableModelSpace, space: SearchSpace) -> None
     if problems:
         raise ValueError(
             f"the model space does not match the {space.name} search space ({'; '.join(problems)}); "
-            "use teg_plugin.nni.NB201ModelSpace, or pass space=None to search your own model space"
+            f"{model_space_hint(space.name)}pass space=None to search your own model space"
         )
