@@ -18,6 +18,19 @@ ArchT = TypeVar("ArchT", bound=Hashable)
 Mask = Mapping[str, Sequence[str]]
 
 
+def param_key_problem(params: Mapping[str, object], names: Sequence[str]) -> str | None:
+    """What is wrong with the keys of a flat choice dict that should have exactly ``names``
+    (``"missing key(s) ...; unexpected key(s) ..."``), or ``None`` when nothing is."""
+    missing = [str(name) for name in names if name not in params]
+    unexpected = sorted(str(key) for key in params if key not in names)
+    problems = []
+    if missing:
+        problems.append(f"missing key(s) {', '.join(missing)}")
+    if unexpected:
+        problems.append(f"unexpected key(s) {', '.join(unexpected)}")
+    return "; ".join(problems) or None
+
+
 class SearchSpace(ABC, Generic[ArchT]):
     """A discrete space of architectures.
 

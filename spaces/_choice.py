@@ -8,7 +8,7 @@ import random
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from teg_plugin.spaces._base import Mask, SearchSpace
+from teg_plugin.spaces._base import Mask, SearchSpace, param_key_problem
 
 if TYPE_CHECKING:
     from torch import nn
@@ -122,6 +122,10 @@ class ChoiceSpace(SearchSpace[ChoiceArch]):
             raise ValueError(f"not a JSON object of {self.name} choices: {text!r} ({err.msg})") from None
         if not isinstance(params, dict):
             raise ValueError(f"a {self.name} architecture is a JSON object of choices, got {text!r}")
+        return self._from_text_params(params)
+
+    def _from_text_params(self, params: dict[str, Any]) -> ChoiceArch:
+        """The architecture of the JSON object :meth:`parse` read (what :meth:`format` wrote)."""
         return self.from_params(params)
 
     def format(self, arch: ChoiceArch) -> str:
@@ -157,13 +161,9 @@ class ChoiceSpace(SearchSpace[ChoiceArch]):
         return dict(arch)
 
     def from_params(self, params: Mapping[str, Any]) -> ChoiceArch:
-        missing = [key for key in self._choices if key not in params]
-        unknown = [key for key in params if key not in self._choices]
-        if missing or unknown:
-            raise ValueError(
-                f"{self.name} choices are {list(self._choices)}; "
-                + "; ".join(f"{label}: {keys}" for label, keys in (("missing", missing), ("unknown", unknown)) if keys)
-            )
+        problem = param_key_problem(params, list(self._choices))
+        if problem:
+            raise ValueError(f"{self.name} choices are {list(self._choices)}; {problem}")
         items = []
         for key, options in self._choices.items():
             value = params[key]

@@ -18,6 +18,7 @@ import itertools
 import random
 from collections.abc import Mapping
 
+from teg_plugin.spaces._base import param_key_problem
 from teg_plugin.spaces.darts._genotype import CELLS, GENOTYPE_OPS, NODES, DartsGenotype, GenotypeError, Node
 
 #: Node k -> its ``"i+j"`` input options, in lexicographic order.
@@ -68,15 +69,9 @@ def from_params(params: Mapping[str, str]) -> DartsGenotype:
             (the message names them).
     """
     options = choices()
-    missing = [name for name in options if name not in params]
-    unexpected = sorted(str(name) for name in params if name not in options)
-    if missing or unexpected:
-        problems = []
-        if missing:
-            problems.append(f"missing key(s) {', '.join(missing)}")
-        if unexpected:
-            problems.append(f"unexpected key(s) {', '.join(unexpected)}")
-        raise GenotypeError(f"bad DARTS params: {'; '.join(problems)}")
+    problem = param_key_problem(params, list(options))
+    if problem:
+        raise GenotypeError(f"bad DARTS params: {problem}")
     bad = [f"{name}={params[name]!r} (expected one of {', '.join(allowed)})" for name, allowed in options.items()
            if params[name] not in allowed]  # fmt: skip
     if bad:

@@ -97,6 +97,34 @@ class DartsCell(nn.Module):
         return torch.cat(states[2:], dim=1)
 
 
+def stack_cells(
+    mask: Mapping[str, Sequence[str]], c_in: int, width: int, reductions: Sequence[bool], *, running_stats: bool = False
+) -> tuple[nn.ModuleList, list[int]]:
+    """DARTS cells in sequence on a ``c_in``-channel input: cell ``i`` is a reduction cell (doubling
+    ``C``, from ``width``) where ``reductions[i]``. Returns the cells and each one's output channels."""
+    cells, outputs = [], []
+    c_prev_prev = c_prev = c_in
+    channels, reduction_prev = width, False
+    for reduction in reductions:
+        if reduction:
+            channels *= 2
+        edges = cell_edges(mask, "reduce" if reduction else "normal")
+        cells.append(
+            DartsCell(
+                c_prev_prev,
+                c_prev,
+                channels,
+                reduction=reduction,
+                reduction_prev=reduction_prev,
+                edges=edges,
+                running_stats=running_stats,
+            )
+        )
+        c_prev_prev, c_prev, reduction_prev = c_prev, 4 * channels, reduction
+        outputs.append(c_prev)
+    return nn.ModuleList(cells), outputs
+
+
 class DartsNetwork(nn.Module):
     """TE-NAS's DARTS proxy network around cells built from a supernet ``mask``.
 
@@ -148,25 +176,8 @@ class DartsNetwork(nn.Module):
             if stem
             else nn.Identity()
         )
-        cells = []
-        c_prev_prev = c_prev = width
-        reduction_prev = False
-        for index in range(cells_per_stage + 1):
-            reduction = index == cells_per_stage
-            channels = 2 * width if reduction else width
-            edges = cell_edges(self.mask, "reduce" if reduction else "normal")
-            cells.append(
-                DartsCell(
-                    c_prev_prev,
-                    c_prev,
-                    channels,
-                    reduction=reduction,
-                    reduction_prev=reduction_prev,
-                    edges=edges,
-                )
-            )
-            c_prev_prev, c_prev, reduction_prev = c_prev, 4 * channels, reduction
-        self.cells = nn.ModuleList(cells)
+        self.cells, outputs = stack_cells(self.mask, width, width, [False] * cells_per_stage + [True])
+        c_prev = outputs[-1]
         self.lastact = nn.Sequential(batch_norm(c_prev, False), nn.ReLU(inplace=False))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_prev, num_classes)
@@ -236,30 +247,10 @@ class DartsEvalNetwork(nn.Module):
         c_stem = stem_multiplier * width
         self.stem = nn.Sequential(nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False), batch_norm(c_stem, True))
         self.reductions = (layers // 3, 2 * layers // 3)
-        cells = []
-        c_prev_prev, c_prev, channels = c_stem, c_stem, width
-        reduction_prev = False
-        c_auxiliary = c_prev
-        for index in range(layers):
-            reduction = index in self.reductions
-            if reduction:
-                channels *= 2
-            edges = cell_edges(mask, "reduce" if reduction else "normal")
-            cells.append(
-                DartsCell(
-                    c_prev_prev,
-                    c_prev,
-                    channels,
-                    reduction=reduction,
-                    reduction_prev=reduction_prev,
-                    edges=edges,
-                    running_stats=True,
-                )
-            )
-            c_prev_prev, c_prev, reduction_prev = c_prev, 4 * channels, reduction
-            if index == self.reductions[1]:
-                c_auxiliary = c_prev
-        self.cells = nn.ModuleList(cells)
+        self.cells, outputs = stack_cells(
+            mask, c_stem, width, [index in self.reductions for index in range(layers)], running_stats=True
+        )
+        c_prev, c_auxiliary = outputs[-1], outputs[self.reductions[1]]
         self.auxiliary_head = AuxiliaryHead(c_auxiliary, num_classes) if auxiliary else None
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_prev, num_classes)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 
+from teg_plugin.spaces._base import param_key_problem
 from teg_plugin.spaces.nb201._arch import EDGE_NAMES, OPS, ArchStringError, NB201Arch
 
 
@@ -49,15 +50,9 @@ def from_params(params: Mapping[str, str]) -> NB201Arch:
         ArchStringError: keys are missing or unexpected, or a value is not an op of :data:`OPS`
             (the message names the offending keys / values).
     """
-    missing = [name for name in EDGE_NAMES if name not in params]
-    unexpected = sorted(str(key) for key in params if key not in EDGE_NAMES)
-    if missing or unexpected:
-        problems = []
-        if missing:
-            problems.append(f"missing key(s) {', '.join(missing)}")
-        if unexpected:
-            problems.append(f"unexpected key(s) {', '.join(unexpected)}")
-        raise ArchStringError(f"bad NB201 params: {'; '.join(problems)}; expected keys {', '.join(EDGE_NAMES)}")
+    problem = param_key_problem(params, EDGE_NAMES)
+    if problem:
+        raise ArchStringError(f"bad NB201 params: {problem}; expected keys {', '.join(EDGE_NAMES)}")
     unknown = [f"{name}={params[name]!r}" for name in EDGE_NAMES if params[name] not in OPS]
     if unknown:
         raise ArchStringError(f"unknown op(s) {', '.join(unknown)}; expected one of {', '.join(OPS)}")

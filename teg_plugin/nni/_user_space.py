@@ -273,14 +273,8 @@ class NNIChoiceSpace(ChoiceSpace):
     def format(self, arch: ChoiceArch) -> str:
         return sample_text(self.sample_of(arch))
 
-    def parse(self, text: str) -> ChoiceArch:
-        try:
-            sample = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"not a JSON object of {self.name} choices: {text!r} ({err.msg})") from None
-        if not isinstance(sample, dict):
-            raise ValueError(f"a {self.name} architecture is a JSON object of choices, got {text!r}")
-        return self.arch_of_sample(sample)
+    def _from_text_params(self, params: dict[str, Any]) -> ChoiceArch:
+        return self.arch_of_sample(params)
 
     def _build_model(self, choices: dict[str, Any]) -> nn.Module:
         model = self._freeze(self.sample_of(ChoiceArch(list(choices.items()))))
