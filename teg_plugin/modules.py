@@ -124,10 +124,10 @@ class ModuleScorer:
 
         else:
             raise TypeError(f"expected an nn.Module or a builder width -> nn.Module, got {type(model).__name__}")
-        thin_net = None if thin is None else (lambda: thin(self.config.regions_width))
-        return CandidateNetworks(
-            proxy, thin_net or (lambda: None), generalization_parameter or is_weight, initialise=reinitialise
-        )
+        def thin_net() -> nn.Module | None:
+            return None if thin is None else thin(self.config.regions_width)
+
+        return CandidateNetworks(proxy, thin_net, generalization_parameter or is_weight, initialise=reinitialise)
 
     def rank(self, models: Sequence[ModelOrBuilder] | Iterable[ModelOrBuilder], **options: object) -> list[int]:
         """Positions (1 = best TEG rank-sum) of ``models``, in the given order; ``options`` as for

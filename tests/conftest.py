@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import os
 
 # One intra-op thread, here and in the subprocesses tests start (they inherit the environment): on a
@@ -70,3 +72,19 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared benchmark data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture
+def nni_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """NNI's experiment list (normally ~/nni-experiments/.experiment) and working folder under tmp_path."""
+    pytest.importorskip("nni")
+    import teg_plugin.nni  # noqa: F401  # first: it keeps nni.nas from importing PyTorch Lightning
+    import nni.experiment.experiment
+    import nni.nas.experiment.experiment
+    from nni.tools.nnictl.config_utils import Experiments
+
+    home = tmp_path / "nni-experiments"
+    home.mkdir()
+    for module in (nni.nas.experiment.experiment, nni.experiment.experiment):
+        monkeypatch.setattr(module, "Experiments", functools.partial(Experiments, home_dir=str(home)))
+    return home

@@ -5,7 +5,6 @@ the ``teg-nas`` command line, on a tiny protocol."""
 from __future__ import annotations
 
 import ast
-import functools
 import importlib
 import importlib.util
 import json
@@ -281,20 +280,6 @@ def test_docstring_examples_of_the_nni_darts_module(nni_api: Any) -> None:
     module = importlib.import_module("teg_plugin.nni._darts")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
     assert result.attempted > 0 and result.failed == 0
-
-
-@pytest.fixture
-def nni_home(nni_api: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """NNI's experiment list (normally ~/nni-experiments/.experiment) and working folder under tmp_path."""
-    import nni.experiment.experiment
-    import nni.nas.experiment.experiment
-    from nni.tools.nnictl.config_utils import Experiments
-
-    home = tmp_path / "nni-experiments"
-    home.mkdir()
-    for module in (nni.nas.experiment.experiment, nni.experiment.experiment):
-        monkeypatch.setattr(module, "Experiments", functools.partial(Experiments, home_dir=str(home)))
-    return home
 
 
 @pytest.mark.parametrize("name", ["evolution", "reinforce", "random"])

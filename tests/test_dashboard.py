@@ -22,9 +22,9 @@ optuna_dashboard = pytest.importorskip("optuna_dashboard")
 
 from teg_plugin import dashboard  # noqa: E402
 from teg_plugin.plots import FIGURE_IDS  # noqa: E402
+from teg_plugin.spaces.nb201 import EDGE_NAMES as EDGES  # noqa: E402
+from teg_plugin.spaces.nb201 import OPS, NB201Arch  # noqa: E402
 
-EDGES = ("1<-0", "2<-0", "2<-1", "3<-0", "3<-1", "3<-2")
-OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 # (op per edge, index, kappa, regions, kr_mse); trial 4 is best on all three, trial 2 is bad (pruned).
 TRIALS = [
     ((1, 2, 3, 4, 1, 2), 11, 900.0, 200.0, 0.9),
@@ -42,8 +42,7 @@ BEST, BAD = 4, 2
 
 
 def arch_text(ops: tuple[int, ...]) -> str:
-    o = [OPS[i] for i in ops]
-    return f"|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|"
+    return NB201Arch(tuple(OPS[i] for i in ops)).to_str()
 
 
 def build_study(url: str, name: str = "teg-dash") -> optuna.Study:

@@ -43,16 +43,6 @@ def evaluator() -> TEGEvaluator:
     return TEGEvaluator(data="synthetic", config=SMALL, device="cpu")
 
 
-@pytest.fixture
-def nni_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """NNI's experiment list (normally ~/nni-experiments/.experiment) and working folder under tmp_path."""
-    home = tmp_path / "nni-experiments"
-    home.mkdir()
-    for module in (nni.nas.experiment.experiment, nni.experiment.experiment):
-        monkeypatch.setattr(module, "Experiments", functools.partial(Experiments, home_dir=str(home)))
-    return home
-
-
 def _run(strategy: TEGStrategy, evaluator: TEGEvaluator, home: Path) -> tuple[NasExperiment, list[Any]]:
     config = NasExperimentConfig("sequential", "simplified", "local")
     config.experiment_working_directory = str(home)

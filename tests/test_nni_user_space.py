@@ -3,7 +3,6 @@ its frozen models scored by TEGEvaluator(space=None), and TEG strategies searchi
 
 from __future__ import annotations
 
-import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,6 @@ from nni.nas.evaluator import Evaluator  # noqa: E402
 from nni.nas.experiment import NasExperiment, NasExperimentConfig  # noqa: E402
 from nni.nas.nn.pytorch import InputChoice, LayerChoice, ModelSpace, MutableConv2d, MutableLinear  # noqa: E402
 from nni.nas.space import SimplifiedModelSpace, model_context  # noqa: E402
-from nni.tools.nnictl.config_utils import Experiments  # noqa: E402
 from torch import nn  # noqa: E402
 
 from teg_plugin.nni._user_space import MAX_OPTIONS, sample_text  # noqa: E402
@@ -269,16 +267,6 @@ def test_evaluator_is_traced(evaluator: TEGEvaluator) -> None:
 
 
 # -- TEG strategies on a user space, in NNI's sequential engine ---------------------------------
-
-
-@pytest.fixture
-def nni_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """NNI's experiment list and working folder under tmp_path, not ~/nni-experiments."""
-    home = tmp_path / "nni-experiments"
-    home.mkdir()
-    for module in (nni.nas.experiment.experiment, nni.experiment.experiment):
-        monkeypatch.setattr(module, "Experiments", functools.partial(Experiments, home_dir=str(home)))
-    return home
 
 
 def _search(strategy: TEGStrategy, evaluator: TEGEvaluator, home: Path, top_k: int = 10) -> list[dict]:

@@ -14,9 +14,9 @@ from optuna.distributions import CategoricalDistribution
 
 from teg_plugin import plots
 from teg_plugin.scores import TEGScore
+from teg_plugin.spaces.nb201 import EDGE_NAMES as EDGES
+from teg_plugin.spaces.nb201 import OPS, NB201Arch
 
-EDGES = ("1<-0", "2<-0", "2<-1", "3<-0", "3<-1", "3<-2")
-OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 # trial -> (ops per edge, NB201 index, kappa, regions, kr_mse); None values = bad. Trial 2 is the best on
 # all three indicators; trial 7 re-evaluates trial 2's architecture; trial 3 is bad (pruned, as the TEG
 # objective does). Trial 10 has no TEG attrs and trial 11 failed: both are left out.
@@ -37,8 +37,7 @@ ACCURACY = 93.1717  # stored as a user attr to check that nothing reads it
 
 
 def arch_text(ops: tuple[int, ...]) -> str:
-    o = [OPS[i] for i in ops]
-    return f"|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|"
+    return NB201Arch(tuple(OPS[i] for i in ops)).to_str()
 
 
 def build_study(storage: str, name: str = "teg-demo") -> optuna.Study:

@@ -32,9 +32,9 @@ from typing import Any
 import nni
 from nni.mutable.utils import label_scope
 from nni.nas.nn.pytorch import ModelSpace
-from nni.nas.space import model_context
 from torch import nn
 
+from teg_plugin.nni._space import freeze_in_context
 from teg_plugin.spaces.darts import DartsGenotype, DartsSpace, GenotypeError, build_eval_network
 from teg_plugin.spaces.darts._genotype import CELLS, NODES
 
@@ -218,8 +218,7 @@ class DartsModelSpace(ModelSpace):
 
     def freeze(self, sample: dict[str, Any]) -> nn.Module:
         """The network of ``sample``: DARTS's evaluation network of that genotype."""
-        with model_context(sample):
-            return type(self)(*self.trace_args, **self.trace_kwargs)
+        return freeze_in_context(self, sample)
 
     def forward(self, x):  # type: ignore[no-untyped-def]
         raise NotImplementedError(

@@ -68,6 +68,14 @@ def arch_from_hub_sample(sample: Mapping[str, Any]) -> NB201Arch:
     return _SPACE.from_params(params)
 
 
+def freeze_in_context(model_space: ModelSpace, sample: dict[str, Any]) -> nn.Module:
+    """``model_space``'s class built anew, with its constructor arguments, under ``sample``'s model
+    context: its ``create_fixed_module`` network, a plain ``nn.Module`` sharing nothing with
+    ``model_space``."""
+    with model_context(sample):
+        return type(model_space)(*model_space.trace_args, **model_space.trace_kwargs)
+
+
 class NB201ModelSpace(ModelSpace):
     """NAS-Bench-201's 15,625 cells as an NNI ``ModelSpace``.
 
@@ -118,8 +126,7 @@ class NB201ModelSpace(ModelSpace):
 
     def freeze(self, sample: dict[str, Any]) -> nn.Module:
         """The network of ``sample``: our :class:`NB201Network` of that architecture."""
-        with model_context(sample):
-            return type(self)(*self.trace_args, **self.trace_kwargs)
+        return freeze_in_context(self, sample)
 
     def forward(self, x):  # type: ignore[no-untyped-def]
         return self.supernet(x)
