@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,10 @@ FrozenMask = dict[str, tuple[str, ...]]
 _HURT_SIGN = {"ntk_cond": 1.0, "regions": -1.0, "kr_mse": 1.0}
 
 _MAX_MUTATION_TRIES = 20
+
+#: Options TE-NAS takes out of the supernet before the first round: its pruning code marks the zero
+#: op as pruned up front (NB201 and DARTS alike), so a pruned cell never holds ``none``.
+TENAS_EXCLUDED_OPTIONS: tuple[str, ...] = ("none",)
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,9 @@ class PruneRound:
 class PruningStrategy(Strategy[ArchT]):
     """TEG-NAS's supernet path: prune the full supernet down to one architecture with ``score_mask``.
 
-    Each round scores the current mask once, then the mask without each (choice, option) of every
+    The supernet starts as the space's :meth:`~teg_plugin.spaces.SearchSpace.full_mask` without
+    ``exclude_options`` (by default TE-NAS's: the zero op ``none``; a choice left with nothing keeps
+    its options). Each round scores the current mask once, then the mask without each (choice, option) of every
     choice that still has more than one option. A removal's importance on each indicator is how much
     it hurts (see :class:`PruneCandidate`); the candidates of the round are ranked on each indicator
     (1 = most important) and the ranks summed. On every multi-option choice the option with the
@@ -101,6 +107,8 @@ class PruningStrategy(Strategy[ArchT]):
         space: the search space.
         score_mask: TEG score of a supernet mask (called ``n_supernet_evaluations`` times).
         seed: seed of the proposals after the found architecture.
+        exclude_options: options removed from every choice before the first round. The default
+            follows TE-NAS's code; ``()`` prunes from every option, as the paper's text describes.
 
     Example:
         >>> from teg_plugin.spaces import NB201Space
@@ -112,13 +120,23 @@ class PruningStrategy(Strategy[ArchT]):
         >>> str(prune.run())
         '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|'
         >>> len(prune.rounds), prune.n_supernet_evaluations
-        (4, 88)
+        (3, 57)
     """
 
-    def __init__(self, space: SearchSpace[ArchT], score_mask: ScoreMask, *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        space: SearchSpace[ArchT],
+        score_mask: ScoreMask,
+        *,
+        seed: int = 0,
+        exclude_options: Collection[str] = TENAS_EXCLUDED_OPTIONS,
+    ) -> None:
         super().__init__(space, seed=seed)
         if not callable(score_mask):
             raise TypeError("score_mask must be callable: Mask -> TEGScore")
+        if isinstance(exclude_options, str):
+            raise TypeError(f"exclude_options must be a collection of option names, not the string {exclude_options!r}")
+        self._exclude = frozenset(exclude_options)
         self._score_mask = score_mask
         self._n_evaluations = 0
         self._rounds: list[PruneRound] = []
@@ -140,7 +158,7 @@ class PruningStrategy(Strategy[ArchT]):
     def run(self) -> ArchT:
         """Prune (once; later calls return the same result) and return the found architecture."""
         if self._found is None:
-            mask = {name: tuple(options) for name, options in self._space.full_mask().items()}
+            mask = self._start_mask()
             while any(len(options) > 1 for options in mask.values()):
                 mask = self._prune_round(mask)
             for keys, keep in self._space.mask_groups():
@@ -150,6 +168,13 @@ class PruningStrategy(Strategy[ArchT]):
             self._found = self._space.arch_from_mask(mask)
             self._followups = self._small_supernet_archs()
         return self._found
+
+    def _start_mask(self) -> FrozenMask:
+        mask = {}
+        for name, options in self._space.full_mask().items():
+            kept = tuple(o for o in options if o not in self._exclude)
+            mask[name] = kept if kept else tuple(options)
+        return mask
 
     def _propose(self, rng: random.Random) -> ArchT:
         found = self.run()

@@ -190,7 +190,7 @@ def test_pruning_rounds_marks_the_dropped_options():
         q = sum(sum(quality.get(o, 0.0) for o in opts) / len(opts) for opts in mask.values())
         return TEGScore(ntk_cond=100.0 - q, regions=q, kr_mse=1.0 / (1.0 + q))
 
-    strategy = PruningStrategy(NB201Space(), score_mask)
+    strategy = PruningStrategy(NB201Space(), score_mask, exclude_options=())
     strategy.run()
     fig = plots.pruning_rounds(strategy)
     rounds = strategy.rounds

@@ -354,7 +354,7 @@ def test_pruning_drops_one_option_per_choice_per_round_and_finds_the_optimum() -
         calls.append({k: tuple(v) for k, v in mask.items()})
         return fake_score_mask(mask)
 
-    prune = PruningStrategy(SPACE, counting, seed=0)
+    prune = PruningStrategy(SPACE, counting, seed=0, exclude_options=())
     assert prune.n_supernet_evaluations == 0 and not calls  # lazy
     found = prune.run()
     assert found == OPTIMUM
@@ -375,7 +375,7 @@ def test_pruning_drops_one_option_per_choice_per_round_and_finds_the_optimum() -
 
 
 def test_pruning_deltas_and_ranks() -> None:
-    prune = PruningStrategy(SPACE, fake_score_mask)
+    prune = PruningStrategy(SPACE, fake_score_mask, exclude_options=())
     prune.run()
     first = prune.rounds[0]
     by_option = {(c.choice, c.option): c for c in first.candidates}
@@ -400,7 +400,7 @@ def test_pruning_keeps_an_option_whose_removal_is_bad() -> None:
             return TEGScore.flagged("removing none broke it")
         return fake_score_mask(mask)
 
-    prune = PruningStrategy(SPACE, breaks_without_none_on_first_edge)
+    prune = PruningStrategy(SPACE, breaks_without_none_on_first_edge, exclude_options=())
     found = prune.run()
     assert found.ops[0] == "none"
     assert found.ops[1:] == (CONV3,) * 5
@@ -416,9 +416,33 @@ def test_pruning_keeps_an_option_whose_removal_is_bad() -> None:
     ids=["all-tied", "all-bad"],
 )
 def test_pruning_ties_drop_the_last_option_in_space_order(scorer: Callable[[Mask], TEGScore]) -> None:
-    prune = PruningStrategy(SPACE, scorer)
+    prune = PruningStrategy(SPACE, scorer, exclude_options=())
     assert prune.run() == NB201Arch(("none",) * 6)
     assert [r.dropped["3<-2"] for r in prune.rounds] == list(reversed(OPS[1:]))
+
+
+def test_pruning_starts_without_none_as_tenas_does() -> None:
+    calls: list[Mask] = []
+
+    def counting(mask: Mask) -> TEGScore:
+        calls.append(dict(mask))
+        return fake_score_mask(mask)
+
+    prune = PruningStrategy(SPACE, counting)
+    found = prune.run()
+    assert "none" not in found.ops
+    assert all("none" not in options for mask in calls for options in mask.values())
+    assert prune.rounds[0].mask == {edge: OPS[1:] for edge in SPACE.full_mask()}
+    assert prune.n_supernet_evaluations == len(calls) == 3 + 6 * (4 + 3 + 2)
+    # An exclusion that would empty a choice leaves that choice whole; other names are ignored.
+    odd = PruningStrategy(SPACE, fake_score_mask, exclude_options={"nor_conv_3x3", "no-such-op"})
+    odd.run()
+    assert odd.rounds[0].mask["1<-0"] == ("none", "skip_connect", "nor_conv_1x1", "avg_pool_3x3")
+    everything = PruningStrategy(SPACE, fake_score_mask, exclude_options=set(OPS))
+    everything.run()
+    assert everything.rounds[0].mask == SPACE.full_mask()
+    with pytest.raises(TypeError, match="collection of option names"):
+        PruningStrategy(SPACE, fake_score_mask, exclude_options="none")
 
 
 def test_pruning_asks_found_then_small_supernet_then_mutations() -> None:
