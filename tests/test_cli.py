@@ -152,7 +152,6 @@ def test_bench_speed_json(capsys) -> None:
     assert result["max_relative_difference"] < 1e-5
 
 
-@pytest.mark.filterwarnings("ignore:An input array is constant")
 def test_bench_correlation_json(capsys, shared_data, tmp_path) -> None:
     truth = shared_data / "nb201" / "nb201_ground_truth.csv"
     naslib = shared_data / "automl_NASLib" / "zc_nasbench201_725archs.csv"
@@ -174,3 +173,6 @@ def test_bench_correlation_json(capsys, shared_data, tmp_path) -> None:
     assert rows["naswot_v1_score_cifar10"]["kendall_tau"] is None  # constant predictor
     assert rows["zen_cifar10"]["n"] == 0 and rows["zen_cifar10"]["spearman_rho"] is None
     assert result["truth_column"] == "cifar10_test" and "synthetic" in result["data"]
+    lo, hi = rows["nwot"]["kendall_tau_ci95"]
+    assert lo <= rows["nwot"]["kendall_tau"] <= hi
+    assert rows["naswot_v1_score_cifar10"]["kendall_tau_ci95"] == [None, None]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,23 +36,55 @@ NASLIB_PROXIES: dict[str, float] = {
 ALL_ARCH_PROXIES: dict[str, float] = {"naswot_v1_score_cifar10": 1.0, "zen_cifar10": 1.0}
 
 
+#: Bootstrap resamples behind each Kendall τ confidence interval, unless told otherwise.
+DEFAULT_BOOTSTRAP = 1000
+
+
 @dataclass(frozen=True)
 class CorrelationRow:
-    """Correlation of one predictor with accuracy over ``n`` architectures."""
+    """Correlation of one predictor with accuracy over ``n`` architectures.
+
+    ``kendall_ci`` is a 95% percentile-bootstrap interval of ``kendall`` (architectures resampled
+    with replacement, predictions fixed); NaN bounds when it was not computed or is undefined.
+    """
 
     name: str
     n: int
     kendall: float
     spearman: float
+    kendall_ci: tuple[float, float] = (math.nan, math.nan)
 
 
-def correlation(predicted: Sequence[float], truth: Sequence[float], name: str) -> CorrelationRow:
-    """Kendall τ and Spearman ρ of ``predicted`` (higher = better) against ``truth``, NaN pairs dropped."""
+def correlation(
+    predicted: Sequence[float], truth: Sequence[float], name: str, *, bootstrap: int = 0, seed: int = 0
+) -> CorrelationRow:
+    """Kendall τ and Spearman ρ of ``predicted`` (higher = better) against ``truth``, NaN pairs dropped.
+
+    With ``bootstrap > 0``, also a 95% interval of τ from that many resamples drawn with ``seed``.
+    """
     pairs = [(p, t) for p, t in zip(predicted, truth) if not (math.isnan(p) or math.isnan(t))]
     if len(pairs) < 3:
         return CorrelationRow(name, len(pairs), math.nan, math.nan)
     p, t = np.array(pairs).T
-    return CorrelationRow(name, len(pairs), float(kendalltau(p, t)[0]), float(spearmanr(p, t)[0]))
+    if np.ptp(p) == 0 or np.ptp(t) == 0:  # a constant side: both coefficients are undefined
+        return CorrelationRow(name, len(pairs), math.nan, math.nan)
+    ci = _kendall_interval(p, t, bootstrap, seed) if bootstrap > 0 else (math.nan, math.nan)
+    return CorrelationRow(name, len(pairs), float(kendalltau(p, t)[0]), float(spearmanr(p, t)[0]), ci)
+
+
+def _kendall_interval(p: np.ndarray, t: np.ndarray, resamples: int, seed: int) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    taus = []
+    with warnings.catch_warnings():  # a small sample's resample can be constant: τ is then NaN, skipped
+        warnings.simplefilter("ignore")
+        for _ in range(resamples):
+            idx = rng.integers(0, len(p), len(p))
+            taus.append(kendalltau(p[idx], t[idx])[0])
+    finite = np.array([x for x in taus if math.isfinite(x)])
+    if len(finite) < resamples // 2:  # mostly constant resamples: no meaningful interval
+        return (math.nan, math.nan)
+    lo, hi = np.percentile(finite, [2.5, 97.5])
+    return (float(lo), float(hi))
 
 
 def sample_archs(scorer: TEGScorer, k: int, seed: int, pool: Sequence[str] | None = None) -> list:
@@ -78,11 +111,13 @@ def run_correlation(
     proxies_path: str | os.PathLike[str] | None = None,
     truth_column: str = "cifar10_test",
     progress: bool = False,
+    bootstrap: int = DEFAULT_BOOTSTRAP,
 ) -> list[CorrelationRow]:
     """Score ``k`` sampled archs and correlate TEG (each indicator, and the rank-sum) with accuracy.
 
     With ``naslib_path`` the sample is drawn among the architectures that table covers, so every
-    published proxy is compared on exactly the same architectures.
+    published proxy is compared on exactly the same architectures. ``bootstrap`` resamples (seeded
+    with ``seed``) give each row's 95% interval of Kendall τ; 0 skips them.
     """
     truth = read_truth(truth_path, truth_column)
     naslib = read_columns(naslib_path) if naslib_path else None
@@ -98,16 +133,19 @@ def run_correlation(
     def good(values: list[float]) -> list[float]:
         return [v if not s.bad else math.nan for v, s in zip(values, scores)]
 
+    def corr(values: Sequence[float], name: str) -> CorrelationRow:
+        return correlation(values, acc, name, bootstrap=bootstrap, seed=seed)
+
     rows = [
-        correlation([-s for s in rank_sums(scores)], acc, "TEG rank-sum (neg)"),
-        correlation(good([-s.ntk_cond for s in scores]), acc, "T: ntk_cond (neg)"),
-        correlation(good([s.regions for s in scores]), acc, "E: regions"),
-        correlation(good([-s.kr_mse for s in scores]), acc, "G: kr_mse (neg)"),
+        corr([-s for s in rank_sums(scores)], "TEG rank-sum (neg)"),
+        corr(good([-s.ntk_cond for s in scores]), "T: ntk_cond (neg)"),
+        corr(good([s.regions for s in scores]), "E: regions"),
+        corr(good([-s.kr_mse for s in scores]), "G: kr_mse (neg)"),
     ]
     for table, names in ((naslib, NASLIB_PROXIES), (proxies, ALL_ARCH_PROXIES)):
         if table is None:
             continue
         for name, sign in names.items():
             values = [sign * table.get(t, {}).get(name, math.nan) for t in texts]
-            rows.append(correlation(values, acc, name))
+            rows.append(corr(values, name))
     return rows

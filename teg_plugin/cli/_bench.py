@@ -9,6 +9,7 @@ import platform
 
 import torch
 
+from teg_plugin.benchmarks.correlation import DEFAULT_BOOTSTRAP
 from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer, render
 
 
@@ -22,7 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     corr.add_argument("--naslib", default=None, help="NAS-Bench-Suite-Zero proxy CSV; the sample is drawn among its archs")
     corr.add_argument("--proxies", default=None, help="CSV of published proxies for all archs (NASWOT v1, Zen)")
     corr.add_argument("--sample", type=int, default=100, metavar="K", help="architectures to score (default: %(default)s)")
-    corr.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
+    corr.add_argument("--seed", type=int, default=0, help="sampling (and bootstrap) seed (default: %(default)s)")
+    corr.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="N",
+                      help="bootstrap resamples for the 95%% interval of Kendall tau; 0: none (default: %(default)s)")
     _common(corr)
     corr.set_defaults(run=_run_correlation, space="nas-bench-201")
 
@@ -61,17 +64,27 @@ def _run_correlation(args: argparse.Namespace) -> int:
         proxies_path=args.proxies,
         truth_column=args.truth_column,
         progress=not args.quiet,
+        bootstrap=args.bootstrap,
     )
     # NaN (fewer than 3 pairs, or a constant predictor) becomes null: json.dumps would write NaN, not JSON.
     dicts = [
-        {"predictor": r.name, "n": r.n, "kendall_tau": _finite(r.kendall), "spearman_rho": _finite(r.spearman)}
+        {
+            "predictor": r.name,
+            "n": r.n,
+            "kendall_tau": _finite(r.kendall),
+            "kendall_tau_ci95": [_finite(bound) for bound in r.kendall_ci],
+            "spearman_rho": _finite(r.spearman),
+        }
         for r in rows
     ]
     if args.format == "json":
         print(json.dumps({"truth_column": args.truth_column, "data": scorer.data.source, "rows": dicts}, indent=2))
     else:
         print(f"# {args.sample} NB201 archs (seed {args.seed}) vs {args.truth_column}; data: {scorer.data.source}")
-        print(render(dicts, "table", ("predictor", "n", "kendall_tau", "spearman_rho")))
+        for row in dicts:
+            lo, hi = row["kendall_tau_ci95"]
+            row["kendall_tau_ci95"] = "" if lo is None or hi is None else f"[{lo:.3f}, {hi:.3f}]"
+        print(render(dicts, "table", ("predictor", "n", "kendall_tau", "kendall_tau_ci95", "spearman_rho")))
     return 0
 
 
