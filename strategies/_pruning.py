@@ -151,6 +151,21 @@ class PruningStrategy(Strategy[ArchT]):
         return self._n_evaluations
 
     @property
+    def planned_evaluations(self) -> int:
+        """How many times a full :meth:`run` calls ``score_mask``; known before it starts."""
+        start = self._start_mask()
+        counts = [len(options) for options in start.values()]
+        total = 0
+        while any(n > 1 for n in counts):
+            total += 1 + sum(n for n in counts if n > 1)
+            counts = [n - 1 if n > 1 else n for n in counts]
+        for keys, keep in self._space.mask_groups():
+            active = sum(1 for key in keys if start[key])
+            if active > keep:
+                total += 1 + active
+        return total
+
+    @property
     def rounds(self) -> list[PruneRound]:
         """The pruning rounds so far, in order (empty before :meth:`run`)."""
         return list(self._rounds)

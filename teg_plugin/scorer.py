@@ -102,8 +102,10 @@ class TEGScorer:
         self._memo: dict[str, TEGScore] = {}
         #: How many architectures or masks this scorer actually measured (cache misses).
         self.n_measured = 0
-        #: Show a running count on stderr while supernets are measured (pruning can take minutes).
+        #: Show a running count on stderr while supernets are scored (pruning can take minutes).
         self.show_supernet_progress = False
+        #: The count that bar runs to, when known (e.g. ``PruningStrategy.planned_evaluations``).
+        self.expected_supernet_evaluations: int | None = None
         self._supernet_bar = None
 
     @property
@@ -153,8 +155,8 @@ class TEGScorer:
             cached = self.cache.get(self._key(text)) if self.cache is not None else None
             if cached is None:
                 cached = self._measure(mask, text)
-                self._tick_supernet_progress()
             self._memo[text] = cached
+            self._tick_supernet_progress()
         return self._memo[text]
 
     def _tick_supernet_progress(self) -> None:
@@ -163,7 +165,13 @@ class TEGScorer:
         if self._supernet_bar is None:
             from tqdm.auto import tqdm
 
-            self._supernet_bar = tqdm(desc="supernet evaluations", unit="mask", file=sys.stderr, leave=False)
+            self._supernet_bar = tqdm(
+                total=self.expected_supernet_evaluations,
+                desc="supernet evaluations",
+                unit="mask",
+                file=sys.stderr,
+                leave=False,
+            )
         self._supernet_bar.update()
 
     def rank(self, archs: Sequence[Hashable], *, progress: bool = False) -> list[RankedArch]:

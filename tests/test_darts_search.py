@@ -141,6 +141,7 @@ def test_pruning_rounds_and_supernet_evaluations(pruned: tuple[PruningStrategy, 
     strategy, counter = pruned
     assert N_SUPERNET_EVALUATIONS == 792
     assert strategy.n_supernet_evaluations == counter.calls == N_SUPERNET_EVALUATIONS
+    assert strategy.planned_evaluations == N_SUPERNET_EVALUATIONS
     rounds = strategy.rounds
     assert len(rounds) == 12
     # Op rounds: every edge loses one op per round, the worst first.

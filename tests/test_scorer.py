@@ -345,3 +345,17 @@ def test_config_validation() -> None:
     config = TEGConfig(repeat=1, batch_size=8)
     assert TEGConfig.from_dict(config.to_dict()) == config
     assert config.fingerprint() == TEGConfig(batch_size=8, repeat=1).fingerprint() != TEGConfig().fingerprint()
+
+
+def test_supernet_progress_counts_every_new_mask_towards_the_expected_total(make_scorer, tmp_path, capsys) -> None:
+    path = tmp_path / "scores.sqlite"
+    masks = [{edge: ops for edge in make_scorer().space.full_mask()} for ops in (("nor_conv_1x1", "skip_connect"), ("nor_conv_3x3",))]
+    make_scorer(cache=path).score_mask(masks[0])  # cached before the run below
+    capsys.readouterr()
+    scorer = make_scorer(cache=path)
+    scorer.show_supernet_progress, scorer.expected_supernet_evaluations = True, 2
+    for mask in (*masks, masks[0]):  # the repeat is answered from memory and not counted again
+        scorer.score_mask(mask)
+    assert scorer.n_measured == 1
+    err = capsys.readouterr().err
+    assert "supernet evaluations" in err and "2/2" in err and "3/2" not in err

@@ -355,6 +355,7 @@ def test_pruning_drops_one_option_per_choice_per_round_and_finds_the_optimum() -
         return fake_score_mask(mask)
 
     prune = PruningStrategy(SPACE, counting, seed=0, exclude_options=())
+    assert prune.planned_evaluations == 4 + 6 * (5 + 4 + 3 + 2)
     assert prune.n_supernet_evaluations == 0 and not calls  # lazy
     found = prune.run()
     assert found == OPTIMUM
@@ -433,7 +434,7 @@ def test_pruning_starts_without_none_as_tenas_does() -> None:
     assert "none" not in found.ops
     assert all("none" not in options for mask in calls for options in mask.values())
     assert prune.rounds[0].mask == {edge: OPS[1:] for edge in SPACE.full_mask()}
-    assert prune.n_supernet_evaluations == len(calls) == 3 + 6 * (4 + 3 + 2)
+    assert prune.n_supernet_evaluations == len(calls) == prune.planned_evaluations == 3 + 6 * (4 + 3 + 2)
     # An exclusion that would empty a choice leaves that choice whole; other names are ignored.
     odd = PruningStrategy(SPACE, fake_score_mask, exclude_options={"nor_conv_3x3", "no-such-op"})
     odd.run()
@@ -561,4 +562,4 @@ def test_pruning_edge_phase_keeps_the_most_important_keys_of_each_group() -> Non
     assert edge_round.mask == {"e0": ("b",), "e1": ("b",), "e2": ("b",)}
     assert edge_round.dropped == {"e0": "b"} and len(edge_round.candidates) == 3
     # 1 + 6 in the op round, 1 + 3 in the edge phase.
-    assert prune.n_supernet_evaluations == 11
+    assert prune.n_supernet_evaluations == prune.planned_evaluations == 11

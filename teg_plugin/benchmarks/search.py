@@ -68,6 +68,8 @@ def run_search_benchmark(
     for seed in seeds:
         start = time.perf_counter()
         search = make_strategy(strategy, scorer.space, seed=seed, score_mask=scorer.score_mask)
+        scorer.show_supernet_progress = progress
+        scorer.expected_supernet_evaluations = getattr(search, "planned_evaluations", None)
         bar = None
         if progress:
             from tqdm.auto import tqdm

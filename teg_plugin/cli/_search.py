@@ -77,10 +77,13 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool):  # type: ignore
     import optuna
 
     from teg_plugin.optuna import BudgetReached, TEGSampler, create_storage, within_budget, zero_cost_objective
+    from teg_plugin.strategies import PruningStrategy
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     scorer = make_scorer(args)
     scorer.show_supernet_progress = show_progress
+    if args.strategy == "prune":
+        scorer.expected_supernet_evaluations = PruningStrategy(scorer.space, scorer.score_mask).planned_evaluations
     storage = create_storage(args.storage)
     sampler = TEGSampler(scorer.space, scorer, strategy=args.strategy, seed=args.seed)
     multi = args.objective == "multi"
