@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,16 +18,15 @@ from teg_plugin.strategies._base import ArchT, Strategy
 if TYPE_CHECKING:
     from teg_plugin.spaces._base import Mask, SearchSpace
 
-#: Scores a supernet mask (choice -> active options); what :class:`PruningStrategy` is given.
-ScoreMask = Callable[["Mask"], TEGScore]
+#: Scores a supernet mask (choice -> active options); what :class:`PruningStrategy` is given. It may
+#: return one score per repeat (e.g. ``TEGScorer.score_mask_repeats``) or a single (mean) score.
+ScoreMask = Callable[["Mask"], "TEGScore | Sequence[TEGScore]"]
 
 #: A mask as this module builds it.
 FrozenMask = dict[str, tuple[str, ...]]
 
-# How removing an option "hurts" on each indicator, as a function of the removed mask's value. Within
-# a round the current mask is fixed, so ranking these equals ranking the deltas
-# (kappa(removed) - kappa(current), regions(current) - regions(removed), mse(removed) - mse(current))
-# without the rounding of a subtraction, and still works when the current mask itself is bad.
+# The sign that makes a relative change "how much removing an option hurts": kappa and MSE going up,
+# regions going down.
 _HURT_SIGN = {"ntk_cond": 1.0, "regions": -1.0, "kr_mse": 1.0}
 
 _MAX_MUTATION_TRIES = 20
@@ -43,12 +42,15 @@ class PruneCandidate:
 
     Attributes:
         choice, option: the option removed.
-        score: TEG score of the mask without it.
-        deltas: how much the removal hurts on each indicator (larger = more important):
-            ``ntk_cond`` = kappa(removed) - kappa(current), ``regions`` = regions(current) -
-            regions(removed), ``kr_mse`` = MSE(removed) - MSE(current); NaN where a score is bad.
+        score: TEG score of the mask without it (mean over repeats).
+        deltas: how much the removal hurts on each indicator (larger = more important), as TE-NAS
+            measures it: the relative change, repeat by repeat, averaged over repeats.
+            ``ntk_cond`` = mean of (kappa(removed) - kappa(current)) / kappa(current), ``regions``
+            = mean of (regions(current) - regions(removed)) / regions(current), ``kr_mse`` = mean
+            of (MSE(removed) - MSE(current)) / MSE(current); NaN where a score is bad.
         ranks: rank of each delta among the round's good candidates (1 = largest delta, ties
-            averaged); NaN for a bad candidate.
+            averaged); NaN for a bad candidate. When the current mask itself is bad, the ranks
+            order the removed masks' own mean values instead (higher kappa = more important...).
         rank_sum: sum of ``ranks``; ``-inf`` for a bad candidate (removing it breaks the network, so
             it counts as the most important).
     """
@@ -83,9 +85,10 @@ class PruningStrategy(Strategy[ArchT]):
 
     The supernet starts as the space's :meth:`~teg_plugin.spaces.SearchSpace.full_mask` without
     ``exclude_options`` (by default TE-NAS's: the zero op ``none``; a choice left with nothing keeps
-    its options). Each round scores the current mask once, then the mask without each (choice, option) of every
-    choice that still has more than one option. A removal's importance on each indicator is how much
-    it hurts (see :class:`PruneCandidate`); the candidates of the round are ranked on each indicator
+    its options). Each round scores the current mask once, then the mask without each (choice,
+    option) of every choice that still has more than one option. A removal's importance on each
+    indicator is how much it hurts, as a relative change averaged over repeats (see
+    :class:`PruneCandidate`; TE-NAS also rounds it to 3 decimals, which this does not); the candidates of the round are ranked on each indicator
     (1 = most important) and the ranks summed. On every multi-option choice the option with the
     **largest** rank-sum is dropped; ties go to the option that comes **last** in the space's order.
     A removal that scores ``bad`` breaks the network: that option is kept unless all options of the
@@ -105,7 +108,9 @@ class PruningStrategy(Strategy[ArchT]):
 
     Args:
         space: the search space.
-        score_mask: TEG score of a supernet mask (called ``n_supernet_evaluations`` times).
+        score_mask: the TEG scores of a supernet mask, one per repeat (``TEGScorer.score_mask_repeats``:
+            removals are then compared repeat by repeat, as TE-NAS does), or a single score (then
+            the relative change of the means). Called ``n_supernet_evaluations`` times.
         seed: seed of the proposals after the found architecture.
         exclude_options: options removed from every choice before the first round. The default
             follows TE-NAS's code; ``()`` prunes from every option, as the paper's text describes.
@@ -208,15 +213,21 @@ class PruningStrategy(Strategy[ArchT]):
     def _observe(self, arch: ArchT, score: TEGScore) -> None:
         self._told.add(arch)
 
-    def _score(self, mask: FrozenMask) -> TEGScore:
+    def _score(self, mask: FrozenMask) -> tuple[TEGScore, ...]:
+        """``score_mask``'s answer as one score per repeat (a single score is one repeat)."""
         self._n_evaluations += 1
-        return self._score_mask(dict(mask))
+        result = self._score_mask(dict(mask))
+        repeats = (result,) if isinstance(result, TEGScore) else tuple(result)
+        if not repeats or not all(isinstance(score, TEGScore) for score in repeats):
+            raise TypeError(f"score_mask must return a TEGScore or a non-empty sequence of them, got {result!r}")
+        return repeats
 
     def _prune_round(self, mask: FrozenMask) -> FrozenMask:
         baseline = self._score(mask)
         removals = [(name, option) for name, options in mask.items() if len(options) > 1 for option in options]
         scores = [self._score({**mask, name: tuple(o for o in mask[name] if o != option)}) for name, option in removals]
         candidates = _rank_candidates(removals, scores, baseline)
+        baseline_score = TEGScore.mean_of(baseline)
         dropped: dict[str, str] = {}
         for name, options in mask.items():
             if len(options) > 1:
@@ -225,7 +236,7 @@ class PruningStrategy(Strategy[ArchT]):
                 dropped[name] = max(reversed(own), key=lambda c: c.rank_sum).option
         self._rounds.append(
             PruneRound(
-                index=len(self._rounds), mask=dict(mask), baseline=baseline, candidates=candidates, dropped=dropped
+                index=len(self._rounds), mask=dict(mask), baseline=baseline_score, candidates=candidates, dropped=dropped
             )
         )
         return {name: tuple(o for o in options if o != dropped.get(name)) for name, options in mask.items()}
@@ -242,7 +253,11 @@ class PruningStrategy(Strategy[ArchT]):
         dropped = {c.choice: c.option for c in candidates if c.choice not in kept}
         self._rounds.append(
             PruneRound(
-                index=len(self._rounds), mask=dict(mask), baseline=baseline, candidates=candidates, dropped=dropped
+                index=len(self._rounds),
+                mask=dict(mask),
+                baseline=TEGScore.mean_of(baseline),
+                candidates=candidates,
+                dropped=dropped,
             )
         )
         return {key: () if key in dropped else options for key, options in mask.items()}
@@ -269,32 +284,42 @@ def _is_bad(score: TEGScore) -> bool:
 
 
 def _rank_candidates(
-    removals: list[tuple[str, str]], scores: list[TEGScore], baseline: TEGScore
+    removals: list[tuple[str, str]], repeats: list[tuple[TEGScore, ...]], baseline: tuple[TEGScore, ...]
 ) -> tuple[PruneCandidate, ...]:
-    good = np.array([not _is_bad(score) for score in scores], dtype=bool)
-    ranks = np.full((len(scores), len(INDICATORS)), np.nan)
+    means = [TEGScore.mean_of(r) for r in repeats]
+    good = np.array([not _is_bad(score) for score in means], dtype=bool)
+    base_bad = _is_bad(TEGScore.mean_of(baseline))
+    if any(len(r) != len(baseline) for r in repeats):
+        raise ValueError("score_mask returned different numbers of repeats for masks of one round")
+    deltas = [
+        {key: math.nan if bad or base_bad else _relative_hurt(key, scores, baseline) for key in INDICATORS}
+        for scores, bad in zip(repeats, ~good, strict=True)
+    ]
+    ranks = np.full((len(repeats), len(INDICATORS)), np.nan)
     if good.any():
         for col, key in enumerate(INDICATORS):
-            hurt = np.array([_HURT_SIGN[key] * getattr(s, key) for s, ok in zip(scores, good) if ok], dtype=float)
-            ranks[good, col] = rankdata(-hurt, method="average")
-    base_bad = _is_bad(baseline)
-    candidates = []
-    for row, ((name, option), score) in enumerate(zip(removals, scores, strict=True)):
-        bad = not good[row]
-        deltas = {
-            key: math.nan
-            if bad or base_bad
-            else _HURT_SIGN[key] * (getattr(score, key) - getattr(baseline, key))
-            for key in INDICATORS
-        }
-        candidates.append(
-            PruneCandidate(
-                choice=name,
-                option=option,
-                score=score,
-                deltas=deltas,
-                ranks={key: float(ranks[row, col]) for col, key in enumerate(INDICATORS)},
-                rank_sum=-math.inf if bad else float(ranks[row].sum()),
-            )
+            if base_bad:  # no reference to change from: the removed masks' own values
+                hurt = [_HURT_SIGN[key] * getattr(m, key) for m, ok in zip(means, good) if ok]
+            else:
+                hurt = [d[key] for d, ok in zip(deltas, good) if ok]
+            ranks[good, col] = rankdata(-np.array(hurt, dtype=float), method="average")
+    return tuple(
+        PruneCandidate(
+            choice=name,
+            option=option,
+            score=mean,
+            deltas=delta,
+            ranks={key: float(ranks[row, col]) for col, key in enumerate(INDICATORS)},
+            rank_sum=-math.inf if not good[row] else float(ranks[row].sum()),
         )
-    return tuple(candidates)
+        for row, ((name, option), mean, delta) in enumerate(zip(removals, means, deltas, strict=True))
+    )
+
+
+def _relative_hurt(key: str, removed: Sequence[TEGScore], current: Sequence[TEGScore]) -> float:
+    """Mean over repeats of the signed relative change of indicator ``key`` (TE-NAS's measure)."""
+    changes = []
+    for after, before in zip(removed, current, strict=True):
+        reference = abs(getattr(before, key)) or 1.0  # a zero reference: the plain difference
+        changes.append(_HURT_SIGN[key] * (getattr(after, key) - getattr(before, key)) / reference)
+    return math.fsum(changes) / len(changes)

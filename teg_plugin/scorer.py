@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,7 @@ import torch
 from teg_plugin.cache import CacheKey, ScoreCache
 from teg_plugin.config import TEGConfig
 from teg_plugin.data import ImageData, load_data
-from teg_plugin.indicators.measure import measure_mask
+from teg_plugin.indicators.measure import measure_mask, measure_repeats, space_networks
 from teg_plugin.inputs import ScoringInputs
 from teg_plugin.scores import TEGScore, final_ranks, rank_sums
 from teg_plugin.spaces import Mask, SearchSpace, get_space
@@ -148,16 +149,46 @@ class TEGScorer:
 
     def score_mask(self, mask: Mask) -> TEGScore:
         """The TEG score of a (partly pruned) supernet; masks are cached like architectures."""
-        # "mean": an edge averages its active options (spaces._supernet.edge_mean); scores cached
-        # under the earlier sum semantics carry no prefix and are not reused.
-        text = "mean:" + json.dumps({k: sorted(v) for k, v in sorted(mask.items())}, separators=(",", ":"))
+        text = _mask_text(mask)
         if text not in self._memo:
             cached = self.cache.get(self._key(text)) if self.cache is not None else None
             if cached is None:
-                cached = self._measure(mask, text)
-            self._memo[text] = cached
+                self._measure_mask_repeats(mask, text)
+            else:
+                self._memo[text] = cached
             self._tick_supernet_progress()
         return self._memo[text]
+
+    def score_mask_repeats(self, mask: Mask) -> tuple[TEGScore, ...]:
+        """The score of each repeat of a supernet ``mask`` (see :meth:`score_mask` for their mean).
+
+        TE-NAS's pruning compares a supernet with and without an op repeat by repeat (same
+        initialisation and inputs). Cached per repeat; a mask whose mean alone is cached (scored
+        by an older version) is measured again.
+        """
+        text = _mask_text(mask)
+        texts = [f"r{r}:{text}" for r in range(self.config.repeat)]
+        if not all(t in self._memo for t in texts):
+            cached = self.cache.get_many([self._key(t) for t in texts]) if self.cache is not None else {}
+            if len(cached) == len(texts):
+                for key, score in cached.items():
+                    self._memo[key.arch] = score
+            else:
+                self._measure_mask_repeats(mask, text)
+            self._tick_supernet_progress()
+        return tuple(self._memo[t] for t in texts)
+
+    def _measure_mask_repeats(self, mask: Mask, text: str) -> None:
+        """Measure ``mask``; memoise and cache its mean (under ``text``) and each repeat."""
+        start = time.perf_counter()
+        repeats = measure_repeats(space_networks(self.space, mask, self.inputs, self.config), self.inputs, self.config, self.device)
+        entries = {text: TEGScore.mean_of(repeats, seconds=time.perf_counter() - start)}
+        entries.update((f"r{r}:{text}", score) for r, score in enumerate(repeats))
+        self.n_measured += 1
+        for key_text, score in entries.items():
+            self._memo[key_text] = score
+            if self.cache is not None:
+                self.cache.put(self._key(key_text), score)
 
     def _tick_supernet_progress(self) -> None:
         if not self.show_supernet_progress:
@@ -193,6 +224,12 @@ class TEGScorer:
         if self.cache is not None:
             self.cache.put(self._key(text), score)
         return score
+
+
+def _mask_text(mask: Mask) -> str:
+    """A mask's cache text. "mean:": an edge averages its active options (spaces._supernet.edge_mean);
+    scores cached under the earlier sum semantics carry no prefix and are not reused."""
+    return "mean:" + json.dumps({k: sorted(v) for k, v in sorted(mask.items())}, separators=(",", ":"))
 
 
 def _progress(total: int, enabled: bool):  # type: ignore[no-untyped-def]

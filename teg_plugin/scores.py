@@ -76,6 +76,27 @@ class TEGScore:
         """A ``bad`` result with no usable indicator."""
         return cls(math.nan, math.nan, math.nan, bad=True, reason=reason, seconds=seconds)
 
+    @classmethod
+    def mean_of(cls, repeats: Sequence[TEGScore], seconds: float | None = None) -> TEGScore:
+        """The score of several repeats: each indicator's mean; ``bad`` (with every distinct reason)
+        when any repeat is; ``seconds`` defaults to the repeats' sum.
+
+        Example:
+            >>> TEGScore.mean_of([TEGScore(2.0, 10.0, 1.0), TEGScore(4.0, 20.0, 3.0)]).ntk_cond
+            3.0
+        """
+        if not repeats:
+            raise ValueError("cannot average no repeats")
+        # A repeat's reason may join several ("a; b"): keep each distinct part once, in order.
+        reasons = list(dict.fromkeys(part for r in repeats if r.bad and r.reason for part in r.reason.split("; ")))
+        bad = any(r.bad for r in repeats)
+        return cls(
+            *(math.fsum(getattr(r, key) for r in repeats) / len(repeats) for key in INDICATORS),
+            bad=bad,
+            reason="; ".join(reasons) or ("undefined indicator" if bad else None),
+            seconds=math.fsum(r.seconds for r in repeats) if seconds is None else seconds,
+        )
+
 
 def indicator_ranks(scores: Sequence[TEGScore]) -> np.ndarray:
     """Per-indicator ranks, shape ``(len(scores), 3)``, 1 = best, ties averaged; bad rows get NaN."""

@@ -21,7 +21,7 @@ from teg_plugin.data import ImageData
 from teg_plugin.indicators.measure import measure_mask
 from teg_plugin.indicators.ntk import centred_one_hot
 from teg_plugin.inputs import ScoringInputs
-from teg_plugin.scorer import TEGScorer, resolve_device
+from teg_plugin.scorer import TEGScorer, _mask_text, resolve_device
 from teg_plugin.scores import TEGScore, best_index, final_ranks, indicator_ranks, rank_sums
 from teg_plugin.spaces.nb201 import NB201Arch
 from teg_plugin.spaces.nb201._isomorphism import canonical_key
@@ -359,3 +359,23 @@ def test_supernet_progress_counts_every_new_mask_towards_the_expected_total(make
     assert scorer.n_measured == 1
     err = capsys.readouterr().err
     assert "supernet evaluations" in err and "2/2" in err and "3/2" not in err
+
+
+def test_score_mask_repeats_average_to_score_mask_and_are_cached(make_scorer, small_config: TEGConfig, tmp_path) -> None:
+    path = tmp_path / "scores.sqlite"
+    scorer = make_scorer(cache=path)
+    mask = {edge: ("nor_conv_1x1", "skip_connect") for edge in scorer.space.full_mask()}
+    repeats = scorer.score_mask_repeats(mask)
+    assert len(repeats) == small_config.repeat and scorer.n_measured == 1
+    assert _values(scorer.score_mask(mask)) == _values(TEGScore.mean_of(repeats))  # measured together
+    assert scorer.n_measured == 1
+    again = make_scorer(cache=path)
+    assert [_values(r) for r in again.score_mask_repeats(mask)] == [_values(r) for r in repeats]
+    assert again.n_measured == 0
+    # A mask whose mean alone is cached (as older versions stored it) is measured again for its repeats.
+    other = {edge: ("nor_conv_3x3",) for edge in scorer.space.full_mask()}
+    ScoreCache(tmp_path / "old.sqlite").put(scorer._key(_mask_text(other)), TEGScore(1.0, 2.0, 3.0))
+    fresh = make_scorer(cache=tmp_path / "old.sqlite")
+    assert fresh.score_mask(other) == TEGScore(1.0, 2.0, 3.0) and fresh.n_measured == 0
+    fresh.score_mask_repeats(other)
+    assert fresh.n_measured == 1

@@ -385,14 +385,40 @@ def test_pruning_deltas_and_ranks() -> None:
     assert all(delta < 0 for delta in none.deltas.values())  # removing "none" helps
     assert conv3.rank_sum < none.rank_sum
     base = first.baseline
-    assert conv3.deltas["ntk_cond"] == pytest.approx(conv3.score.ntk_cond - base.ntk_cond)
-    assert conv3.deltas["regions"] == pytest.approx(base.regions - conv3.score.regions)
-    assert conv3.deltas["kr_mse"] == pytest.approx(conv3.score.kr_mse - base.kr_mse)
+    # One repeat: the relative changes of the scores.
+    assert conv3.deltas["ntk_cond"] == pytest.approx((conv3.score.ntk_cond - base.ntk_cond) / base.ntk_cond)
+    assert conv3.deltas["regions"] == pytest.approx((base.regions - conv3.score.regions) / base.regions)
+    assert conv3.deltas["kr_mse"] == pytest.approx((conv3.score.kr_mse - base.kr_mse) / base.kr_mse)
     # Ranks are over all candidates of the round (1 = largest delta).
     deltas = [c.deltas["ntk_cond"] for c in first.candidates]
     top = first.candidates[deltas.index(max(deltas))]
     assert top.ranks["ntk_cond"] == 1.0
     assert sum(c.rank_sum for c in first.candidates) == pytest.approx(3 * sum(range(1, 31)))
+
+
+def test_pruning_compares_repeat_by_repeat_as_tenas() -> None:
+    # Two repeats of very different scale. Removing nor_conv_1x1 from edge 1<-0 raises kappa by 20%
+    # in the large repeat; removing skip_connect raises it by 50% in the small one. The mean kappa
+    # rises more for nor_conv_1x1 (+10 vs +0.25), but TE-NAS's repeat-wise relative change (0.10 vs
+    # 0.25) rates skip_connect more important.
+    def score_mask(mask: Mask) -> tuple[TEGScore, TEGScore]:
+        big, small = 100.0, 1.0
+        if "nor_conv_1x1" not in mask["1<-0"]:
+            big = 120.0
+        if "skip_connect" not in mask["1<-0"]:
+            small = 1.5
+        return TEGScore(big, 10.0, 1.0), TEGScore(small, 10.0, 1.0)
+
+    prune = PruningStrategy(SPACE, score_mask)
+    prune.run()
+    first = prune.rounds[0]
+    by_option = {(c.choice, c.option): c for c in first.candidates}
+    conv1, skip = by_option[("1<-0", "nor_conv_1x1")], by_option[("1<-0", "skip_connect")]
+    assert conv1.deltas["ntk_cond"] == pytest.approx(0.1) and skip.deltas["ntk_cond"] == pytest.approx(0.25)
+    assert skip.ranks["ntk_cond"] == 1.0 and conv1.ranks["ntk_cond"] == 2.0
+    assert conv1.score.ntk_cond == pytest.approx(60.5) and first.baseline.ntk_cond == pytest.approx(50.5)
+    with pytest.raises(TypeError, match="TEGScore or a non-empty sequence"):
+        PruningStrategy(SPACE, lambda mask: ()).run()
 
 
 def test_pruning_keeps_an_option_whose_removal_is_bad() -> None:

@@ -67,7 +67,7 @@ def run_search_benchmark(
     runs = []
     for seed in seeds:
         start = time.perf_counter()
-        search = make_strategy(strategy, scorer.space, seed=seed, score_mask=scorer.score_mask)
+        search = make_strategy(strategy, scorer.space, seed=seed, score_mask=scorer.score_mask_repeats)
         scorer.show_supernet_progress = progress
         scorer.expected_supernet_evaluations = getattr(search, "planned_evaluations", None)
         bar = None

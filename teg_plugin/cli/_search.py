@@ -83,7 +83,7 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool):  # type: ignore
     scorer = make_scorer(args)
     scorer.show_supernet_progress = show_progress
     if args.strategy == "prune":
-        scorer.expected_supernet_evaluations = PruningStrategy(scorer.space, scorer.score_mask).planned_evaluations
+        scorer.expected_supernet_evaluations = PruningStrategy(scorer.space, scorer.score_mask_repeats).planned_evaluations
     storage = create_storage(args.storage)
     sampler = TEGSampler(scorer.space, scorer, strategy=args.strategy, seed=args.seed)
     multi = args.objective == "multi"

@@ -16,7 +16,6 @@ Faster than the plain definition (:mod:`teg_plugin.reference.plain`) but equal t
 from __future__ import annotations
 
 import math
-import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -98,10 +97,24 @@ def measure_mask(
 def measure_networks(
     networks: CandidateNetworks, inputs: ScoringInputs, config: TEGConfig, device: torch.device
 ) -> TEGScore:
-    """The TEG indicators of one candidate's networks (see :class:`CandidateNetworks`).
+    """The TEG indicators of one candidate's networks (see :class:`CandidateNetworks`): the mean of
+    :func:`measure_repeats`.
 
     Never raises for a bad network: NaN/inf or an undefined indicator gives a ``bad`` score. A
     network that does not fit the protocol (wrong logits shape, no ReLUs) raises ``ValueError``.
+    """
+    start = time.perf_counter()
+    repeats = measure_repeats(networks, inputs, config, device)
+    return TEGScore.mean_of(repeats, seconds=time.perf_counter() - start)
+
+
+def measure_repeats(
+    networks: CandidateNetworks, inputs: ScoringInputs, config: TEGConfig, device: torch.device
+) -> tuple[TEGScore, ...]:
+    """One score per repeat (initialisation and inputs) of one candidate's networks, in repeat order.
+
+    A repeat's ``seconds`` is the wall time of all repeats divided by their number (they run
+    together). NaN/inf anywhere flags every repeat ``bad``.
     """
     start = time.perf_counter()
     repeats = [_ProxyRepeat.build(networks, inputs, config, r, device) for r in range(config.repeat)]
@@ -112,27 +125,24 @@ def measure_networks(
     try:
         results = _run_tasks(tasks, device)
     except NonFiniteError as err:
-        return TEGScore.flagged(str(err), time.perf_counter() - start)
-    conds, mses = [], []
+        flagged = TEGScore.flagged(str(err), (time.perf_counter() - start) / config.repeat)
+        return (flagged,) * config.repeat
+    seconds = (time.perf_counter() - start) / config.repeat
+    scores = []
     for r, rep in enumerate(repeats):
-        j_train, j_val = results[2 * r], results[2 * r + 1]
-        kappa, mse = rep.indicators(j_train, j_val)
-        conds.append(kappa)
-        mses.append(mse)
-    regions = results[2 * config.repeat :]
-    reasons = []
-    if any(math.isnan(k) for k in conds):
-        reasons.append("NTK condition number undefined (smallest eigenvalue <= 0)")
-    if any(math.isnan(m) for m in mses):
-        reasons.append("singular training kernel in NTK kernel regression")
-    return TEGScore(
-        ntk_cond=statistics.fmean(conds),
-        regions=statistics.fmean(regions),
-        kr_mse=statistics.fmean(mses),
-        bad=bool(reasons),
-        reason="; ".join(reasons) or None,
-        seconds=time.perf_counter() - start,
-    )
+        kappa, mse = rep.indicators(results[2 * r], results[2 * r + 1])
+        reasons = []
+        if math.isnan(kappa):
+            reasons.append(_UNDEFINED_KAPPA)
+        if math.isnan(mse):
+            reasons.append(_SINGULAR_KERNEL)
+        regions = results[2 * config.repeat + r]
+        scores.append(TEGScore(kappa, regions, mse, bad=bool(reasons), reason="; ".join(reasons) or None, seconds=seconds))
+    return tuple(scores)
+
+
+_UNDEFINED_KAPPA = "NTK condition number undefined (smallest eigenvalue <= 0)"
+_SINGULAR_KERNEL = "singular training kernel in NTK kernel regression"
 
 
 @dataclass

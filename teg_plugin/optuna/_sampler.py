@@ -350,9 +350,10 @@ class TEGSampler(BaseSampler):
     # -- helpers ---------------------------------------------------------------------------------
 
     def _new_strategy(self) -> Strategy:
-        return make_strategy(
-            self._strategy_name, self._space, seed=self._seed, score_mask=self._scorer.score_mask, **self._options
-        )
+        # Per-repeat supernet scores let pruning compare repeat by repeat (TE-NAS); a scorer without
+        # them (a user's own) prunes on its mean scores.
+        score_mask = getattr(self._scorer, "score_mask_repeats", None) or self._scorer.score_mask
+        return make_strategy(self._strategy_name, self._space, seed=self._seed, score_mask=score_mask, **self._options)
 
     def _arch_of(self, trial: FrozenTrial) -> Hashable | None:
         """The architecture a trial's parameters describe, or ``None`` if they do not name one."""
