@@ -6,9 +6,11 @@ import csv
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 
+import optuna
 import pytest
 
 from teg_plugin.cli import main
@@ -176,3 +178,24 @@ def test_bench_correlation_json(capsys, shared_data, tmp_path) -> None:
     lo, hi = rows["nwot"]["kendall_tau_ci95"]
     assert lo <= rows["nwot"]["kendall_tau"] <= hi
     assert rows["naswot_v1_score_cifar10"]["kendall_tau_ci95"] == [None, None]
+
+
+def test_search_prune_end_to_end(capsys, tmp_path) -> None:
+    storage = f"sqlite:///{tmp_path / 'prune.db'}"
+    cache = tmp_path / "scores.sqlite"
+    argv = ["search", "--strategy", "prune", "--budget", "2", "--storage", storage, "--cache", str(cache),
+            "--dataset", "synthetic", "--repeat", "2", "--batch-size", "8", "--format", "json"]
+    code, out, err = _run(capsys, *argv)
+    assert code == 0, err
+    summary = _strict_json(out)
+    found = SPACE.parse(summary["best_arch"])
+    assert summary["n_trials"] == 2 and summary["study_name"] == "teg-nas-bench-201-prune-seed0"
+    assert "supernet evaluations" in err and "57/57" in err  # TE-NAS's start: no `none`, 3 rounds
+    study = optuna.load_study(study_name=summary["study_name"], storage=storage)
+    first = min(study.trials, key=lambda t: t.number)
+    pruned = SPACE.parse(first.user_attrs["arch"])
+    assert "none" not in pruned.ops  # the pruned architecture is the first trial
+    assert found in {SPACE.parse(t.user_attrs["arch"]) for t in study.trials}
+    # Every supernet is cached as a mean and per repeat.
+    rows = sqlite3.connect(cache).execute("SELECT arch FROM teg_scores WHERE arch LIKE '%mean:%'").fetchall()
+    assert len(rows) == 57 * 3
