@@ -532,7 +532,8 @@ def pruning_rounds(strategy_rounds: Any, *, title: str = "TEG supernet pruning")
                 hovertemplate=(
                     "remove %{customdata[1]} from %{customdata[0]}<br>rank-sum %{y}"
                     "<br>ranks T/E/G %{customdata[2]:.1f} / %{customdata[3]:.1f} / %{customdata[4]:.1f}"
-                    "<br>Δκ %{customdata[5]:.4g}, Δregions %{customdata[6]:.4g}, ΔMSE %{customdata[7]:.4g}"
+                    "<br>relative harm Δκ/κ %{customdata[5]:.3g}, −Δregions/regions %{customdata[6]:.3g},"
+                    " ΔMSE/MSE %{customdata[7]:.3g}"
                     "<extra></extra>"
                 ),
             ),
