@@ -120,6 +120,11 @@ class SearchSpace(ABC, Generic[ArchT]):
             raise ValueError(f"a mask names one architecture only with one option per choice; got {multi}")
         return self.from_params({name: options[0] for name, options in mask.items()})
 
+    def arch_of_network(self, network: nn.Module) -> ArchT | None:
+        """The architecture a network built by this space (or frozen from its NNI model space) was
+        built from, or ``None`` when ``network`` does not say (default: never)."""
+        return None
+
     def generalization_parameter(self, name: str) -> bool:
         """Whether proxy-network parameter ``name`` enters the G Jacobian (default: every weight)."""
         return name.endswith("weight")

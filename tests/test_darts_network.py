@@ -243,3 +243,10 @@ def test_scorer_end_to_end() -> None:
     assert scorer.score(DartsSpace().canonical(DARTS_V2)) == score
     pruned = scorer.score_mask({**DartsSpace().full_mask(), "normal/2<-0": ()})
     assert not pruned.bad and pruned.regions > 1
+
+
+def test_space_tells_the_genotype_of_its_evaluation_networks() -> None:
+    space = DartsSpace()
+    assert space.arch_of_network(build_eval_network(DARTS_V1, width=2, layers=3)) == DARTS_V1.canonical()
+    assert space.arch_of_network(DartsNetwork(space.mask_of(DARTS_V1), width=1, cells_per_stage=1, num_classes=10)) is None
+    assert space.arch_of_network(nn.Linear(2, 2)) is None

@@ -180,3 +180,12 @@ def test_a_supernet_edge_averages_its_active_ops() -> None:
     n2 = edge(x) + edge(n1)
     n3 = edge(x) + edge(n1) + edge(n2)
     assert torch.allclose(cell(x), n3, atol=1e-6)
+
+
+def test_space_tells_the_architecture_of_its_networks() -> None:
+    space = NB201Space()
+    arch = NB201Arch.parse("|nor_conv_1x1~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|avg_pool_3x3~1|nor_conv_3x3~2|")
+    assert space.arch_of_network(build_network(arch, width=4, cells_per_stage=2)) == arch
+    assert space.arch_of_network(build_thin_network(arch, width=1)) == arch
+    assert space.arch_of_network(NB201Network(full_mask(), width=2, cells_per_stage=1, num_classes=10)) is None
+    assert space.arch_of_network(nn.Linear(2, 2)) is None

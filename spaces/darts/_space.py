@@ -6,10 +6,12 @@ import random
 from collections.abc import Mapping
 from typing import ClassVar
 
+from torch import nn
+
 from teg_plugin.spaces._base import Mask, SearchSpace
 from teg_plugin.spaces.darts import _mask, _moves
 from teg_plugin.spaces.darts._genotype import DartsGenotype
-from teg_plugin.spaces.darts._network import DartsNetwork
+from teg_plugin.spaces.darts._network import DartsEvalNetwork, DartsNetwork
 
 
 class DartsSpace(SearchSpace[DartsGenotype]):
@@ -93,6 +95,12 @@ class DartsSpace(SearchSpace[DartsGenotype]):
         return DartsNetwork(
             mask, width=width, cells_per_stage=1, num_classes=num_classes, in_channels=width, stem=False
         )
+
+    def arch_of_network(self, network: nn.Module) -> DartsGenotype | None:
+        """The genotype of a :class:`DartsEvalNetwork` (canonical), else ``None``."""
+        if not isinstance(network, DartsEvalNetwork):
+            return None
+        return network.genotype.canonical()
 
     def generalization_parameter(self, name: str) -> bool:
         # G uses the cell stack only: not the stem, the last BN or the classifier.

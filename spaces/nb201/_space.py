@@ -6,10 +6,12 @@ import random
 from collections.abc import Mapping
 from typing import ClassVar
 
+from torch import nn
+
 from teg_plugin.spaces._base import Mask, SearchSpace
 from teg_plugin.spaces.nb201 import _index, _isomorphism, _moves
 from teg_plugin.spaces.nb201._arch import NB201Arch
-from teg_plugin.spaces.nb201._network import NB201Network
+from teg_plugin.spaces.nb201._network import NB201Cell, NB201Network
 
 
 class NB201Space(SearchSpace[NB201Arch]):
@@ -72,6 +74,15 @@ class NB201Space(SearchSpace[NB201Arch]):
         return NB201Network(
             mask, width=width, cells_per_stage=1, num_classes=num_classes, in_channels=width, stem=False, num_stages=1
         )
+
+    def arch_of_network(self, network: nn.Module) -> NB201Arch | None:
+        """The architecture of an :class:`NB201Network` with one op per edge, else ``None``."""
+        if not isinstance(network, NB201Network) or not len(network.cells):
+            return None
+        cell = next((layer for layer in network.cells if isinstance(layer, NB201Cell)), None)
+        if cell is None or any(len(ops) != 1 for ops in cell.mask.values()):
+            return None
+        return self.arch_from_mask(cell.mask)
 
     def generalization_parameter(self, name: str) -> bool:
         # G uses the cell stack only (cells and reduction blocks): not the stem, last BN or classifier.

@@ -45,8 +45,9 @@ class TEGEvaluator(Evaluator):
 
     * **a registered space** (``space="nas-bench-201"``, the default): the architecture is read
       from the NNI sample of the model being evaluated (labels = the space's choices, e.g.
-      :class:`~teg_plugin.nni.NB201ModelSpace`), or, outside NNI, from a frozen
-      :class:`~teg_plugin.spaces.nb201.NB201Network` itself, and scored by a
+      :class:`~teg_plugin.nni.NB201ModelSpace`), or, outside NNI, from the frozen network itself
+      (:meth:`~teg_plugin.spaces.SearchSpace.arch_of_network`: an NB201 network, a DARTS
+      evaluation network), and scored by a
       :class:`~teg_plugin.scorer.TEGScorer` on the space's proxy networks, so isomorphic cells share
       one measurement;
     * **any model space** (``space=None``: ``LayerChoice``, ``InputChoice``, ``nni.choice``...): the
@@ -213,15 +214,9 @@ class TEGEvaluator(Evaluator):
                     "space=None to score the models of any model space)"
                 )
             return self._space.from_params({name: sample[name] for name in names})
-        cells = getattr(model, "cells", None)
-        if isinstance(cells, nn.Sequential) and len(cells) and hasattr(cells[0], "mask"):
-            return self._space.arch_from_mask(cells[0].mask)  # a frozen NB201Network
-        genotype = getattr(model, "genotype", None)  # a frozen DARTS evaluation network
-        if genotype is not None:
-            try:
-                return self._space.from_params(self._space.to_params(genotype))
-            except (AttributeError, TypeError, ValueError):
-                pass
+        arch = self._space.arch_of_network(model) if isinstance(model, nn.Module) else None
+        if arch is not None:
+            return arch
         raise TypeError(
             f"cannot tell which {self._space.name} architecture {type(model).__name__} is: "
             f"{model_space_hint(self._space.name)}pass the NNI sample (evaluate(model, sample=...)); "
