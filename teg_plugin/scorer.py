@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -108,6 +108,11 @@ class TEGScorer:
         #: The count that bar runs to, when known (e.g. ``PruningStrategy.planned_evaluations``).
         self.expected_supernet_evaluations: int | None = None
         self._supernet_bar = None
+
+    def with_seed(self, seed: int) -> TEGScorer:
+        """A scorer of the same space, data, protocol, device and cache whose inputs and initial
+        weights are drawn from ``seed`` (an independent run of the protocol, as a new seed in the paper)."""
+        return TEGScorer(self.space, self.data, replace(self.config, seed=seed), device=self.device, cache=self.cache)
 
     @property
     def fingerprint(self) -> str:

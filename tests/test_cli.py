@@ -180,6 +180,33 @@ def test_bench_correlation_json(capsys, shared_data, tmp_path) -> None:
     assert rows["naswot_v1_score_cifar10"]["kendall_tau_ci95"] == [None, None]
 
 
+def _bench_search(capsys, shared_data, *argv: str) -> tuple[dict, str]:
+    truth = shared_data / "nb201" / "nb201_ground_truth.csv"
+    code, out, err = _run(capsys, "bench", "search", "--truth", str(truth), "--budget", "3", *argv, *FAST,
+                          "--no-cache", "--format", "json")
+    assert code == 0, err
+    return _strict_json(out), err
+
+
+def test_bench_search_one_scorer_or_one_per_seed(capsys, shared_data) -> None:
+    shared, _ = _bench_search(capsys, shared_data, "--strategy", "evolution", "--seeds", "2", "--score-seed", "5")
+    varied, _ = _bench_search(capsys, shared_data, "--strategy", "evolution", "--seeds", "2", "--score-seed", "5",
+                              "--vary-score-seed")
+    assert [r["score_seed"] for r in shared["runs"]] == [5, 5] and shared["vary_score_seed"] is False
+    assert [r["score_seed"] for r in varied["runs"]] == [5, 6] and varied["vary_score_seed"] is True
+    # Seed 0 is the same run either way (same search seed, same score seed); seed 1 is scored anew.
+    assert varied["runs"][0]["best_arch"] == shared["runs"][0]["best_arch"]
+    for run in varied["runs"]:
+        assert 0 < run["test_accuracy"] <= 100 and run["n_proposed"] == 3
+
+
+def test_bench_search_prune_warns_that_its_seeds_repeat(capsys, shared_data) -> None:
+    result, err = _bench_search(capsys, shared_data, "--strategy", "prune", "--seeds", "2")
+    assert "--vary-score-seed" in err
+    assert result["runs"][0]["best_arch"] == result["runs"][1]["best_arch"]
+    assert result["cifar10_test_std"] == 0.0
+
+
 def test_search_prune_end_to_end(capsys, tmp_path) -> None:
     storage = f"sqlite:///{tmp_path / 'prune.db'}"
     cache = tmp_path / "scores.sqlite"

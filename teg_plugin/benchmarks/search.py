@@ -20,6 +20,7 @@ class SearchRun:
     """One seed's search: the chosen architecture, its benchmark accuracy, and the cost."""
 
     seed: int
+    score_seed: int
     best_arch: str
     test_accuracy: float
     valid_accuracy: float
@@ -56,17 +57,26 @@ def run_search_benchmark(
     truth_path: str | os.PathLike[str],
     *,
     progress: bool = False,
+    vary_score_seed: bool = False,
 ) -> SearchSummary:
     """Run ``strategy`` once per seed with ``budget`` proposals; report each chosen arch's accuracy.
 
     Seconds are wall time per seed including scoring; architectures already in the scorer's cache
     (from an earlier seed or run) cost nothing, so report ``n_distinct`` beside it.
+
+    Args:
+        vary_score_seed: score seed ``s`` with ``scorer.with_seed(scorer.config.seed + s)`` (new
+            inputs and initial weights per seed, as independent runs of the paper), instead of one
+            scorer, and its cache, shared by every seed. Pruning needs it: for one scorer it is
+            deterministic, so its seeds would all pick the same architecture.
     """
     test = read_truth(truth_path, "cifar10_test")
     valid = read_truth(truth_path, "cifar10_valid")
+    base = scorer
     runs = []
     for seed in seeds:
         start = time.perf_counter()
+        scorer = base.with_seed(base.config.seed + seed) if vary_score_seed else base
         search = make_strategy(strategy, scorer.space, seed=seed, score_mask=scorer.score_mask_repeats)
         scorer.show_supernet_progress = progress
         scorer.expected_supernet_evaluations = getattr(search, "planned_evaluations", None)
@@ -88,6 +98,7 @@ def run_search_benchmark(
         runs.append(
             SearchRun(
                 seed=seed,
+                score_seed=scorer.config.seed,
                 best_arch=best,
                 test_accuracy=test[best],
                 valid_accuracy=valid[best],

@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import platform
+import sys
 
 import torch
 
@@ -41,6 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     search.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default: %(default)s)")
     search.add_argument("--budget", type=int, default=100, help="architectures proposed per seed (default: %(default)s)")
     search.add_argument("--truth", required=True, help="NB201 ground-truth CSV (arch_str, cifar10_test, cifar10_valid)")
+    search.add_argument("--vary-score-seed", action="store_true",
+                        help="seed S also scores with --score-seed + S (new inputs and initial weights per seed, as "
+                             "independent runs); needed for prune, which is deterministic for one score seed")
     _common(search)
     search.set_defaults(run=_run_search, space="nas-bench-201")
 
@@ -95,14 +99,27 @@ def _run_search(args: argparse.Namespace) -> int:
 
     if args.seeds < 1 or args.budget < 1:
         raise ValueError("--seeds and --budget must be at least 1")
+    if args.strategy == "prune" and args.seeds > 1 and not args.vary_score_seed:
+        print(
+            "teg-plugin: pruning is deterministic for one score seed, so its seeds pick the same architecture; "
+            "pass --vary-score-seed for independent runs",
+            file=sys.stderr,
+        )
     scorer = make_scorer(args)
     summary = run_search_benchmark(
-        scorer, args.strategy, list(range(args.seeds)), args.budget, args.truth, progress=not args.quiet
+        scorer,
+        args.strategy,
+        list(range(args.seeds)),
+        args.budget,
+        args.truth,
+        progress=not args.quiet,
+        vary_score_seed=args.vary_score_seed,
     )
     result = {
         "strategy": summary.strategy,
         "budget": summary.budget,
         "seeds": args.seeds,
+        "vary_score_seed": args.vary_score_seed,
         "cifar10_test_mean": summary.test_mean,
         "cifar10_test_std": summary.test_std,
         "seconds_per_seed_mean": summary.seconds_mean,
@@ -118,7 +135,7 @@ def _run_search(args: argparse.Namespace) -> int:
             f"({summary.seconds_mean:.0f} s per seed)"
         )
         rows = [asdict(r) for r in summary.runs]
-        print(render(rows, "table", ("seed", "test_accuracy", "valid_accuracy", "n_distinct", "n_supernet_evaluations", "seconds", "best_arch")))
+        print(render(rows, "table", ("seed", "score_seed", "test_accuracy", "valid_accuracy", "n_distinct", "n_supernet_evaluations", "seconds", "best_arch")))
     return 0
 
 
