@@ -18,6 +18,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from teg_plugin._database import describe, error_text, is_sqlite_memory, make_sqlite_folder, parse_database_url
 from teg_plugin.scores import TEGScore
 
 CACHE_ENV = "TEG_CACHE"
@@ -65,8 +66,11 @@ def _as_url(location: str | os.PathLike[str]) -> str:
     text = os.fspath(location)
     if "://" in text:
         return text
+    if not text.strip():
+        raise ValueError("the score cache location is empty: give a file path or a SQLAlchemy URL, or --no-cache")
     path = Path(text).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise ValueError(f"the score cache location {str(path)!r} is a folder: give a file path such as {str(path / 'scores.sqlite')!r}")
     return f"sqlite:///{path}"
 
 
@@ -85,23 +89,31 @@ class ScoreCache:
     """
 
     def __init__(self, location: str | os.PathLike[str] | None = None) -> None:
+        #: The cache's SQLAlchemy URL, as given (with its password, if any).
         self.url = default_cache_url() if location is None else _as_url(location)
-        is_sqlite = self.url.startswith("sqlite")
+        url = parse_database_url(self.url, what="score cache")
+        is_sqlite = url.get_backend_name() == "sqlite"
         options: dict[str, object] = {}
         if is_sqlite:
             options["connect_args"] = {"timeout": 60, "check_same_thread": False}
-            if self.url in ("sqlite://", "sqlite:///:memory:"):
+            if is_sqlite_memory(url):
                 options["poolclass"] = sa.pool.StaticPool  # one shared in-memory database
-        self._engine = sa.create_engine(self.url, **options)
+            make_sqlite_folder(url, what="score cache")
+        self._engine = sa.create_engine(url, **options)
         if is_sqlite:
             sa.event.listen(self._engine, "connect", _sqlite_pragmas)
         try:
             _metadata.create_all(self._engine, checkfirst=True)
-        except sa.exc.DBAPIError:
+        except sa.exc.DBAPIError as exc:
             # Several processes opening one fresh cache at once: another one created the table
             # between our check and our CREATE TABLE. Only a missing table is an error.
-            if not sa.inspect(self._engine).has_table(_scores.name):
-                raise
+            try:
+                created = sa.inspect(self._engine).has_table(_scores.name)
+            except sa.exc.DBAPIError:
+                created = False
+            if not created:
+                self._engine.dispose()
+                raise ValueError(f"cannot open the score cache {describe(url)}: {error_text(exc)}") from exc
 
     def get(self, key: CacheKey) -> TEGScore | None:
         """The cached score for ``key``, or ``None``."""

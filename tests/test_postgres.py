@@ -79,7 +79,8 @@ class PostgresServer:
     prefix: list[str]  # ["runuser", "-u", "postgres", "--"] as root, else []
 
     def url(self, database: str) -> str:
-        return f"postgresql+psycopg2://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
+        # The bare scheme, as the README writes it: teg_plugin picks the installed driver.
+        return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
 
     def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """A PostgreSQL client or server program of ``bindir``, as the server's owner, in its folder."""
@@ -101,7 +102,7 @@ def postgres_server() -> Iterator[PostgresServer]:
             "PostgreSQL server binaries (initdb, pg_ctl) not found: install Debian's 'postgresql' package "
             f"(apt-get install postgresql) or point ${BINDIR_ENV} at their folder"
         )
-    pytest.importorskip("psycopg2", reason="psycopg2 is not installed (pip install 'teg-plugin[test]')")
+    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'teg-plugin[test]')")
     prefix: list[str] = []
     owner: tuple[int, int] | None = None
     if os.geteuid() == 0:  # initdb and postgres refuse to run as root

@@ -48,8 +48,8 @@ def make_scorer(args: argparse.Namespace) -> TEGScorer:
 
     space = get_space(args.space)
     config = TEGConfig.for_space(space, batch_size=args.batch_size, repeat=args.repeat, seed=args.score_seed)
+    cache = None if args.no_cache else ScoreCache(args.cache)  # before the data: a bad cache fails fast
     data = load_data(args.dataset, args.data_root, download=args.download)
-    cache = None if args.no_cache else ScoreCache(args.cache)
     return TEGScorer(space, data, config, device=args.device, cache=cache)
 
 

@@ -8,6 +8,7 @@ import sys
 import warnings
 
 from teg_plugin import __version__
+from teg_plugin._database import MissingDriverError
 
 
 class UsageError(Exception):
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except UsageError as err:
         parser.error(str(err))
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, MissingDriverError) as err:
         print(f"teg-nas: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -9,6 +9,8 @@ from pathlib import Path
 import optuna
 from optuna.storages import BaseStorage
 
+from teg_plugin._database import describe, error_text, full_text, is_sqlite_memory, make_sqlite_folder, parse_database_url
+
 #: The storage of :func:`create_storage` without a URL: a SQLite file in the working directory.
 DEFAULT_STORAGE_URL = "sqlite:///teg-nas.db"
 #: Prefix of a journal-file storage URL (``journal:PATH``).
@@ -48,8 +50,10 @@ def create_storage(
         max_retry: how many times a stale trial is retried (``None``: without limit; 0: never).
 
     Raises:
-        ValueError: a malformed URL, an empty journal path, or a non-positive interval.
-        ImportError: the URL's database driver is not installed.
+        ValueError: a malformed URL, an unknown database, a database that cannot be opened, an
+            empty journal path, or a non-positive interval.
+        teg_plugin._database.MissingDriverError: (an ``ImportError``) the URL's database driver is
+            not installed; the message says how to install it.
 
     Example:
         >>> import optuna
@@ -90,24 +94,17 @@ _CREATE_ATTEMPTS = 5
 
 
 def _rdb_storage(url: str, heartbeat_interval: int | None, grace_period: int | None, max_retry: int | None) -> BaseStorage:
-    import sqlalchemy as sa
-    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+    from sqlalchemy.exc import DBAPIError
 
-    hint = "expected a SQLAlchemy URL such as 'sqlite:///teg-nas.db' or 'postgresql://user:pass@host/db', or 'journal:PATH'"
-    try:
-        parsed = sa.engine.make_url(url)
-    except ArgumentError as exc:
-        raise ValueError(f"malformed storage URL {url!r}: {hint}") from exc
-
+    parsed = parse_database_url(url, what="storage")
     engine_kwargs: dict[str, object] = {}
     if parsed.get_backend_name() == "sqlite":
         engine_kwargs["connect_args"] = {"timeout": 60}
-        if not parsed.database or parsed.database == ":memory:":
+        if is_sqlite_memory(parsed):
             # One process, one connection per thread, one database per connection: nobody can
             # share it, and the heartbeat thread would not even see the tables.
             heartbeat_interval = None
-        elif not parsed.database.startswith("file:"):
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        make_sqlite_folder(parsed, what="storage")
 
     kwargs: dict[str, object] = {}
     if heartbeat_interval is not None:
@@ -118,17 +115,12 @@ def _rdb_storage(url: str, heartbeat_interval: int | None, grace_period: int | N
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         for attempt in range(_CREATE_ATTEMPTS):
             try:
-                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)  # type: ignore[arg-type]
-            except NoSuchModuleError as exc:
-                raise ValueError(f"unknown database in storage URL {url!r}: {hint}") from exc
-            except ImportError as exc:
-                extra = " (pip install 'teg-plugin[postgres]')" if parsed.get_backend_name() == "postgresql" else ""
-                raise ImportError(f"the database driver for {url!r} is not installed{extra}: {exc}") from exc
-            except DBAPIError:
+                return optuna.storages.RDBStorage(full_text(parsed), engine_kwargs=engine_kwargs, **kwargs)  # type: ignore[arg-type]
+            except DBAPIError as exc:
                 # Several workers opening a fresh database create its tables at once; on PostgreSQL
                 # one's CREATE TABLE (or schema-version row) then collides with another's. Retry.
                 if attempt == _CREATE_ATTEMPTS - 1:
-                    raise
+                    raise ValueError(f"cannot open the storage {describe(parsed)}: {error_text(exc)}") from exc
                 time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable")
 
