@@ -66,8 +66,8 @@ class TEGScorer:
 
     Args:
         space: a :class:`SearchSpace` or its name (``"nas-bench-201"``).
-        data: an :class:`ImageData` pool, a dataset name for :func:`~teg_plugin.data.load_data`, or
-            ``None`` for the default (CIFAR-10 if found under ``data_root``, else the embedded sample).
+        data: an :class:`ImageData` pool, a dataset name or image-folder path for
+            :func:`~teg_plugin.data.load_data`, or ``None`` for the default (CIFAR-10 if found under ``data_root``, else the embedded sample).
         config: the protocol (:class:`TEGConfig`); default: the paper's for this space
             (:meth:`TEGConfig.for_space`).
         data_root: where to look for the dataset files.
@@ -95,6 +95,11 @@ class TEGScorer:
         cache: ScoreCache | str | os.PathLike[str] | None = None,
     ) -> None:
         self.space = get_space(space) if isinstance(space, str) else space
+        if not isinstance(data, (ImageData, str, os.PathLike, type(None))):
+            raise TypeError(
+                "data must be an ImageData, a dataset name, an image-folder path or None; got a "
+                f"{type(data).__module__}.{type(data).__qualname__} (wrap tensors in teg_plugin.data.ImageData)"
+            )
         self.data = data if isinstance(data, ImageData) else load_data(data, data_root)
         self.config = config or TEGConfig.for_space(self.space)
         self.device = resolve_device(device)
@@ -133,6 +138,9 @@ class TEGScorer:
         representatives = [self.space.canonical(a) for a in archs]
         texts = [self.space.format(r) for r in representatives]
         by_text = dict(zip(texts, representatives))
+        given = {}  # canonical text -> the first architecture given of that class, as the progress bar shows it
+        for arch, text in zip(archs, texts):
+            given.setdefault(text, arch)
         missing = [t for t in by_text if t not in self._memo]
         if missing and self.cache is not None:
             cached = self.cache.get_many([self._key(t) for t in missing])
@@ -143,7 +151,7 @@ class TEGScorer:
         try:
             for text in missing:
                 if bar is not None:
-                    bar.set_postfix_str(text, refresh=False)
+                    bar.set_postfix_str(self.space.format(given[text]), refresh=False)
                 self._memo[text] = self._measure(self.space.mask_of(by_text[text]), text)
                 if bar is not None:
                     bar.update()
@@ -238,7 +246,7 @@ def _mask_text(mask: Mask) -> str:
 
 
 def _progress(total: int, enabled: bool):  # type: ignore[no-untyped-def]
-    if not enabled or total <= 1:
+    if not enabled or total < 1:
         return None
     from tqdm.auto import tqdm
 

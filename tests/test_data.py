@@ -279,8 +279,24 @@ def test_image_folder_errors(tmp_path: Path) -> None:
     with pytest.raises(DataNotFoundError, match="no class subfolders"):
         load_data("folder", root=tmp_path)
     (tmp_path / "empty_class").mkdir()
+    with pytest.raises(ValueError, match="one class subfolder"):  # G needs two classes
+        load_data("folder", root=tmp_path)
+    (tmp_path / "other_class").mkdir()
     with pytest.raises(DataNotFoundError, match="empty_class"):
         load_data("folder", root=tmp_path)
+
+
+def test_folder_given_as_path_object(tmp_path: Path) -> None:
+    root = tmp_path / "synthetic"  # a Path always means a folder, even one named like a dataset
+    _write_png_folder(root)
+    assert load_data(root, image_size=6).name == "folder"
+    with pytest.raises(DataNotFoundError, match="does not exist"):
+        load_data(tmp_path / "missing")
+
+
+def test_dataset_of_wrong_type() -> None:
+    with pytest.raises(TypeError, match="TensorDataset"):
+        load_data(torch.utils.data.TensorDataset(torch.zeros(2, 3, 32, 32)))  # type: ignore[arg-type]
 
 
 def test_bad_image_size() -> None:

@@ -25,7 +25,8 @@ def load_cifar(name: str, root: Path, *, download: bool) -> ImageData:
     """The 50,000-image training split of ``name`` (``"cifar10"`` or ``"cifar100"``) under ``root``.
 
     Raises:
-        DataNotFoundError: if the files are missing or corrupted and ``download`` is false.
+        DataNotFoundError: if the files are missing or corrupted and ``download`` is false, or the
+            download failed.
     """
     display, folder, mean, std = _CIFAR[name]
     if not download and not (root / folder).is_dir():
@@ -33,12 +34,20 @@ def load_cifar(name: str, root: Path, *, download: bool) -> ImageData:
     from torchvision import datasets  # deferred: importing torchvision costs about a second
 
     cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+    root_existed = root.exists()
     try:
         dataset = cls(str(root), train=True, download=download)
     except RuntimeError as err:
         if download or "not found" not in str(err).lower():
             raise
         raise _not_found(display, root / folder) from err
+    except OSError as err:  # no network, refused connection, disk full...
+        if not download:
+            raise
+        if not root_existed and root.is_dir() and not any(root.iterdir()):
+            root.rmdir()  # leave no empty folder behind
+        reason = getattr(err, "reason", None) or err.strerror or err
+        raise DataNotFoundError(f"could not download {display} into {root}: {reason}") from err
     data = np.asarray(dataset.data, dtype=np.uint8)  # (N, 32, 32, 3)
     images = torch.from_numpy(data).permute(0, 3, 1, 2).contiguous()
     labels = torch.as_tensor(np.asarray(dataset.targets), dtype=torch.int64)

@@ -24,6 +24,7 @@ def load_folder(root: Path, *, image_size: int) -> ImageData:
     Raises:
         DataNotFoundError: if ``root`` is not a directory, has no class subfolders, or a class
             subfolder holds no image.
+        ValueError: if ``root`` has a single class subfolder, or an image cannot be read.
     """
     if not root.is_dir():
         raise DataNotFoundError(f"image folder {root} does not exist (expected {root}/<class>/<image>.png)")
@@ -31,6 +32,9 @@ def load_folder(root: Path, *, image_size: int) -> ImageData:
     if not classes:
         raise DataNotFoundError(f"image folder {root} has no class subfolders "
                                 f"(expected {root}/<class>/<image>.png)")
+    if len(classes) < 2:
+        raise ValueError(f"image folder {root} has one class subfolder ({classes[0]}); G needs labelled "
+                         f"images of at least 2 classes (expected {root}/<class>/<image>.png per class)")
     files: list[tuple[Path, int]] = []
     empty: list[str] = []
     for label, cls in enumerate(classes):

@@ -53,9 +53,10 @@ class ImageData:
             raise ValueError(f"ImageData {self.name!r}: needs at least one image; got N=0")
         if labels.shape[0] != n:
             raise ValueError(f"ImageData {self.name!r}: {n} images but {labels.shape[0]} labels")
-        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1:
-            raise ValueError(f"ImageData {self.name!r}: num_classes must be a positive int; "
-                             f"got {self.num_classes!r}")
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 2:
+            # With one class the centred one-hot targets of G (kernel regression) are all zero.
+            raise ValueError(f"ImageData {self.name!r}: num_classes must be an int >= 2 (a classification task; "
+                             f"G regresses on centred one-hot labels); got {self.num_classes!r}")
         low, high = int(labels.min()), int(labels.max())
         if low < 0 or high >= self.num_classes:
             raise ValueError(f"ImageData {self.name!r}: labels must lie in [0, {self.num_classes}); "

@@ -37,7 +37,7 @@ def default_data_root() -> Path:
     return Path(os.environ.get(DATA_ROOT_ENV) or "data")
 
 
-def load_data(name: str | None = None, root: str | os.PathLike[str] | None = None, *,
+def load_data(name: str | os.PathLike[str] | None = None, root: str | os.PathLike[str] | None = None, *,
               download: bool = False, image_size: int = 32) -> ImageData:
     """The TRAINING split of a dataset: the pool scorers draw their batches from.
 
@@ -45,7 +45,7 @@ def load_data(name: str | None = None, root: str | os.PathLike[str] | None = Non
         name: One of :data:`DATASET_NAMES` (case-insensitive; ``_`` accepted for ``-``; ``cifar-10``
             and ``cifar-100`` accepted too), or the path of an existing directory in ``ImageFolder``
             layout (``root`` is then ignored). A known name wins over a directory of the same name
-            (pass ``./cifar10`` to mean the directory). ``None`` means CIFAR-10 if it is found under
+            (pass ``./cifar10`` or a :class:`~pathlib.Path` to mean the directory). ``None`` means CIFAR-10 if it is found under
             ``root`` (or ``download`` is true), else the embedded 500-image CIFAR-10 sample; the
             fallback is announced by one warning on the ``teg_plugin.data.loader`` logger, which
             Python prints to stderr as a single line when logging is not configured.
@@ -57,6 +57,7 @@ def load_data(name: str | None = None, root: str | os.PathLike[str] | None = Non
 
     Raises:
         ValueError: unknown ``name`` (the message lists the known names) or bad ``image_size``.
+        TypeError: ``name`` is neither a string, a path nor ``None``.
         DataNotFoundError: the dataset's files are missing; the message says where the loader looked
             and how to fix it.
     """
@@ -65,6 +66,11 @@ def load_data(name: str | None = None, root: str | os.PathLike[str] | None = Non
     data_root = Path(root) if root is not None else default_data_root()
     if name is None:
         return _load_default(data_root, download=download)
+    if isinstance(name, os.PathLike):  # a path object always means an image folder
+        return load_folder(Path(name), image_size=image_size)
+    if not isinstance(name, str):
+        raise TypeError(f"dataset must be a name ({', '.join(DATASET_NAMES)}), an image-folder path or None; "
+                        f"got a {type(name).__module__}.{type(name).__qualname__}")
     key = name.strip().lower().replace("_", "-")
     key = _ALIASES.get(key, key)
     if key in ("cifar10", "cifar100"):
@@ -87,6 +93,8 @@ def _load_default(root: Path, *, download: bool) -> ImageData:
     try:
         return load_cifar("cifar10", root, download=download)
     except DataNotFoundError:
+        if download:  # asked for CIFAR-10 explicitly: a failed download is an error, not a fallback
+            raise
         logger.warning("teg-plugin: CIFAR-10 not found under %s; using the embedded 500-image CIFAR-10 "
                        "sample (pass --data-root/--dataset to change)", root.resolve())
         return load_embedded()
