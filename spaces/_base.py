@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping, Sequence
@@ -60,6 +61,22 @@ class SearchSpace(ABC, Generic[ArchT]):
     @abstractmethod
     def sample(self, rng: random.Random) -> ArchT:
         """A uniformly random architecture drawn with ``rng``."""
+
+    def sample_distinct(self, rng: random.Random, k: int) -> list[ArchT]:
+        """``k`` different architectures, drawn one by one with :meth:`sample` (repeats are skipped),
+        in the order drawn. Isomorphic architectures count as different.
+
+        Raises:
+            ValueError: ``k`` is below 1 or above the number of choice combinations.
+        """
+        combinations = math.prod(len(options) for options in self.choices().values())
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= combinations:
+            raise ValueError(f"the number of architectures to sample must be an int in [1, {combinations}] "
+                             f"for {self.name}; got {k!r}")
+        chosen: dict[ArchT, None] = {}
+        while len(chosen) < k:
+            chosen.setdefault(self.sample(rng), None)
+        return list(chosen)
 
     @abstractmethod
     def mutate(self, arch: ArchT, rng: random.Random) -> ArchT:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
+import operator
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -49,19 +51,23 @@ class TEGConfig:
     singular_rtol: float = 1e-7
 
     def __post_init__(self) -> None:
-        positive = ("width", "cells_per_stage", "repeat", "regions_width", "regions_batches", "regions_crop")
-        for name in positive:
+        # Integers of any integer type (numpy's too) are stored as int, so fingerprints stay JSON.
+        minimum = dict.fromkeys(("width", "cells_per_stage", "repeat", "regions_width", "regions_batches", "regions_crop"), 1)
+        minimum.update(batch_size=2, regions_batch_size=2)  # BatchNorm needs two samples
+        for name, low in [*minimum.items(), ("seed", None)]:
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"TEGConfig.{name} must be a positive int, got {value!r}")
-        for name in ("batch_size", "regions_batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 2:
-                raise ValueError(f"TEGConfig.{name} must be an int >= 2 (BatchNorm needs two samples), got {value!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise ValueError(f"TEGConfig.seed must be an int, got {self.seed!r}")
-        if not 0.0 < self.singular_rtol < 1.0:
-            raise ValueError(f"TEGConfig.singular_rtol must be in (0, 1), got {self.singular_rtol!r}")
+            try:
+                number = None if isinstance(value, bool) else operator.index(value)
+            except TypeError:
+                number = None
+            if number is None or (low is not None and number < low):
+                need = "an int" if low is None else ("a positive int" if low == 1 else f"an int >= {low} (BatchNorm needs two samples)")
+                raise ValueError(f"TEGConfig.{name} must be {need}, got {value!r}")
+            object.__setattr__(self, name, number)
+        rtol = self.singular_rtol
+        if isinstance(rtol, bool) or not isinstance(rtol, numbers.Real) or not 0.0 < rtol < 1.0:
+            raise ValueError(f"TEGConfig.singular_rtol must be a number in (0, 1), got {rtol!r}")
+        object.__setattr__(self, "singular_rtol", float(rtol))
 
     @classmethod
     def for_space(cls, space: SearchSpace, **settings: Any) -> TEGConfig:

@@ -57,7 +57,7 @@ def test_score_csv_and_table(capsys) -> None:
     code, out, err = _run(capsys, "score", "--index", "6111", "11472", *FAST, "--no-cache", "--format", "csv")
     assert code == 0, err
     lines = out.strip().splitlines()
-    assert lines[0] == "rank,index,ntk_cond,regions,kr_mse,bad,seconds,arch"
+    assert lines[0] == "rank,rank_sum,index,ntk_cond,regions,kr_mse,bad,reason,seconds,arch"
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [int(r["index"]) for r in rows] == [6111, 11472] and {r["bad"] for r in rows} == {"False"}
     assert rows[0]["arch"] == SPACE.format(SPACE.arch_at(6111))
@@ -66,8 +66,8 @@ def test_score_csv_and_table(capsys) -> None:
     assert code == 0, err
     lines = out.rstrip("\n").splitlines()
     assert len(lines) == 3
-    assert lines[0].split() == ["rank", "index", "ntk_cond", "regions", "kr_mse", "bad", "seconds", "arch"]
-    assert lines[1].split()[1] == "6111" and lines[1].split()[-1] == SPACE.format(SPACE.arch_at(6111))
+    assert lines[0].split() == ["rank", "rank_sum", "index", "ntk_cond", "regions", "kr_mse", "bad", "reason", "seconds", "arch"]
+    assert lines[1].split()[2] == "6111" and lines[1].split()[-1] == SPACE.format(SPACE.arch_at(6111))
 
 
 def test_score_bad_arch_is_valid_json_with_nulls(capsys) -> None:
@@ -93,7 +93,8 @@ def test_score_sample_reproducible(capsys) -> None:
         (["--arch", "|nor_conv_3x3~0|+|nor_conv_3x3~0|"], "expected 3 node groups"),
         (["--arch", "|conv9x9~0|+|none~0|none~1|+|none~0|none~1|none~2|"], "unknown op 'conv9x9'"),
         (["--index", "20000"], "out of range"),
-        (["--sample", "0"], "--sample must be at least 1"),
+        (["--sample", "0"], "must be an int in [1, 15625]"),
+        (["--sample", "15626"], "must be an int in [1, 15625]"),
         (["--index", "1", "--dataset", "no-such-dataset"], "unknown dataset 'no-such-dataset'"),
     ],
 )
@@ -106,6 +107,33 @@ def test_score_bad_input_one_line_exit_2(capsys, argv: list[str], needle: str) -
     assert out == ""
     assert err.startswith("teg-nas: error: ") and needle in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_score_bad_cache_one_line_exit_2(capsys) -> None:
+    code, out, err = _run(capsys, "score", "--index", "1", *FAST, "--cache", "foo://bar")
+    assert code == 2 and out == ""
+    assert err.startswith("teg-nas: error: unknown database in score cache URL 'foo://bar'") and err.count("\n") == 1
+
+
+def test_score_sample_draws_different_archs(capsys) -> None:
+    # Seed 945 draws NB201 index 7057 twice among its first three samples; --sample skips the repeat.
+    rows = _score_json(capsys, "--sample", "3", "--seed", "945", "--no-cache")
+    assert len({r["index"] for r in rows}) == 3
+
+
+def test_score_bad_arch_reason_in_csv(capsys) -> None:
+    none = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    code, out, err = _run(capsys, "score", "--arch", none, *FAST, "--no-cache", "--format", "csv")
+    assert code == 0, err
+    (row,) = csv.DictReader(io.StringIO(out))
+    assert row["bad"] == "True" and row["reason"]
+
+
+def test_score_seed_without_sample_is_a_usage_error(capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["score", "--index", "1", "--seed", "3", *FAST])
+    assert info.value.code == 2
+    assert "--score-seed" in capsys.readouterr().err
 
 
 def test_argparse_errors_exit_2(capsys) -> None:

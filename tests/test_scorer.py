@@ -287,6 +287,35 @@ def test_many_openers_of_one_fresh_cache(tmp_path) -> None:
         assert len(ScoreCache(path)) == 3
 
 
+def test_bad_cache_locations_give_clear_errors(tmp_path) -> None:
+    for location, message in (
+        ("foo://bar", "unknown database in score cache URL 'foo://bar'"),
+        ("", "score cache location is empty"),
+        (tmp_path, "is a folder"),
+        ("sqlite:///" + str(tmp_path / "file.txt" / "c.sqlite"), "cannot create the folder"),
+    ):
+        (tmp_path / "file.txt").write_text("a file, not a folder")
+        with pytest.raises(ValueError, match=message):
+            ScoreCache(location)
+
+
+def test_postgres_cache_without_a_driver_names_the_extra(monkeypatch) -> None:
+    import importlib.util
+
+    from teg_plugin._database import MissingDriverError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("psycopg") else real(name, *a))
+    with pytest.raises(MissingDriverError, match=r"teg-plugin\[postgres\]") as info:
+        ScoreCache("postgresql://me:secret@127.0.0.1:1/db")
+    assert "secret" not in str(info.value)  # the password never reaches a message
+
+
+def test_scorer_refuses_data_of_the_wrong_type() -> None:
+    with pytest.raises(TypeError, match="ImageData"):
+        TEGScorer("nas-bench-201", data=torch.zeros(4, 3, 32, 32))  # type: ignore[arg-type]
+
+
 def test_cache_put_is_insert_if_absent() -> None:
     cache = ScoreCache("sqlite://")
     key = CacheKey("nas-bench-201", "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "fp")
@@ -342,6 +371,13 @@ def test_config_validation() -> None:
         TEGConfig(singular_rtol=0.0)
     with pytest.raises(ValueError, match="unknown TEGConfig fields"):
         TEGConfig.from_dict({"batchsize": 8})
+    with pytest.raises(ValueError, match="singular_rtol must be a number"):
+        TEGConfig(singular_rtol="1e-7")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="seed must be an int"):
+        TEGConfig(seed=1.5)  # type: ignore[arg-type]
+    # numpy integers are integers: stored as int, so the fingerprint is that of the plain value
+    numpy_config = TEGConfig(batch_size=np.int64(8), repeat=np.int32(1))  # type: ignore[arg-type]
+    assert type(numpy_config.batch_size) is int and numpy_config.fingerprint() == TEGConfig(batch_size=8, repeat=1).fingerprint()
     config = TEGConfig(repeat=1, batch_size=8)
     assert TEGConfig.from_dict(config.to_dict()) == config
     assert config.fingerprint() == TEGConfig(batch_size=8, repeat=1).fingerprint() != TEGConfig().fingerprint()

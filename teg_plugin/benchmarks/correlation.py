@@ -94,11 +94,7 @@ def sample_archs(scorer: TEGScorer, k: int, seed: int, pool: Sequence[str] | Non
         if k > len(pool):
             raise ValueError(f"asked for {k} architectures but the proxy table covers only {len(pool)}")
         return [scorer.space.parse(text) for text in rng.sample(sorted(pool), k)]
-    chosen: dict = {}
-    while len(chosen) < k:
-        arch = scorer.space.sample(rng)
-        chosen.setdefault(arch, None)
-    return list(chosen)
+    return scorer.space.sample_distinct(rng, k)
 
 
 def run_correlation(

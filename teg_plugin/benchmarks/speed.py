@@ -53,7 +53,7 @@ def _relative_difference(a: TEGScore, b: TEGScore) -> float:
 def run_speed(scorer: TEGScorer, k: int, seed: int, *, progress: bool = False) -> SpeedResult:
     """Score ``k`` random architectures with both implementations, timing each (CPU for the plain one)."""
     rng = random.Random(seed)
-    archs = [scorer.space.sample(rng) for _ in range(k)]
+    archs = scorer.space.sample_distinct(rng, k)
     fast, plain = [], []
     iterator = archs
     if progress:

@@ -6,8 +6,9 @@ import argparse
 import random
 
 from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer, render
+from teg_plugin.cli._main import UsageError
 
-COLUMNS = ("rank", "index", "ntk_cond", "regions", "kr_mse", "bad", "seconds", "arch")
+COLUMNS = ("rank", "rank_sum", "index", "ntk_cond", "regions", "kr_mse", "bad", "reason", "seconds", "arch")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,8 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--arch", nargs="+", metavar="STR", help="architecture strings")
     which.add_argument("--index", nargs="+", type=int, metavar="N", help="benchmark indices (NAS-Bench-201)")
-    which.add_argument("--sample", type=int, metavar="K", help="score K random architectures")
-    parser.add_argument("--seed", type=int, default=0, help="seed for --sample (default: %(default)s)")
+    which.add_argument("--sample", type=int, metavar="K", help="score K different random architectures")
+    parser.add_argument("--seed", type=int, default=None, help="seed that draws the --sample architectures (default: 0)")
     add_scoring_options(parser)
     parser.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -31,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from teg_plugin.spaces import get_space
 
+    if args.seed is not None and args.sample is None:
+        raise UsageError("--seed only chooses the architectures of --sample; --score-seed seeds the scoring "
+                         "(inputs and initial weights)")
     space = get_space(args.space)
     if args.arch:
         archs = [space.parse(text) for text in args.arch]
@@ -42,10 +46,7 @@ def run(args: argparse.Namespace) -> int:
         except IndexError as err:  # an out-of-range index is bad input, not a crash
             raise ValueError(str(err)) from None
     else:
-        if args.sample < 1:
-            raise ValueError(f"--sample must be at least 1, got {args.sample}")
-        rng = random.Random(args.seed)
-        archs = [space.sample(rng) for _ in range(args.sample)]
+        archs = space.sample_distinct(random.Random(0 if args.seed is None else args.seed), args.sample)
     scorer = make_scorer(args)
     ranked = scorer.rank(archs, progress=not args.quiet)
     print(render([r.to_dict() for r in ranked], args.format, COLUMNS))
