@@ -6,11 +6,16 @@ import hashlib
 import json
 import numbers
 import operator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from teg_plugin.spaces import SearchSpace
+
+
+#: Settings whose protocol value depends on the search space, with the NB201 protocol's value (used
+#: when a space does not set its own in ``protocol_defaults``).
+SPACE_DEPENDENT: dict[str, int] = {"width": 3}
 
 
 @dataclass(frozen=True)
@@ -21,7 +26,9 @@ class TEGConfig:
     cached scores are only reused under identical settings.
 
     Args:
-        width: channels ``C`` of the proxy network used for T and G.
+        width: channels ``C`` of the proxy network used for T and G. ``None`` (the default): the
+            space's protocol value (:attr:`~teg_plugin.spaces.SearchSpace.protocol_defaults`;
+            NB201: 3, DARTS: 1), filled in by :meth:`resolved`, which every scorer calls.
         cells_per_stage: cells ``N`` per stage of that network.
         batch_size: images in the training batch (T and G) and in the held-out batch (G).
         repeat: random initialisations (and input draws) per architecture; indicators are averaged.
@@ -39,7 +46,7 @@ class TEGConfig:
         1
     """
 
-    width: int = 3
+    width: int | None = None
     cells_per_stage: int = 1
     batch_size: int = 64
     repeat: int = 3
@@ -52,9 +59,12 @@ class TEGConfig:
 
     def __post_init__(self) -> None:
         # Integers of any integer type (numpy's too) are stored as int, so fingerprints stay JSON.
-        minimum = dict.fromkeys(("width", "cells_per_stage", "repeat", "regions_width", "regions_batches", "regions_crop"), 1)
+        minimum = dict.fromkeys(("cells_per_stage", "repeat", "regions_width", "regions_batches", "regions_crop"), 1)
         minimum.update(batch_size=2, regions_batch_size=2)  # BatchNorm needs two samples
-        for name, low in [*minimum.items(), ("seed", None)]:
+        checks = [*minimum.items(), ("seed", None)]
+        if self.width is not None:  # None: the space's value, see resolved()
+            checks.append(("width", 1))
+        for name, low in checks:
             value = getattr(self, name)
             try:
                 number = None if isinstance(value, bool) else operator.index(value)
@@ -78,8 +88,24 @@ class TEGConfig:
             >>> from teg_plugin.spaces import get_space
             >>> TEGConfig.for_space(get_space("nas-bench-201"), repeat=1).width
             3
+            >>> TEGConfig.for_space(get_space("darts")).width
+            1
         """
-        return cls(**{**space.protocol_defaults, **settings})
+        return cls(**{**space.protocol_defaults, **settings}).resolved(space)
+
+    def resolved(self, space: SearchSpace | None = None) -> TEGConfig:
+        """This config with every space-dependent setting left ``None`` filled in: the value in
+        ``space``'s :attr:`~teg_plugin.spaces.SearchSpace.protocol_defaults`, else the NB201
+        protocol's (:data:`SPACE_DEPENDENT`). Settings given explicitly are kept.
+
+        Example:
+            >>> from teg_plugin.spaces import get_space
+            >>> TEGConfig(repeat=1).resolved(get_space("darts")).width, TEGConfig(width=4).resolved(get_space("darts")).width
+            (1, 4)
+        """
+        space_values = space.protocol_defaults if space is not None else {}
+        unset = {name: space_values.get(name, value) for name, value in SPACE_DEPENDENT.items() if getattr(self, name) is None}
+        return replace(self, **unset) if unset else self
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

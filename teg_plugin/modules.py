@@ -64,7 +64,7 @@ class ModuleScorer:
         from teg_plugin.scorer import resolve_device
 
         self.data = data if isinstance(data, ImageData) else load_data(data, data_root)
-        self.config = config or TEGConfig()
+        self.config = (config or TEGConfig()).resolved()
         self.device = resolve_device(device)
         self.inputs = ScoringInputs.draw(self.data, self.config)
 

@@ -68,8 +68,8 @@ class TEGScorer:
         space: a :class:`SearchSpace` or its name (``"nas-bench-201"``).
         data: an :class:`ImageData` pool, a dataset name or image-folder path for
             :func:`~teg_plugin.data.load_data`, or ``None`` for the default (CIFAR-10 if found under ``data_root``, else the embedded sample).
-        config: the protocol (:class:`TEGConfig`); default: the paper's for this space
-            (:meth:`TEGConfig.for_space`).
+        config: the protocol (:class:`TEGConfig`); default: the paper's for this space. Settings
+            left ``None`` (``width``) take this space's value (:meth:`TEGConfig.resolved`).
         data_root: where to look for the dataset files.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         cache: a :class:`ScoreCache`, a SQLAlchemy URL or file path for one, or ``None`` for an
@@ -101,7 +101,7 @@ class TEGScorer:
                 f"{type(data).__module__}.{type(data).__qualname__} (wrap tensors in teg_plugin.data.ImageData)"
             )
         self.data = data if isinstance(data, ImageData) else load_data(data, data_root)
-        self.config = config or TEGConfig.for_space(self.space)
+        self.config = (config or TEGConfig()).resolved(self.space)
         self.device = resolve_device(device)
         self.inputs = ScoringInputs.draw(self.data, self.config)
         self.cache = cache if isinstance(cache, ScoreCache) or cache is None else ScoreCache(cache)

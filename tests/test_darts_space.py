@@ -56,6 +56,15 @@ def test_registered_and_exported(darts: DartsSpace) -> None:
     assert darts.index(DARTS_V2) is None
 
 
+def test_a_config_object_keeps_the_darts_width_unless_it_sets_one(darts: DartsSpace) -> None:
+    from teg_plugin.scorer import TEGScorer
+
+    scorer = TEGScorer(darts, data="synthetic", config=TEGConfig(repeat=1), device="cpu")
+    assert scorer.config.width == 1 and scorer.config == TEGConfig.for_space(darts, repeat=1)
+    assert TEGScorer(darts, data="synthetic", config=TEGConfig(width=2), device="cpu").config.width == 2
+    assert TEGScorer("nas-bench-201", data="synthetic", config=TEGConfig(repeat=1), device="cpu").config.width == 3
+
+
 def test_choices(darts: DartsSpace) -> None:
     choices = darts.choices()
     assert list(choices)[:8] == [

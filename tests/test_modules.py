@@ -72,7 +72,7 @@ def test_a_builder_gets_the_protocol_width(scorer: ModuleScorer) -> None:
         return cnn(width)
 
     scorer.score(builder, thin=thin)
-    assert widths and set(widths) == {CONFIG.width}
+    assert widths and set(widths) == {scorer.config.width} == {3}  # CONFIG leaves width to the protocol: NB201's 3
 
 
 def test_scoring_inside_no_grad_works_and_is_identical(scorer: ModuleScorer) -> None:

@@ -68,6 +68,7 @@ class CandidateNetworks:
 
 def space_networks(space: SearchSpace, mask: Mask, inputs: ScoringInputs, config: TEGConfig) -> CandidateNetworks:
     """The networks of supernet ``mask`` of ``space`` under the protocol of ``config``."""
+    config = config.resolved(space)
 
     def proxy() -> nn.Module:
         return space.build_proxy_network(

@@ -85,7 +85,7 @@ def _apply_mask(net: nn.Module, mask: Mask, full: Mask) -> Callable[[str], bool]
 def _masked_supernet(space: SearchSpace, mask: Mask, config: TEGConfig, inputs: ScoringInputs, r: int) -> nn.Module:
     net = space.build_proxy_network(
         space.full_mask(),
-        width=config.width,
+        width=config.resolved(space).width,
         cells_per_stage=config.cells_per_stage,
         num_classes=inputs.num_classes,
         in_channels=inputs.in_channels,
