@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
 
 from teg_plugin.strategies._base import ArchT, Strategy
@@ -45,14 +46,16 @@ def make_strategy(
         'EvolutionStrategy'
     """
     key = name.strip().lower()
-    if key == "random":
-        return RandomStrategy(space, seed=seed, **options)
-    if key == "evolution":
-        return EvolutionStrategy(space, seed=seed, **options)
-    if key == "reinforce":
-        return ReinforceStrategy(space, seed=seed, **options)
+    classes = {"random": RandomStrategy, "evolution": EvolutionStrategy, "reinforce": ReinforceStrategy, "prune": PruningStrategy}
+    if key not in classes:
+        raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGY_NAMES)}")
+    cls = classes[key]
+    accepted = [p for p in inspect.signature(cls).parameters if p not in ("space", "seed", "score_mask")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise TypeError(f"strategy {key!r} has no option {', '.join(map(repr, unknown))}; its options: {', '.join(accepted) or 'none'}")
     if key == "prune":
         if score_mask is None:
             raise ValueError("strategy 'prune' needs score_mask (a callable scoring a supernet mask)")
         return PruningStrategy(space, score_mask, seed=seed, **options)
-    raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGY_NAMES)}")
+    return cls(space, seed=seed, **options)

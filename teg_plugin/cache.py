@@ -62,6 +62,12 @@ def default_cache_url() -> str:
     return _as_url(base / "teg-plugin" / "scores.sqlite")
 
 
+def check_cache_location(location: str | os.PathLike[str]) -> None:
+    """Raise what :class:`ScoreCache` would for a malformed ``location``, without opening it
+    (``ValueError``, or :class:`~teg_plugin._database.MissingDriverError` for a missing driver)."""
+    parse_database_url(_as_url(location), what="score cache")
+
+
 def _as_url(location: str | os.PathLike[str]) -> str:
     text = os.fspath(location)
     if "://" in text:

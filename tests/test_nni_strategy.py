@@ -148,6 +148,30 @@ def test_unknown_strategy_name() -> None:
         TEGStrategy("random", budget=0)
 
 
+def test_best_refuses_when_every_result_is_bad() -> None:
+    from teg_plugin.scores import TEGScore
+
+    strategy = TEGRandom(seed=0)
+    with pytest.raises(ValueError, match="no results yet"):
+        TEGRandom(space=None).best()
+    strategy._tell(None, SPACE.arch_at(1), TEGScore.flagged("trial ended failed without a result"))
+    with pytest.raises(ValueError, match="every one of the 1 results is bad; the first says: trial ended failed"):
+        strategy.best()
+    strategy._tell(None, SPACE.arch_at(2), TEGScore(10.0, 100.0, 1.0))
+    assert strategy.best() == SPACE.arch_at(2)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [({"data": "cifar11"}, "unknown dataset 'cifar11'"), ({"cache": "foo://bar"}, "unknown database"),
+     ({"device": "tpu"}, "unknown device")],
+)
+def test_evaluator_refuses_bad_settings_before_any_trial(settings: dict, message: str) -> None:
+    # In the "ts" engine these would otherwise fail every trial, reported only in the trial logs.
+    with pytest.raises(ValueError, match=message):
+        TEGEvaluator(**settings)
+
+
 def test_sample_mapping_helpers_round_trip() -> None:
     arch = SPACE.arch_at(1234)
     assert arch_from_sample(sample_from_arch(arch)) == arch

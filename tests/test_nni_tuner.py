@@ -36,6 +36,15 @@ def test_search_space_file_is_one_choice_per_edge() -> None:
     assert all(entry["_type"] == "choice" for entry in SEARCH_SPACE.values())
 
 
+def test_bad_class_args_fail_when_the_tuner_is_built() -> None:
+    # nnictl builds the tuner from classArgs: an error here sets the experiment to ERROR, whereas one
+    # raised later (update_search_space) left it RUNNING without trials.
+    with pytest.raises(TypeError, match="no option 'populaton_size'; its options: population_size, tournament_size"):
+        TEGTuner("evolution", populaton_size=2)
+    with pytest.raises(ValueError, match="tournament_size"):
+        TEGTuner("evolution", population_size=2, tournament_size=5)
+
+
 def test_update_search_space_checks_the_space() -> None:
     tuner = TEGTuner("random")
     with pytest.raises(RuntimeError, match="update_search_space"):

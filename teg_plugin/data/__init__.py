@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .errors import DataNotFoundError
 from .image_data import ImageData
-from .loader import DATA_ROOT_ENV, DATASET_NAMES, NUM_CLASSES, default_data_root, load_data
+from .loader import DATA_ROOT_ENV, DATASET_NAMES, NUM_CLASSES, dataset_kind, default_data_root, load_data
 
 __all__ = [
     "DATASET_NAMES",
@@ -15,6 +15,7 @@ __all__ = [
     "NUM_CLASSES",
     "DataNotFoundError",
     "ImageData",
+    "dataset_kind",
     "default_data_root",
     "load_data",
 ]

@@ -66,25 +66,40 @@ def load_data(name: str | os.PathLike[str] | None = None, root: str | os.PathLik
     data_root = Path(root) if root is not None else default_data_root()
     if name is None:
         return _load_default(data_root, download=download)
+    kind = dataset_kind(name)
+    if kind == "path":
+        return load_folder(Path(name), image_size=image_size)  # type: ignore[arg-type]
+    if kind in ("cifar10", "cifar100"):
+        return load_cifar(kind, data_root, download=download)
+    if kind == "imagenet16-120":
+        return load_imagenet16_120(data_root)
+    if kind == "folder":
+        return load_folder(data_root, image_size=image_size)
+    if kind == "synthetic":
+        return load_synthetic()
+    return load_embedded()
+
+
+def dataset_kind(name: str | os.PathLike[str]) -> str:
+    """What :func:`load_data` makes of ``name``, without loading anything: one of
+    :data:`DATASET_NAMES`, or ``"path"`` for an image folder given by its path (a path object, or a
+    string naming an existing directory that is not a dataset name).
+
+    Raises:
+        ValueError: an unknown name that is not an existing directory either.
+        TypeError: ``name`` is neither a string nor a path.
+    """
     if isinstance(name, os.PathLike):  # a path object always means an image folder
-        return load_folder(Path(name), image_size=image_size)
+        return "path"
     if not isinstance(name, str):
         raise TypeError(f"dataset must be a name ({', '.join(DATASET_NAMES)}), an image-folder path or None; "
                         f"got a {type(name).__module__}.{type(name).__qualname__}")
     key = name.strip().lower().replace("_", "-")
     key = _ALIASES.get(key, key)
-    if key in ("cifar10", "cifar100"):
-        return load_cifar(key, data_root, download=download)
-    if key == "imagenet16-120":
-        return load_imagenet16_120(data_root)
-    if key == "folder":
-        return load_folder(data_root, image_size=image_size)
-    if key == "synthetic":
-        return load_synthetic()
-    if key == "embedded":
-        return load_embedded()
+    if key in DATASET_NAMES:
+        return key
     if Path(name).is_dir():
-        return load_folder(Path(name), image_size=image_size)
+        return "path"
     raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(DATASET_NAMES)}, "
                      f"or the path of an existing image folder")
 

@@ -141,8 +141,18 @@ class TEGEvaluator(Evaluator):
                 "own thin network and names its cache entries"
             )
         self._space: SearchSpace | None = None if self.space_name is None else get_space(self.space_name)
-        # Fail early on a bad config or thin path, not in the first trial.
+        # Fail early, in this process, on a bad setting: inside a trial of the "ts" engine the error
+        # would only reach the trial's log, and every trial would fail.
+        from teg_plugin.cache import check_cache_location
+        from teg_plugin.data import dataset_kind
+        from teg_plugin.scorer import resolve_device
+
         TEGConfig.from_dict(self.config or {})
+        if data is not None:
+            dataset_kind(data)
+        resolve_device(device)
+        if cache is not None:
+            check_cache_location(cache)
         self._thin: ThinFromSample | None = None if thin is None else load_thin(thin)
 
     def extra_repr(self) -> str:

@@ -189,7 +189,12 @@ class TEGStrategy(NNIStrategy):
         with self._lock:
             entry = self._running.pop(id(event.model), None)
             if entry is not None:  # ended without a final result
-                self._tell(entry[0], entry[1], TEGScore.flagged(f"trial ended {event.status.value} without a result"))
+                status = event.status.value
+                _logger.warning(
+                    "TEG strategy: the trial of %s ended %s without a result (its trial log says why); "
+                    "it counts as bad", self.space.format(entry[1]) if self.space is not None else entry[1], status,
+                )
+                self._tell(entry[0], entry[1], TEGScore.flagged(f"trial ended {status} without a result"))
 
     def _tell(self, model: ExecutableModelSpace | None, arch: Hashable, score: TEGScore) -> None:
         assert self.algorithm is not None
@@ -213,10 +218,15 @@ class TEGStrategy(NNIStrategy):
             return [(arch, score) for _, arch, score in self._results]
 
     def best(self) -> Hashable:
-        """The architecture with the lowest TEG rank-sum among all results (``ValueError`` if none;
-        :meth:`sample_of` gives its NNI sample)."""
+        """The architecture with the lowest TEG rank-sum among all results (:meth:`sample_of` gives its
+        NNI sample). ``ValueError`` if there is no result, or every result is bad (as when every
+        trial failed: :attr:`results` holds the reasons)."""
         if self.algorithm is None:
             raise ValueError("no results yet: the experiment has not started")
+        with self._lock:
+            scores = [score for _, _, score in self._results]
+        if scores and all(score.bad for score in scores):
+            raise ValueError(f"every one of the {len(scores)} results is bad; the first says: {scores[0].reason}")
         return self.algorithm.best()
 
     def list_models(self, sort: bool = True, limit: int | None = None) -> Iterator[ExecutableModelSpace]:

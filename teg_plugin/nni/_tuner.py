@@ -75,6 +75,9 @@ class TEGTuner(Tuner):
         self.budget = None if budget is None else int(budget)
         self.space = get_space(space) if isinstance(space, str) else space
         self.options = dict(options)
+        # Build the algorithm once to check the options now: NNI's dispatcher logs an error raised
+        # later (in update_search_space) but leaves the experiment RUNNING with no trial.
+        make_strategy(key, self.space, seed=self.seed, **self.options)
         self.algorithm: TEGAlgorithm | None = None
         self._lock = threading.Lock()
         self._generated = 0
