@@ -105,6 +105,14 @@ class ChoiceSpace(SearchSpace[ChoiceArch]):
         if thin is not None and not callable(thin):
             raise TypeError("thin must be callable: (choices dict, width) -> nn.Module, or None")
         self.name = name  # type: ignore[misc]  # an instance's own name, for cache keys
+        for key, options in choices.items():
+            # Options need an order of their own: a set's order changes with the hash seed, and a
+            # string would be split into characters.
+            if isinstance(options, (str, bytes)) or not isinstance(options, Sequence):
+                raise TypeError(
+                    f"the options of choice {key!r} must be a list or tuple (ordered), got {type(options).__name__} "
+                    f"{options!r}"
+                )
         self._choices = {str(key): tuple(options) for key, options in choices.items()}
         if not self._choices:
             raise ValueError("a ChoiceSpace needs at least one choice")

@@ -87,13 +87,25 @@ class ModuleScorer:
         networks = self.networks(
             model, thin=thin, generalization_parameter=generalization_parameter, reinitialise=reinitialise
         )
-        score = measure_networks(networks, self.inputs, self.config, self.device)
+        try:
+            score = measure_networks(networks, self.inputs, self.config, self.device)
+        except RuntimeError as err:  # from PyTorch inside the user's forward: almost always a shape mismatch
+            crop = self.config.regions_crop
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(
+                f"the model or its thin network failed on the protocol's inputs ({first_line}). The model takes "
+                f"images of shape (batch, {self.inputs.in_channels}, H, W) and returns logits (batch, "
+                f"{self.inputs.num_classes}); the thin network takes crops of shape (batch, {self.config.regions_width}, "
+                f"{crop}, {crop})"
+            ) from err
         if thin is None and not score.bad and score.regions >= 2 * self.config.batch_size:
             import warnings
 
             warnings.warn(
                 f"E is saturated: every one of the {2 * self.config.batch_size} images has its own activation "
-                "pattern, so E does not rank this model; pass thin=(width -> thin network)",
+                "pattern, so E does not rank this model; give E a thin network: ModuleScorer.score(thin=width -> "
+                "net), ChoiceSpace/TrialSpace(thin=(choices|trial, width) -> net), or TEGEvaluator(thin="
+                "'package.module:function' taking (sample, width))",
                 stacklevel=2,
             )
         return score

@@ -124,17 +124,20 @@ class TEGScorer:
         """Identifies the protocol, the data and the drawn inputs (part of every cache key)."""
         return self.inputs.fingerprint
 
-    def score(self, arch: Hashable) -> TEGScore:
-        """The TEG score of ``arch`` (measured once per isomorphism class, then cached)."""
+    def score(self, arch: Hashable | str | dict) -> TEGScore:
+        """The TEG score of ``arch`` (measured once per isomorphism class, then cached). ``arch`` is
+        one of the space's architectures, its text form (:meth:`SearchSpace.parse`) or its flat
+        choice dict (:meth:`SearchSpace.from_params`)."""
         return self.score_many([arch])[0]
 
     def score_many(self, archs: Iterable[Hashable], *, progress: bool = False) -> list[TEGScore]:
-        """Scores of ``archs``, in order; each isomorphism class is measured at most once.
+        """Scores of ``archs`` (as :meth:`score` takes them), in order; each isomorphism class is
+        measured at most once.
 
         Args:
             progress: show a progress bar on stderr while measuring.
         """
-        archs = list(archs)
+        archs = [self._as_arch(a) for a in archs]
         representatives = [self.space.canonical(a) for a in archs]
         texts = [self.space.format(r) for r in representatives]
         by_text = dict(zip(texts, representatives))
@@ -159,6 +162,14 @@ class TEGScorer:
             if bar is not None:
                 bar.close()
         return [self._memo[t] for t in texts]
+
+    def _as_arch(self, arch: Hashable | str | dict) -> Hashable:
+        """An architecture given as the space's text form or flat choice dict, as the space's value."""
+        if isinstance(arch, str):
+            return self.space.parse(arch)
+        if isinstance(arch, dict):
+            return self.space.from_params(arch)
+        return arch
 
     def score_mask(self, mask: Mask) -> TEGScore:
         """The TEG score of a (partly pruned) supernet; masks are cached like architectures."""
@@ -219,7 +230,9 @@ class TEGScorer:
         self._supernet_bar.update()
 
     def rank(self, archs: Sequence[Hashable], *, progress: bool = False) -> list[RankedArch]:
-        """``archs`` with scores, rank-sums and positions (1 = best), in the given order."""
+        """``archs`` (as :meth:`score` takes them) with scores, rank-sums and positions (1 = best), in
+        the given order."""
+        archs = [self._as_arch(a) for a in archs]
         scores = self.score_many(archs, progress=progress)
         sums = rank_sums(scores)
         positions = final_ranks(scores)

@@ -80,6 +80,13 @@ def test_bad_choices_are_rejected(choices: dict, message: str) -> None:
         ChoiceSpace("x", choices, build)
 
 
+@pytest.mark.parametrize("options", ["relu", {"relu", "gelu"}, 3])
+def test_options_must_be_an_ordered_list_or_tuple(options: object) -> None:
+    # a set's order follows the hash seed (no reproducible sampling); a string is not a list of names
+    with pytest.raises(TypeError, match="must be a list or tuple"):
+        ChoiceSpace("x", {"act": options}, build)  # type: ignore[dict-item]
+
+
 def test_mutate_changes_exactly_one_choice_and_neighbours_hold_every_mutation() -> None:
     rng = random.Random(1)
     arch = SPACE.sample(rng)

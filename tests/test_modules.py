@@ -161,3 +161,10 @@ def test_cuda_scores_match_cpu() -> None:
     gpu = ModuleScorer(data="synthetic", config=CONFIG, device="cuda").score(cnn(8), thin=thin)
     assert gpu.ntk_cond == pytest.approx(cpu.ntk_cond, rel=1e-3)
     assert gpu.kr_mse == pytest.approx(cpu.kr_mse, rel=1e-3)
+
+
+def test_networks_that_do_not_take_the_protocol_inputs_get_a_clear_error(scorer: ModuleScorer) -> None:
+    with pytest.raises(ValueError, match=r"thin network takes crops of shape \(batch, 1, 3, 3\)"):
+        scorer.score(cnn(4), thin=lambda width: cnn(2, in_channels=3))
+    with pytest.raises(ValueError, match=r"takes images of shape \(batch, 3, H, W\)"):
+        scorer.score(cnn(4, in_channels=1), thin=thin)

@@ -311,6 +311,18 @@ def test_postgres_cache_without_a_driver_names_the_extra(monkeypatch) -> None:
     assert "secret" not in str(info.value)  # the password never reaches a message
 
 
+def test_an_arch_may_be_given_as_text_or_choice_dict(make_scorer) -> None:
+    scorer = make_scorer()
+    arch = scorer.space.arch_at(GOOD[0])
+    params = scorer.space.to_params(arch)
+    reordered = dict(reversed(list(params.items())))
+    scores = scorer.score_many([arch, scorer.space.format(arch), params, reordered])
+    assert scorer.n_measured == 1 and len(set(scores)) == 1
+    assert [r.arch for r in scorer.rank([scorer.space.format(arch)])] == [arch]
+    with pytest.raises(ValueError, match="node groups"):
+        scorer.score("|nor_conv_3x3~0|")
+
+
 def test_scorer_refuses_data_of_the_wrong_type() -> None:
     with pytest.raises(TypeError, match="ImageData"):
         TEGScorer("nas-bench-201", data=torch.zeros(4, 3, 32, 32))  # type: ignore[arg-type]
