@@ -254,3 +254,32 @@ def test_search_prune_end_to_end(capsys, tmp_path) -> None:
     # Every supernet is cached as a mean and per repeat.
     rows = sqlite3.connect(cache).execute("SELECT arch FROM teg_scores WHERE arch LIKE '%mean:%'").fetchall()
     assert len(rows) == 57 * 3
+
+
+def test_search_resumes_only_a_study_made_with_the_same_settings(capsys, tmp_path) -> None:
+    storage = f"sqlite:///{tmp_path / 'resume.db'}"
+    base = ["search", "--storage", storage, *FAST, "--no-cache", "--format", "json"]
+    code, out, err = _run(capsys, *base, "--budget", "2")
+    assert code == 0, err
+    name = _strict_json(out)["study_name"]
+    code, out, err = _run(capsys, *base, "--budget", "3")  # same settings: resumes
+    assert code == 0, err
+    assert _strict_json(out)["n_trials"] == 3
+    for argv, needle in (
+        (["--strategy", "random", "--study-name", name], "strategy 'evolution' (now 'random')"),
+        (["--repeat", "2", "--study-name", name], "--repeat"),  # another protocol: another fingerprint
+        (["--objective", "multi", "--study-name", name], "exists with 1 objective(s)"),
+        (["--study-name", ""], "--study-name must not be empty"),
+    ):
+        code, out, err = _run(capsys, *base, "--budget", "4", *argv)
+        assert code == 2 and out == "" and needle in err and err.count("\n") == 1, (argv, err)
+    # A study of someone else's parameters is refused before any trial is added to it.
+    foreign = optuna.create_study(study_name="foreign", storage=storage)
+    foreign.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    code, out, err = _run(capsys, *base, "--budget", "2", "--study-name", "foreign")
+    assert code == 2 and "not nas-bench-201 architectures searched by teg-nas" in err
+    assert len(optuna.load_study(study_name="foreign", storage=storage).trials) == 1
+    # --objective multi gets its own default study
+    code, out, err = _run(capsys, *base, "--budget", "1", "--objective", "multi")
+    assert code == 0, err
+    assert _strict_json(out)["study_name"] == "teg-nas-bench-201-evolution-multi-seed0"

@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--strategy", choices=STRATEGIES, default="evolution", help="search strategy (default: %(default)s)")
     parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help="architectures (trials) the study holds when done (default: %(default)s)")
     parser.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL, or journal:PATH (default: %(default)s)")
-    parser.add_argument("--study-name", default=None, help="study name (default: teg-<space>-<strategy>-seed<seed>); an existing study resumes")
+    parser.add_argument("--study-name", default=None, help="study name (default: teg-<space>-<strategy>[-multi]-seed<seed>); an existing study made with the same settings resumes")
     parser.add_argument("--seed", type=int, default=0, help="search seed (default: %(default)s)")
     parser.add_argument("--objective", choices=("rank", "multi"), default="rank", help="single rank-based objective, or three objectives (T, E, G) for a Pareto front")
     parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the study and the score cache (default: %(default)s)")
@@ -42,7 +42,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--budget must be at least 1, got {args.budget}")
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
-    args.study_name = args.study_name or f"teg-{args.space}-{args.strategy}-seed{args.seed}"
+    if args.study_name is not None and not args.study_name.strip():
+        raise ValueError("--study-name must not be empty (leave it out for the default name)")
+    if args.study_name is None:
+        multi = "-multi" if args.objective == "multi" else ""
+        args.study_name = f"teg-{args.space}-{args.strategy}{multi}-seed{args.seed}"
     start = time.perf_counter()
     extra = []
     if args.workers > 1:
@@ -87,13 +91,11 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool):  # type: ignore
     storage = create_storage(args.storage)
     sampler = TEGSampler(scorer.space, scorer, strategy=args.strategy, seed=args.seed)
     multi = args.objective == "multi"
+    directions = ["minimize", "maximize", "minimize"] if multi else ["minimize"]
     study = optuna.create_study(
-        study_name=args.study_name,
-        storage=storage,
-        sampler=sampler,
-        load_if_exists=True,
-        directions=["minimize", "maximize", "minimize"] if multi else ["minimize"],
+        study_name=args.study_name, storage=storage, sampler=sampler, load_if_exists=True, directions=directions
     )
+    _check_resumable(study, args, directions, scorer)
     if multi:
         study.set_metric_names(["ntk_cond", "regions", "kr_mse"])
     else:
@@ -128,6 +130,43 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool):  # type: ignore
         if bar is not None:
             bar.close()
     return study, scorer
+
+
+#: Study user attribute: the settings a ``teg-nas search`` study was made with (checked on resume).
+SETTINGS_ATTR = "teg_search_settings"
+
+
+def _check_resumable(study: Any, args: argparse.Namespace, directions: list[str], scorer: Any) -> None:
+    """Refuse to continue a study made with other settings: its trials would be mixed with this search's."""
+    where = f"study {study.study_name!r} in {args.storage}"
+    found = [d.name.lower() for d in study.directions]
+    if found != directions:
+        raise ValueError(
+            f"{where} exists with {len(found)} objective(s) {found}; --objective {args.objective} needs {directions}: "
+            "choose another --study-name"
+        )
+    settings = {"space": scorer.space.name, "strategy": args.strategy, "seed": args.seed,
+                "objective": args.objective, "scoring_fingerprint": scorer.fingerprint}  # protocol, data, inputs
+    stored = study.user_attrs.get(SETTINGS_ATTR)
+    if stored is None:
+        trials = study.get_trials(deepcopy=False)
+        choices = set(scorer.space.choices())
+        foreign = [t.number for t in trials if set(t.params) != choices or "arch" not in t.user_attrs]
+        if foreign:
+            raise ValueError(
+                f"{where} holds trials that are not {scorer.space.name} architectures searched by teg-nas "
+                f"(trial {foreign[0]}, ...): choose another --study-name"
+            )
+        study.set_user_attr(SETTINGS_ATTR, settings)  # a new study (or one of an earlier teg-nas version)
+        return
+    differ = [f"{key} {stored.get(key)!r} (now {value!r})" for key, value in settings.items() if stored.get(key) != value]
+    if differ:
+        if "scoring_fingerprint" in " ".join(differ):
+            differ.append("the scoring fingerprint covers --dataset, --data-root, --batch-size, --repeat and --score-seed")
+        raise ValueError(
+            f"{where} was searched with other settings: {'; '.join(differ)}. Resume it with the same settings, or "
+            "choose another --study-name"
+        )
 
 
 def _summarise(study: Any, scorer: Any, args: argparse.Namespace, seconds: float) -> dict[str, Any]:

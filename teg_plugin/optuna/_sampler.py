@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import TrialState
 
-from teg_plugin.optuna._attrs import teg_user_attrs, write_user_attrs
+from teg_plugin.optuna._attrs import score_from_user_attrs, teg_user_attrs, write_user_attrs
 from teg_plugin.optuna._suggest import search_space as _search_space
 from teg_plugin.optuna._user_space import TrialSpace
 from teg_plugin.scores import TEGScore, rank_sums
@@ -71,8 +71,10 @@ class TEGSampler(BaseSampler):
       depend on nothing but ``seed`` and their number.
 
     A study resumed in a new process, or shared by several processes, therefore proposes exactly
-    what one uninterrupted run would. Scores come from ``scorer``, so a persistent score cache
-    (``TEGScorer(..., cache=path)``) makes the rebuild free in a new process. Within a process the
+    what one uninterrupted run would. A told trial's score is the one stored in its TEG user
+    attributes (the study must hold one protocol: ``teg-nas search`` checks this on resume); only
+    trials without them are scored by ``scorer``, whose persistent score cache
+    (``TEGScorer(..., cache=path)``) then makes the rebuild free in a new process. Within a process the
     told strategy is kept and reused while the finished trials only grow.
 
     Deterministic: the same ``seed`` on the same sequential study gives the same parameters.
@@ -256,6 +258,9 @@ class TEGSampler(BaseSampler):
                 arch = self._arch_of(other)
                 if arch is not None:
                     told.append((other.number, arch))
+                    stored = score_from_user_attrs(other.user_attrs)
+                    if stored is not None:  # what the objective measured: no need to score it again here
+                        self._scores.setdefault(arch, stored)
             elif other.number < trial.number:
                 pending += 1  # running, waiting or failed: it holds (or will get) an earlier proposal
         told.sort(key=lambda pair: pair[0])
