@@ -283,3 +283,15 @@ def test_search_resumes_only_a_study_made_with_the_same_settings(capsys, tmp_pat
     code, out, err = _run(capsys, *base, "--budget", "1", "--objective", "multi")
     assert code == 0, err
     assert _strict_json(out)["study_name"] == "teg-nas-bench-201-evolution-multi-seed0"
+
+
+def test_search_and_plot_on_a_journal_file(capsys, tmp_path) -> None:
+    journal = tmp_path / "study.log"
+    code, out, err = _run(capsys, "search", "--storage", f"journal:{journal}", "--budget", "2", *FAST, "--no-cache")
+    assert code == 0, err
+    assert f"review it:  optuna-dashboard {journal}" in out  # optuna-dashboard opens a journal by its path
+    code, out, err = _run(capsys, "plot", "--storage", f"journal:{journal}", "--out", str(tmp_path / "figs"))
+    assert code == 0, err
+    assert any(name.endswith("teg-landscape.html") for name in os.listdir(tmp_path / "figs"))
+    code, out, err = _run(capsys, "plot", "--storage", f"journal:{tmp_path / 'missing.log'}")
+    assert code == 2 and "no such journal file" in err

@@ -122,6 +122,19 @@ def test_best_trial_needs_scored_complete_trials() -> None:
         best_trial(study)
 
 
+def test_best_trial_counts_each_architecture_once_as_the_dashboard_note_does() -> None:
+    from teg_plugin.plots import best_record, rank_records, records_from_study
+
+    teg = {"a": (1.0, 1.0, 4.0), "b": (5.0, 9.0, 6.0), "c": (6.0, 1.0, 8.0), "d": (8.0, 7.0, 6.0)}
+    study = optuna.create_study()
+    for arch in ["b", "b", "d", "c", "a", "b"]:  # b's repeats must not outweigh a (a tie once deduplicated)
+        cond, regions, mse = teg[arch]
+        study.add_trial(create_trial(value=0.0, user_attrs={"arch": arch, "ntk_cond": cond, "regions": regions,
+                                                            "kr_mse": mse, "bad": False}))
+    noted = best_record(rank_records(records_from_study(study)))
+    assert best_trial(study).user_attrs["arch"] == noted.arch == "b" and best_trial(study).number == 0
+
+
 def test_the_search_never_reads_benchmark_accuracies(space, scorer, monkeypatch) -> None:
     import teg_plugin.benchmarks.nb201_accuracy as accuracy
 

@@ -105,6 +105,15 @@ def test_malformed_urls_are_clear_errors(url: str, message: str) -> None:
         create_storage(url)
 
 
+def test_journal_paths_that_are_not_journal_files(tmp_path) -> None:
+    with pytest.raises(ValueError, match="is a folder"):
+        create_storage(f"journal:{tmp_path}")
+    other = tmp_path / "notes.txt"
+    other.write_text("hello {not json\n")
+    with pytest.raises(ValueError, match="is not an Optuna journal file"):
+        create_storage(f"journal:{other}")
+
+
 def test_bad_heartbeat_options() -> None:
     with pytest.raises(ValueError, match="heartbeat_interval"):
         create_storage("sqlite://", heartbeat_interval=0)
@@ -169,3 +178,30 @@ def test_a_killed_worker_trial_is_failed_and_retried(worker, tmp_path) -> None:
     assert retry.params == killed.params
     assert retry.user_attrs["arch"] == killed.user_attrs["arch"]  # the sampler's attributes travel too
     assert len(trials) == 3  # the stale one, its retry, and one new trial
+
+
+def test_a_dead_trial_on_a_journal_stops_the_search_with_a_warning(tmp_path, monkeypatch, caplog) -> None:
+    """A journal storage has no heartbeat: a trial left RUNNING by a killed worker never ends, so the
+    trial waiting for it gives up after a bounded wait (shortened here) instead of hanging."""
+    from teg_plugin.optuna import BudgetReached, within_budget
+    from teg_plugin.optuna import _budget
+
+    monkeypatch.setattr(_budget, "_UNEXPIRABLE_WAIT_S", 1.0)
+    monkeypatch.setattr(_budget, "_BUDGET_POLL_S", 0.05)
+    space = NB201Space()
+    study = optuna.create_study(storage=create_storage(f"journal:{tmp_path / 'j.log'}"), study_name="j")
+    study.ask()  # trial 0: RUNNING forever, as if its worker had been killed
+
+    def objective(trial: optuna.Trial) -> float:
+        suggest(space, trial)
+        return 1.0
+
+    start = time.monotonic()
+    with caplog.at_level("WARNING"):
+        study.optimize(within_budget(objective, space, budget=2), n_trials=3, catch=(BudgetReached,))
+    assert time.monotonic() - start < 30
+    states = [t.state for t in study.trials]
+    assert states[:3] == [TrialState.RUNNING, TrialState.COMPLETE, TrialState.FAIL]
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("still RUNNING" in m and "study.tell(0, state=optuna.trial.TrialState.FAIL)" in m for m in messages)
+    assert not any(m.startswith("Trial 2 failed") for m in messages)  # the surplus trial is not reported as failed

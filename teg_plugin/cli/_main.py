@@ -11,6 +11,12 @@ from teg_plugin import __version__
 from teg_plugin._database import MissingDriverError
 
 
+def silence_experimental_warnings() -> None:
+    """Optuna marks long-stable calls we use (metric names, heartbeat) experimental; the docs say it
+    once, runs do not (called in every process of a run, worker processes too)."""
+    warnings.filterwarnings("ignore", message=r".*is experimental.*")
+
+
 class UsageError(Exception):
     """Bad command-line input: printed as one line, exit status 2."""
 
@@ -32,9 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
-    # Optuna marks long-stable calls we use (metric names, heartbeat) experimental; say it once in the docs,
-    # not on every run.
-    warnings.filterwarnings("ignore", message=r".*is experimental.*")
+    silence_experimental_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

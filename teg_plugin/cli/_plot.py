@@ -63,12 +63,16 @@ def load_study(storage: str, study_name: str | None) -> optuna.Study:
     """
     import optuna
 
+    from teg_plugin._database import error_text
+    from teg_plugin.optuna import create_storage
+
     url = storage_url(storage)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    opened = create_storage(url, heartbeat_interval=None)  # reading only: no heartbeat
     try:
-        names = optuna.get_all_study_names(storage=url)
+        names = optuna.get_all_study_names(storage=opened)
     except Exception as err:  # noqa: BLE001  (SQLAlchemy/driver errors vary by backend)
-        raise ValueError(f"cannot open storage {storage!r}: {err}") from err
+        raise ValueError(f"cannot open storage {storage!r}: {error_text(err)}") from err
     if not names:
         raise ValueError(f"storage {storage!r} holds no study")
     if study_name is None:
@@ -77,11 +81,16 @@ def load_study(storage: str, study_name: str | None) -> optuna.Study:
         study_name = names[0]
     elif study_name not in names:
         raise ValueError(f"no study {study_name!r} in {storage!r}; available: {', '.join(sorted(names))}")
-    return optuna.load_study(study_name=study_name, storage=url)
+    return optuna.load_study(study_name=study_name, storage=opened)
 
 
 def storage_url(storage: str) -> str:
-    """``storage`` as a URL: a plain path becomes ``sqlite:///<absolute path>``; a missing SQLite file raises."""
+    """``storage`` as a URL (or ``journal:PATH``): a plain path becomes ``sqlite:///<absolute path>``; a
+    missing SQLite or journal file raises."""
+    if storage.startswith("journal:"):
+        if not Path(storage[len("journal:"):]).expanduser().is_file():
+            raise FileNotFoundError(f"no such journal file: {storage[len('journal:'):]} (from {storage})")
+        return storage
     if "://" not in storage:
         path = Path(storage).expanduser()
         if not path.is_file():

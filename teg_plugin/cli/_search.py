@@ -74,10 +74,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> None:
-    _optimize(args, show_progress=False)
+    from teg_plugin.cli._main import silence_experimental_warnings
+
+    silence_experimental_warnings()  # a spawned process starts with the default filters
+    _optimize(args, show_progress=False, worker=True)
 
 
-def _optimize(args: argparse.Namespace, *, show_progress: bool):  # type: ignore[no-untyped-def]
+def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = False):  # type: ignore[no-untyped-def]
     import optuna
 
     from teg_plugin.optuna import BudgetReached, TEGSampler, create_storage, within_budget, zero_cost_objective
@@ -104,6 +107,9 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool):  # type: ignore
     done = len(study.get_trials(deepcopy=False, states=finished))
     remaining = max(args.budget - done, 0)
     if remaining == 0:
+        if not worker:
+            print(f"teg-nas: note: study {study.study_name!r} already holds {done} finished trials (--budget "
+                  f"{args.budget}); nothing to add (raise --budget to search further)", file=sys.stderr)
         return study, scorer
     callbacks = [optuna.study.MaxTrialsCallback(args.budget, states=finished)]
     bar = None
@@ -244,9 +250,18 @@ def _print_text(summary: dict[str, Any]) -> None:
         f"{summary['n_trials']} trials, {summary['n_scored']} distinct architectures, "
         f"{summary['n_measured_here']} measured in this run, {summary['seconds']:.1f} s",
         f"study '{summary['study_name']}' in {summary['storage']}",
-        f"review it:  optuna-dashboard {summary['storage']}" if "://" in summary["storage"] else None,
+        _dashboard_command(summary["storage"]),
     ]
     print("\n".join(line for line in lines if line is not None))
+
+
+def _dashboard_command(storage: str) -> str | None:
+    """How to open ``storage`` in optuna-dashboard (which takes a journal file by its path)."""
+    import shlex
+
+    if storage.startswith("journal:"):
+        return f"review it:  optuna-dashboard {shlex.quote(storage[len('journal:'):])}"
+    return f"review it:  optuna-dashboard {shlex.quote(storage)}" if "://" in storage else None
 
 
 def _num(value: Any) -> str:

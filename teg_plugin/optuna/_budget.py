@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from collections.abc import Callable
@@ -22,6 +23,11 @@ _BUDGET_POLL_S = 0.5
 #: Seconds a trial waits when only queued (WAITING) earlier trials are left, which no live worker
 #: may ever pick up; then it gives up (stopping short is safe, the study resumes; overshooting is not).
 _QUEUED_WAIT_S = 30.0
+#: Seconds a trial waits for earlier RUNNING trials on a storage without heartbeat (a journal
+#: file): there a dead worker's trial is never failed, so the wait must end; then it gives up.
+_UNEXPIRABLE_WAIT_S = 300.0
+
+_logger = logging.getLogger(__name__)
 
 
 def within_budget(objective: Callable[[optuna.Trial], Any], space: SearchSpace, budget: int) -> Callable[[optuna.Trial], Any]:
@@ -31,7 +37,8 @@ def within_budget(objective: Callable[[optuna.Trial], Any], space: SearchSpace, 
 
     Trial numbers order the trials. A trial runs when the finished trials plus the earlier (lower
     numbered) unfinished ones leave room for it; when they do not, it waits for those earlier ones
-    (one may still fail, and a dead worker's trial is failed after the heartbeat grace period), then
+    (one may still fail, and a dead worker's trial is failed after the heartbeat grace period; on a
+    storage without heartbeat the wait ends after ``_UNEXPIRABLE_WAIT_S`` with a warning), then
     runs or, if the budget is reached, fails (``BudgetReached``, caught; not logged) and stops its
     worker. Such a trial still gets its proposal and TEG user attributes, like every trial. Later
     trials never hold up earlier ones, so nothing deadlocks, and at most ``budget`` trials finish.
@@ -43,16 +50,18 @@ def within_budget(objective: Callable[[optuna.Trial], Any], space: SearchSpace, 
 
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
     unfinished = (TrialState.RUNNING, TrialState.WAITING)
+    hide = _HideSurplusTrials()
     logging_filter_installed = False
 
     def run(trial: optuna.Trial) -> Any:
         nonlocal logging_filter_installed
         if not logging_filter_installed:
-            # Optuna logs every failed trial as a warning with a traceback; a surplus trial is no failure.
-            optuna.logging.get_logger("optuna.study._optimize").addFilter(_hide_budget_reached)
+            # Optuna logs every failed trial as two warnings, one with a traceback; a surplus trial is no failure.
+            optuna.logging.get_logger("optuna.study._optimize").addFilter(hide)
             logging_filter_installed = True
         study = trial.study
-        queued_since: float | None = None
+        expirable = _heartbeat_enabled(study)
+        waiting_since: float | None = None
         while True:
             trials = study.get_trials(deepcopy=False)
             done = sum(t.state in finished for t in trials)
@@ -61,22 +70,52 @@ def within_budget(objective: Callable[[optuna.Trial], Any], space: SearchSpace, 
                 return objective(trial)
             if done >= budget:
                 break
-            if all(t.state == TrialState.WAITING for t in ahead):
-                queued_since = queued_since if queued_since is not None else time.monotonic()
-                if time.monotonic() - queued_since > _QUEUED_WAIT_S:
+            queued_only = all(t.state == TrialState.WAITING for t in ahead)
+            if queued_only or not expirable:
+                waiting_since = waiting_since if waiting_since is not None else time.monotonic()
+                if time.monotonic() - waiting_since > (_QUEUED_WAIT_S if queued_only else _UNEXPIRABLE_WAIT_S):
+                    if not queued_only:
+                        running = [t.number for t in ahead if t.state == TrialState.RUNNING]
+                        _logger.warning(
+                            "teg-nas: trial(s) %s of study %r still RUNNING after %.0f s; this storage has no "
+                            "heartbeat (journal), so a trial whose worker died never ends. Stopping at %d of %d "
+                            "trials. If no worker runs it, fail it (study.tell(%d, state=optuna.trial.TrialState.FAIL)) "
+                            "and resume, or use an SQL storage, whose heartbeat does that",
+                            running, study.study_name, _UNEXPIRABLE_WAIT_S, done, budget, running[0],
+                        )
                     break
             else:
-                queued_since = None
+                waiting_since = None
             time.sleep(_BUDGET_POLL_S)
             with warnings.catch_warnings():  # fail a dead worker's trial (a no-op without heartbeat)
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)
         study.stop()
+        hide.numbers.add(trial.number)
         suggest(space, trial)  # the sampler's proposal and its TEG attributes, as on every trial
         raise BudgetReached(f"trial {trial.number} not needed: other workers fill the budget of {budget} trials")
 
     return run
 
 
-def _hide_budget_reached(record: Any) -> bool:
-    return not (record.exc_info and isinstance(record.exc_info[1], BudgetReached))
+def _heartbeat_enabled(study: optuna.Study) -> bool:
+    """Whether the study's storage fails the trials of dead workers (Optuna's heartbeat)."""
+    try:
+        from optuna.storages._heartbeat import is_heartbeat_enabled
+    except ImportError:  # pragma: no cover - an Optuna without it: assume the safe, bounded wait
+        return False
+    return bool(is_heartbeat_enabled(study._storage))
+
+
+class _HideSurplusTrials(logging.Filter):
+    """Drops Optuna's two "Trial N failed ..." warnings for trials that raised :class:`BudgetReached`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.numbers: set[int] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], BudgetReached):
+            return False
+        message = record.getMessage()
+        return not any(message.startswith(f"Trial {number} failed with value ") for number in self.numbers)

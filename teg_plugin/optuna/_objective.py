@@ -9,7 +9,7 @@ import optuna
 
 from teg_plugin.optuna._attrs import normalized_rank_sum, scored_trials, teg_user_attrs
 from teg_plugin.optuna._suggest import suggest
-from teg_plugin.scores import INDICATORS, best_index
+from teg_plugin.scores import INDICATORS, TEGScore, best_index
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -89,7 +89,8 @@ def zero_cost_objective(space: SearchSpace, scorer: TEGScorer, *, multi_objectiv
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial:
-    """The complete trial with the lowest TEG rank-sum among all complete trials (the first among equals).
+    """The complete trial with the lowest TEG rank-sum among the distinct architectures of the complete
+    trials (each counted once, at its first complete trial; the first among equals).
 
     Rank-sums are recomputed from the trials' TEG user attributes, so this is the exact TEG winner
     of the study whatever the objective returned (the zero-cost objective's values are relative to
@@ -115,4 +116,10 @@ def best_trial(study: optuna.Study) -> FrozenTrial:
     ]
     if not complete:
         raise ValueError("no complete trial has TEG user attributes (arch, ntk_cond, regions, kr_mse, bad)")
-    return complete[best_index([score for _, score in complete])][0]
+    # Each architecture counts once (a search may propose one twice), at its first complete trial,
+    # as in the figures and the dashboard note (teg_plugin.plots.rank_records).
+    distinct: dict[str, tuple[FrozenTrial, TEGScore]] = {}
+    for trial, score in complete:
+        distinct.setdefault(str(trial.user_attrs["arch"]), (trial, score))
+    candidates = list(distinct.values())
+    return candidates[best_index([score for _, score in candidates])][0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from pathlib import Path
@@ -85,8 +86,34 @@ def _journal_storage(path_text: str) -> BaseStorage:
     if not path_text.strip():
         raise ValueError("journal storage needs a file path: 'journal:PATH', e.g. 'journal:teg-nas.log'")
     path = Path(path_text).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(path)))
+    if path.is_dir():
+        raise ValueError(f"journal storage {path_text!r} is a folder: give a file path, e.g. 'journal:{path / 'teg-nas.log'}'")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _check_journal_file(path)
+        storage = JournalStorage(JournalFileBackend(str(path)))
+        storage.get_all_studies()  # reads the log now: a file of something else fails here, not later
+        return storage
+    except ValueError as err:  # json.JSONDecodeError: the file holds something else
+        raise ValueError(f"{str(path)!r} is not an Optuna journal file ({err}); give another journal:PATH") from err
+    except OSError as err:
+        raise ValueError(f"cannot open the journal file {str(path)!r}: {err.strerror or err}") from err
+
+
+def _check_journal_file(path: Path) -> None:
+    """Raise ``ValueError`` unless ``path`` is missing, empty, or starts like an Optuna journal (one
+    JSON operation per line). Optuna forgives a bad last line (a write cut short), so a one-line file
+    of something else would be accepted, then appended to."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as file:
+        first = file.readline(1 << 20)
+    try:
+        operation = json.loads(first)
+    except ValueError as err:
+        raise ValueError(f"its first line is not JSON: {err}") from err
+    if not isinstance(operation, dict) or "op_code" not in operation:
+        raise ValueError("its first line is not an Optuna journal operation")
 
 
 #: Attempts to open an RDB storage while concurrent workers may be creating its tables.
