@@ -93,6 +93,7 @@ def test_score_sample_reproducible(capsys) -> None:
         (["--arch", "|nor_conv_3x3~0|+|nor_conv_3x3~0|"], "expected 3 node groups"),
         (["--arch", "|conv9x9~0|+|none~0|none~1|+|none~0|none~1|none~2|"], "unknown op 'conv9x9'"),
         (["--index", "20000"], "out of range"),
+        (["--arch", "Genotype(normal=[], normal_concat=[], reduce=[], reduce_concat=[])"], "add --space darts"),
         (["--sample", "0"], "must be an int in [1, 15625]"),
         (["--sample", "15626"], "must be an int in [1, 15625]"),
         (["--index", "1", "--dataset", "no-such-dataset"], "unknown dataset 'no-such-dataset'"),

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import random
+from collections.abc import Hashable
+from typing import TYPE_CHECKING
 
 from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer, render
 from teg_plugin.cli._main import UsageError
+
+if TYPE_CHECKING:
+    from teg_plugin.spaces import SearchSpace
 
 COLUMNS = ("rank", "rank_sum", "index", "ntk_cond", "regions", "kr_mse", "bad", "reason", "seconds", "arch")
 
@@ -37,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
                          "(inputs and initial weights)")
     space = get_space(args.space)
     if args.arch:
-        archs = [space.parse(text) for text in args.arch]
+        archs = [_parse(space, text) for text in args.arch]
     elif args.index:
         if not hasattr(space, "arch_at"):
             raise ValueError(f"--index needs a benchmark space; {space.name} has no index")
@@ -51,3 +56,13 @@ def run(args: argparse.Namespace) -> int:
     ranked = scorer.rank(archs, progress=not args.quiet)
     print(render([r.to_dict() for r in ranked], args.format, COLUMNS))
     return 0
+
+
+def _parse(space: SearchSpace, text: str) -> Hashable:
+    """``text`` parsed by ``space``; a DARTS genotype given to another space gets a hint."""
+    try:
+        return space.parse(text)
+    except ValueError as err:
+        if text.lstrip().startswith("Genotype(") and space.name != "darts":
+            raise ValueError(f"{err} (a DARTS genotype? add --space darts)") from err
+        raise
