@@ -22,6 +22,14 @@ POSTGRES_INSTALL_HINT = "pip install 'teg-plugin[postgres]'"
 
 URL_EXAMPLES = "'sqlite:///teg-nas.db' or 'postgresql://user:password@host/database'"
 
+#: Prefix of a journal-file Optuna storage (``journal:PATH``), the one storage that is not a URL.
+JOURNAL_PREFIX = "journal:"
+
+
+def journal_path(storage: str) -> str | None:
+    """The file of a ``journal:PATH`` storage, ``None`` for any other storage."""
+    return storage[len(JOURNAL_PREFIX) :] if storage.startswith(JOURNAL_PREFIX) else None
+
 
 class MissingDriverError(ImportError):
     """The database a URL names needs a driver that is not installed (the message says how to install it)."""

@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from teg_plugin._database import journal_path
+
 if TYPE_CHECKING:
     import optuna
 
@@ -87,9 +89,10 @@ def load_study(storage: str, study_name: str | None) -> optuna.Study:
 def storage_url(storage: str) -> str:
     """``storage`` as a URL (or ``journal:PATH``): a plain path becomes ``sqlite:///<absolute path>``; a
     missing SQLite or journal file raises."""
-    if storage.startswith("journal:"):
-        if not Path(storage[len("journal:"):]).expanduser().is_file():
-            raise FileNotFoundError(f"no such journal file: {storage[len('journal:'):]} (from {storage})")
+    journal = journal_path(storage)
+    if journal is not None:
+        if not Path(journal).expanduser().is_file():
+            raise FileNotFoundError(f"no such journal file: {journal} (from {storage})")
         return storage
     if "://" not in storage:
         path = Path(storage).expanduser()

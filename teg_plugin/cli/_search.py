@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Any
 
+from teg_plugin._database import journal_path
 from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer
 
 DEFAULT_STORAGE = "sqlite:///teg-nas.db"
@@ -167,7 +168,7 @@ def _check_resumable(study: Any, args: argparse.Namespace, directions: list[str]
         return
     differ = [f"{key} {stored.get(key)!r} (now {value!r})" for key, value in settings.items() if stored.get(key) != value]
     if differ:
-        if "scoring_fingerprint" in " ".join(differ):
+        if stored.get("scoring_fingerprint") != settings["scoring_fingerprint"]:
             differ.append("the scoring fingerprint covers --dataset, --data-root, --batch-size, --repeat and --score-seed")
         raise ValueError(
             f"{where} was searched with other settings: {'; '.join(differ)}. Resume it with the same settings, or "
@@ -259,8 +260,9 @@ def _dashboard_command(storage: str) -> str | None:
     """How to open ``storage`` in optuna-dashboard (which takes a journal file by its path)."""
     import shlex
 
-    if storage.startswith("journal:"):
-        return f"review it:  optuna-dashboard {shlex.quote(storage[len('journal:'):])}"
+    journal = journal_path(storage)
+    if journal is not None:
+        return f"review it:  optuna-dashboard {shlex.quote(journal)}"
     return f"review it:  optuna-dashboard {shlex.quote(storage)}" if "://" in storage else None
 
 

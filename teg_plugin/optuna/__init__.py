@@ -24,6 +24,7 @@ except ImportError as exc:  # pragma: no cover - optuna is a dependency; this gu
         "teg_plugin.optuna needs Optuna: pip install 'optuna>=4.0' (or reinstall teg-plugin)"
     ) from exc
 
+from teg_plugin._database import JOURNAL_PREFIX
 from teg_plugin.optuna._attrs import (
     ARCH_ATTR,
     BAD_ATTR,
@@ -37,7 +38,7 @@ from teg_plugin.optuna._budget import BudgetReached, within_budget
 from teg_plugin.optuna._objective import DIRECTIONS, METRIC_NAMES, best_trial, zero_cost_objective
 from teg_plugin.optuna._pruner import TEGPruner, should_prune_zero_cost
 from teg_plugin.optuna._sampler import TEGSampler
-from teg_plugin.optuna._storage import DEFAULT_STORAGE_URL, JOURNAL_PREFIX, create_storage
+from teg_plugin.optuna._storage import DEFAULT_STORAGE_URL, create_storage
 from teg_plugin.optuna._suggest import search_space, suggest
 from teg_plugin.optuna._user_space import MAX_PARAM_VALUES, ConditionalSpaceError, TrialSpace
 

@@ -10,12 +10,18 @@ from pathlib import Path
 import optuna
 from optuna.storages import BaseStorage
 
-from teg_plugin._database import describe, error_text, full_text, is_sqlite_memory, make_sqlite_folder, parse_database_url
+from teg_plugin._database import (
+    describe,
+    error_text,
+    full_text,
+    is_sqlite_memory,
+    journal_path,
+    make_sqlite_folder,
+    parse_database_url,
+)
 
 #: The storage of :func:`create_storage` without a URL: a SQLite file in the working directory.
 DEFAULT_STORAGE_URL = "sqlite:///teg-nas.db"
-#: Prefix of a journal-file storage URL (``journal:PATH``).
-JOURNAL_PREFIX = "journal:"
 
 
 def create_storage(
@@ -75,8 +81,9 @@ def create_storage(
     if max_retry is not None and (isinstance(max_retry, bool) or not isinstance(max_retry, int) or max_retry < 0):
         raise ValueError(f"max_retry must be an int >= 0 or None, got {max_retry!r}")
 
-    if url.startswith(JOURNAL_PREFIX):
-        return _journal_storage(url[len(JOURNAL_PREFIX) :])
+    journal = journal_path(url)
+    if journal is not None:
+        return _journal_storage(journal)
     return _rdb_storage(url, heartbeat_interval, grace_period, max_retry)
 
 
