@@ -22,6 +22,10 @@ POSTGRES_INSTALL_HINT = "pip install 'teg-plugin[postgres]'"
 
 URL_EXAMPLES = "'sqlite:///teg-nas.db' or 'postgresql://user:password@host/database'"
 
+#: The Optuna storage of ``teg-nas search`` and ``create_storage()`` without a URL: a SQLite file in
+#: the working directory.
+DEFAULT_STORAGE_URL = "sqlite:///teg-nas.db"
+
 #: Prefix of a journal-file Optuna storage (``journal:PATH``), the one storage that is not a URL.
 JOURNAL_PREFIX = "journal:"
 

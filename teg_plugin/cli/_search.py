@@ -9,10 +9,9 @@ import sys
 import time
 from typing import Any
 
-from teg_plugin._database import journal_path
+from teg_plugin._database import DEFAULT_STORAGE_URL, journal_path
 from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer
 
-DEFAULT_STORAGE = "sqlite:///teg-nas.db"
 #: Default budget: ~10 minutes of scoring on a 2-core CPU at the paper's protocol (3 repeats).
 DEFAULT_BUDGET = 60
 STRATEGIES = ("evolution", "reinforce", "prune", "random")
@@ -27,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_space_option(parser)
     parser.add_argument("--strategy", choices=STRATEGIES, default="evolution", help="search strategy (default: %(default)s)")
     parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help="architectures (trials) the study holds when done (default: %(default)s)")
-    parser.add_argument("--storage", default=DEFAULT_STORAGE, help="Optuna storage URL, or journal:PATH (default: %(default)s)")
+    parser.add_argument("--storage", default=DEFAULT_STORAGE_URL, help="Optuna storage URL, or journal:PATH (default: %(default)s)")
     parser.add_argument("--study-name", default=None, help="study name (default: teg-<space>-<strategy>[-multi]-seed<seed>); an existing study made with the same settings resumes")
     parser.add_argument("--seed", type=int, default=0, help="search seed (default: %(default)s)")
     parser.add_argument("--objective", choices=("rank", "multi"), default="rank", help="single rank-based objective, or three objectives (T, E, G) for a Pareto front")

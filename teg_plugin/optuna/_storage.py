@@ -11,6 +11,7 @@ import optuna
 from optuna.storages import BaseStorage
 
 from teg_plugin._database import (
+    DEFAULT_STORAGE_URL,
     describe,
     error_text,
     full_text,
@@ -19,9 +20,6 @@ from teg_plugin._database import (
     make_sqlite_folder,
     parse_database_url,
 )
-
-#: The storage of :func:`create_storage` without a URL: a SQLite file in the working directory.
-DEFAULT_STORAGE_URL = "sqlite:///teg-nas.db"
 
 
 def create_storage(
