@@ -296,7 +296,7 @@ def test_nni_experiment_searches_darts(nni_api: Any, evaluator: Any, nni_home: P
     }[name]
     strategy_class = {"evolution": nni_api.TEGEvolution, "reinforce": nni_api.TEGReinforce, "random": nni_api.TEGRandom}
     strategy = strategy_class[name](space="darts", seed=5, budget=budget, **options)
-    config = NasExperimentConfig("sequential", "simplified", "local")
+    config = NasExperimentConfig("sequential", "simplified")
     config.experiment_working_directory = str(nni_home)
     experiment = NasExperiment(nni_api.DartsModelSpace(width=4, layers=3), evaluator, strategy, config)
     try:

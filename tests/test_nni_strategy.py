@@ -44,7 +44,7 @@ def evaluator() -> TEGEvaluator:
 
 
 def _run(strategy: TEGStrategy, evaluator: TEGEvaluator, home: Path) -> tuple[NasExperiment, list[Any]]:
-    config = NasExperimentConfig("sequential", "simplified", "local")
+    config = NasExperimentConfig("sequential", "simplified")
     config.experiment_working_directory = str(home)
     experiment = NasExperiment(NB201ModelSpace(width=2, cells_per_stage=1), evaluator, strategy, config)
     try:
@@ -139,6 +139,20 @@ def test_rejects_a_model_space_with_other_labels(evaluator: TEGEvaluator, nni_ho
 class _NoEngine:
     def register_model_event_callback(self, *args: Any) -> None:  # pragma: no cover - never reached
         raise AssertionError
+
+
+def test_warns_when_nothing_bounds_the_run(caplog: pytest.LogCaptureFixture) -> None:
+    from nni.nas.execution import SequentialExecutionEngine
+
+    model_space = NB201ModelSpace(width=2, cells_per_stage=1)
+    cases = [(TEGRandom(), SequentialExecutionEngine(), True), (TEGRandom(budget=3), SequentialExecutionEngine(), False),
+             (TEGRandom(), SequentialExecutionEngine(max_model_count=3), False),
+             (TEGRandom(), SequentialExecutionEngine(max_duration=60.0), False)]
+    for strategy, engine, warns in cases:
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="teg_plugin.nni._strategy"):
+            strategy._initialize(model_space, engine)
+        assert ("runs until it is stopped" in caplog.text) is warns, (strategy.budget, engine.max_model_count)
 
 
 def test_unknown_strategy_name() -> None:

@@ -121,6 +121,11 @@ class TEGStrategy(NNIStrategy):
         else:
             assert self.space is not None
             _check_labels(model_space, self.space)
+        if self.budget is None and _engine_is_unbounded(engine):
+            _logger.warning(
+                "TEG strategy: no budget is set (neither the strategy's `budget` nor the experiment's "
+                "max_trial_number / max_experiment_duration), so the search runs until it is stopped"
+            )
         engine.register_model_event_callback(ModelEventType.FinalMetric, self._on_final_metric)
         engine.register_model_event_callback(ModelEventType.TrainingEnd, self._on_training_end)
         return model_space
@@ -344,6 +349,22 @@ def _trial_parameter_record() -> Any:
     import nni.trial
 
     return getattr(nni.trial, "_params", None)
+
+
+def _engine_is_unbounded(engine: ExecutionEngine) -> bool:
+    """Whether ``engine`` is known to have neither a model count nor a time limit.
+
+    NNI 3.0 exposes the limits as attributes of the sequential engine, and through the experiment
+    config of the training-service engine; an engine of another kind counts as bounded (no warning).
+    """
+    limits: tuple[Any, ...] | None = None
+    if hasattr(engine, "max_model_count") and hasattr(engine, "max_duration"):
+        limits = (engine.max_model_count, engine.max_duration)
+    else:
+        config = getattr(getattr(engine, "nodejs_binding", None), "config", None)
+        if config is not None:
+            limits = (getattr(config, "max_trial_number", None), getattr(config, "max_experiment_duration", None))
+    return limits is not None and all(limit is None for limit in limits)
 
 
 def _check_labels(model_space: ExecutableModelSpace, space: SearchSpace) -> None:
