@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trial", type=int, default=None, metavar="N", help="with --page trials: open trial number N (its note, params, user attrs)")
     parser.add_argument("--out", default="dashboard.png", help="PNG to write (default: %(default)s)")
     parser.add_argument("--publish", action="store_true", help="first save the TEG figures and the best-trial note (also as study note)")
-    parser.add_argument("--demo", type=int, default=0, metavar="K", help="first create a demo study of K scored random cells")
+    parser.add_argument("--demo", type=int, default=0, metavar="K", help="first create a demo study of K NB201 cells proposed by TPE and scored with TEG")
     parser.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
     parser.add_argument("--window", default="1400,1000", help="browser window W,H (default: %(default)s)")
     parser.add_argument("--budget-ms", type=int, default=8000, help="Chromium --virtual-time-budget (default: %(default)s)")

@@ -28,10 +28,21 @@ def space_names() -> tuple[str, ...]:
     return tuple(_SPACES)
 
 
-def get_space(name: str) -> SearchSpace:
-    """The search space called ``name`` (e.g. ``"nas-bench-201"``); ``ValueError`` if unknown."""
+def space_name(name: str) -> str:
+    """The registered name of the space called ``name`` (case, ``_`` and aliases such as ``"nb201"``
+    resolved); ``ValueError`` if unknown.
+
+    Example:
+        >>> space_name("NB201")
+        'nas-bench-201'
+    """
     key = name.strip().lower().replace("_", "-")
     key = _ALIASES.get(key, key)
     if key not in _SPACES:
         raise ValueError(f"unknown search space {name!r}; choose from {', '.join(_SPACES)}")
-    return _SPACES[key]()
+    return key
+
+
+def get_space(name: str) -> SearchSpace:
+    """The search space called ``name`` (e.g. ``"nas-bench-201"``, see :func:`space_name`); ``ValueError`` if unknown."""
+    return _SPACES[space_name(name)]()

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import shlex
 import sqlite3
 import subprocess
 import sys
@@ -131,10 +132,17 @@ def test_score_bad_arch_reason_in_csv(capsys) -> None:
 
 
 def test_score_seed_without_sample_is_a_usage_error(capsys) -> None:
-    with pytest.raises(SystemExit) as info:
-        main(["score", "--index", "1", "--seed", "3", *FAST])
-    assert info.value.code == 2
-    assert "--score-seed" in capsys.readouterr().err
+    code, out, err = _run(capsys, "score", "--index", "1", "--seed", "3", *FAST)
+    assert code == 2 and out == ""
+    # One line, naming the subcommand whose help explains the flags.
+    assert err.count("\n") == 1 and err.startswith("teg-nas score: error: ") and "--score-seed" in err
+
+
+def test_closed_stdout_pipe_ends_quietly() -> None:
+    # `teg-nas ... | head -c 0`: the reader is gone before the output is written; teg-nas stops quietly.
+    command = f"{shlex.quote(sys.executable)} -m teg_plugin.cli score --index 1 2 3 {' '.join(FAST)} --no-cache --quiet --format json | head -c 0; echo \"rc=${{PIPESTATUS[0]}}\""
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() == "rc=141" and "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
 
 
 def test_argparse_errors_exit_2(capsys) -> None:
@@ -263,9 +271,9 @@ def test_search_resumes_only_a_study_made_with_the_same_settings(capsys, tmp_pat
     code, out, err = _run(capsys, *base, "--budget", "2")
     assert code == 0, err
     name = _strict_json(out)["study_name"]
-    code, out, err = _run(capsys, *base, "--budget", "3")  # same settings: resumes
+    code, out, err = _run(capsys, *base, "--budget", "3", "--space", "NB201")  # same settings (an alias): resumes
     assert code == 0, err
-    assert _strict_json(out)["n_trials"] == 3
+    assert _strict_json(out)["n_trials"] == 3 and _strict_json(out)["study_name"] == name
     for argv, needle in (
         (["--strategy", "random", "--study-name", name], "strategy 'evolution' (now 'random')"),
         (["--repeat", "2", "--study-name", name], "--repeat"),  # another protocol: another fingerprint

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 
@@ -44,7 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except UsageError as err:
-        parser.error(str(err))
+        print(f"teg-nas {args.command}: error: {err} (see teg-nas {args.command} --help)", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # The reader of stdout went away (`teg-nas ... | head`): stop quietly, as a killed pipe writer does.
+        # Point stdout at /dev/null so that flushing it at exit does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (ValueError, FileNotFoundError, MissingDriverError) as err:
         print(f"teg-nas: error: {err}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ from typing import Any
 
 from teg_plugin._database import DEFAULT_STORAGE_URL, journal_path
 from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer
+from teg_plugin.spaces import space_name
 
 #: Default budget: ~10 minutes of scoring on a 2-core CPU at the paper's protocol (3 repeats).
 DEFAULT_BUDGET = 60
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
     if args.study_name is not None and not args.study_name.strip():
         raise ValueError("--study-name must not be empty (leave it out for the default name)")
+    args.space = space_name(args.space)  # an alias ("nb201") names the same default study
     if args.study_name is None:
         multi = "-multi" if args.objective == "multi" else ""
         args.study_name = f"teg-{args.space}-{args.strategy}{multi}-seed{args.seed}"
