@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,6 +27,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without a GPU is a clear error."""
     if isinstance(device, torch.device):
         return device
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a str or torch.device ({', '.join(DEVICES)}), got {device!r}")
     name = device.strip().lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -68,8 +70,8 @@ class TEGScorer:
         space: a :class:`SearchSpace` or its name (``"nas-bench-201"``).
         data: an :class:`ImageData` pool, a dataset name or image-folder path for
             :func:`~teg_plugin.data.load_data`, or ``None`` for the default (CIFAR-10 if found under ``data_root``, else the embedded sample).
-        config: the protocol (:class:`TEGConfig`); default: the paper's for this space. Settings
-            left ``None`` (``width``) take this space's value (:meth:`TEGConfig.resolved`).
+        config: the protocol (:class:`TEGConfig`, or a dict of its fields); default: the paper's for
+            this space. Settings left ``None`` (``width``) take this space's value (:meth:`TEGConfig.resolved`).
         data_root: where to look for the dataset files.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         cache: a :class:`ScoreCache`, a SQLAlchemy URL or file path for one, or ``None`` for an
@@ -94,6 +96,12 @@ class TEGScorer:
         device: str | torch.device = "auto",
         cache: ScoreCache | str | os.PathLike[str] | None = None,
     ) -> None:
+        if not isinstance(space, (SearchSpace, str)):
+            raise TypeError(f"space must be a SearchSpace or a space name, got {space!r}")
+        if not isinstance(config, (TEGConfig, Mapping, type(None))):
+            raise TypeError(f"config must be a TEGConfig, a dict of its fields or None, got {config!r}")
+        if not isinstance(cache, (ScoreCache, str, os.PathLike, type(None))):
+            raise TypeError(f"cache must be a ScoreCache, a SQLAlchemy URL, a file path or None, got {cache!r}")
         self.space = get_space(space) if isinstance(space, str) else space
         if not isinstance(data, (ImageData, str, os.PathLike, type(None))):
             raise TypeError(
@@ -101,6 +109,8 @@ class TEGScorer:
                 f"{type(data).__module__}.{type(data).__qualname__} (wrap tensors in teg_plugin.data.ImageData)"
             )
         self.data = data if isinstance(data, ImageData) else load_data(data, data_root)
+        if isinstance(config, Mapping):
+            config = TEGConfig.from_dict(dict(config))
         self.config = (config or TEGConfig()).resolved(self.space)
         self.device = resolve_device(device)
         self.inputs = ScoringInputs.draw(self.data, self.config)
@@ -137,7 +147,7 @@ class TEGScorer:
         Args:
             progress: show a progress bar on stderr while measuring.
         """
-        archs = [self._as_arch(a) for a in archs]
+        archs = self._as_archs(archs)
         representatives = [self.space.canonical(a) for a in archs]
         texts = [self.space.format(r) for r in representatives]
         by_text = dict(zip(texts, representatives))
@@ -162,6 +172,11 @@ class TEGScorer:
             if bar is not None:
                 bar.close()
         return [self._memo[t] for t in texts]
+
+    def _as_archs(self, archs: Iterable[Hashable | str | dict]) -> list[Hashable]:
+        if isinstance(archs, (str, dict)):  # one architecture where a collection belongs
+            raise TypeError(f"expected a list of architectures, got one {type(archs).__name__} (use score() for one)")
+        return [self._as_arch(a) for a in archs]
 
     def _as_arch(self, arch: Hashable | str | dict) -> Hashable:
         """An architecture given as the space's text form or flat choice dict, as the space's value."""
@@ -232,7 +247,7 @@ class TEGScorer:
     def rank(self, archs: Sequence[Hashable], *, progress: bool = False) -> list[RankedArch]:
         """``archs`` (as :meth:`score` takes them) with scores, rank-sums and positions (1 = best), in
         the given order."""
-        archs = [self._as_arch(a) for a in archs]
+        archs = self._as_archs(archs)
         scores = self.score_many(archs, progress=progress)
         sums = rank_sums(scores)
         positions = final_ranks(scores)

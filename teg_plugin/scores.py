@@ -10,6 +10,7 @@ every good one.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -34,6 +35,16 @@ class TEGScore:
             it is ranked last. The numbers may then be NaN.
         reason: why it is bad, for humans.
         seconds: wall time spent scoring it (0 when it came from the cache).
+
+    The indicators are stored as floats; a score with a NaN or infinite indicator is always ``bad``
+    (flagged here if the caller did not), so that it cannot spoil the ranks of the others.
+
+    Raises:
+        TypeError: if an indicator is not a real number.
+
+    Example:
+        >>> TEGScore(float("nan"), 50, 0.1).bad, TEGScore(10, 50, 0.1).ntk_cond
+        (True, 10.0)
     """
 
     ntk_cond: float
@@ -42,6 +53,20 @@ class TEGScore:
     bad: bool = False
     reason: str | None = None
     seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        undefined = []
+        for key in INDICATORS:
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"TEGScore.{key} must be a real number, got {value!r}")
+            value = float(value)
+            object.__setattr__(self, key, value)
+            if not math.isfinite(value):
+                undefined.append(f"{key} is {value}")
+        if undefined and not self.bad:
+            object.__setattr__(self, "bad", True)
+            object.__setattr__(self, "reason", self.reason or f"undefined indicator ({', '.join(undefined)})")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (NaN and inf become ``None``)."""

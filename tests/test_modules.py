@@ -168,3 +168,39 @@ def test_networks_that_do_not_take_the_protocol_inputs_get_a_clear_error(scorer:
         scorer.score(cnn(4), thin=lambda width: cnn(2, in_channels=3))
     with pytest.raises(ValueError, match=r"takes images of shape \(batch, 3, H, W\)"):
         scorer.score(cnn(4, in_channels=1), thin=thin)
+
+
+class _NaNActivations(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(width, 4, 3)
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.relu(self.conv(x) * float("nan")).mean((2, 3)))
+
+
+def test_non_finite_activations_in_the_thin_network_flag_the_model_bad(scorer: ModuleScorer) -> None:
+    # NaN > 0 is False: counted naively, every input would share one "pattern" and E would look valid.
+    score = scorer.score(cnn(4), thin=_NaNActivations)
+    assert score.bad and "non-finite activations" in score.reason
+
+
+def test_user_space_networks_that_fail_get_clear_errors_through_teg_scorer() -> None:
+    from teg_plugin.spaces import ChoiceSpace
+
+    def build(choices: dict) -> nn.Module | None:
+        if choices["head"] == "none":
+            return None
+        if choices["head"] == "ok":
+            return cnn(4)
+        # A Linear that does not fit the conv's output: PyTorch's shape error inside the forward.
+        return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(7, 10))
+
+    space = ChoiceSpace("heads", {"head": ["ok", "wide", "none"]}, build)
+    scorer = TEGScorer(space, data="synthetic", config=CONFIG, device="cpu")
+    with pytest.raises(ValueError, match=r"failed on the protocol's inputs \(mat1 and mat2 shapes"):
+        scorer.score({"head": "wide"})
+    with pytest.raises(TypeError, match="returned a NoneType, not an nn.Module"):
+        scorer.score({"head": "none"})

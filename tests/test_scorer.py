@@ -174,6 +174,18 @@ def test_rank_ties_and_edge_cases() -> None:
     assert flagged.to_dict()["regions"] is None and TEGScore(1.0, math.inf, 2.0).to_dict()["regions"] is None
 
 
+def test_a_non_finite_indicator_is_always_bad() -> None:
+    # Built by hand (e.g. for Strategy.tell) without bad=True, a NaN must not tie every rank.
+    good, better = TEGScore(10, 50, 0.1), TEGScore(5, 60, 0.05)
+    undefined = TEGScore(math.nan, 70.0, 0.01)
+    assert undefined.bad and undefined.reason == "undefined indicator (ntk_cond is nan)"
+    assert TEGScore(1.0, 2.0, math.inf, reason="mine").reason == "mine"
+    assert best_index([good, better, undefined]) == 1 and final_ranks([undefined, good, better]) == [3, 2, 1]
+    assert isinstance(good.ntk_cond, float) and TEGScore(np.float32(2), np.int64(3), 1).regions == 3.0
+    with pytest.raises(TypeError, match="TEGScore.regions must be a real number"):
+        TEGScore(1.0, "many", 1.0)
+
+
 # --- the score cache -----------------------------------------------------------------------------
 
 
@@ -321,6 +333,25 @@ def test_an_arch_may_be_given_as_text_or_choice_dict(make_scorer) -> None:
     assert [r.arch for r in scorer.rank([scorer.space.format(arch)])] == [arch]
     with pytest.raises(ValueError, match="node groups"):
         scorer.score("|nor_conv_3x3~0|")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [({"space": 3}, "space must be a SearchSpace"), ({"config": [1]}, "config must be a TEGConfig"),
+     ({"device": 0}, "device must be a str"), ({"cache": 3}, "cache must be a ScoreCache")],
+)
+def test_scorer_refuses_settings_of_the_wrong_type(settings: dict, message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        TEGScorer(**{"data": "synthetic", **settings})
+
+
+def test_scorer_takes_a_config_dict_and_refuses_one_arch_where_a_list_belongs(make_scorer) -> None:
+    scorer = TEGScorer("nas-bench-201", data="synthetic", config={"repeat": 1, "batch_size": 8}, device="cpu")
+    assert scorer.config.repeat == 1 and scorer.config.width == 3
+    text = scorer.space.format(scorer.space.arch_at(5))
+    for call in (scorer.score_many, scorer.rank):
+        with pytest.raises(TypeError, match="got one str"):
+            call(text)
 
 
 def test_scorer_refuses_data_of_the_wrong_type() -> None:

@@ -116,18 +116,33 @@ def measure_repeats(
 
     A repeat's ``seconds`` is the wall time of all repeats divided by their number (they run
     together). NaN/inf anywhere flags every repeat ``bad``.
+
+    Raises:
+        ValueError: if a network fails on the protocol's inputs (PyTorch's error, e.g. a shape
+            mismatch in a user's network, becomes one naming the shapes the protocol feeds).
+        TypeError: if a builder returns something other than an ``nn.Module``.
     """
     start = time.perf_counter()
-    repeats = [_ProxyRepeat.build(networks, inputs, config, r, device) for r in range(config.repeat)]
-    tasks: list[Callable[[], object]] = []
-    for rep in repeats:
-        tasks += [rep.train_jacobian, rep.val_jacobian]
-    tasks += [(lambda r=r: _regions(networks, config, inputs.repeats[r], r, device)) for r in range(config.repeat)]
     try:
+        repeats = [_ProxyRepeat.build(networks, inputs, config, r, device) for r in range(config.repeat)]
+        tasks: list[Callable[[], object]] = []
+        for rep in repeats:
+            tasks += [rep.train_jacobian, rep.val_jacobian]
+        tasks += [(lambda r=r: _regions(networks, config, inputs.repeats[r], r, device)) for r in range(config.repeat)]
         results = _run_tasks(tasks, device)
     except NonFiniteError as err:
         flagged = TEGScore.flagged(str(err), (time.perf_counter() - start) / config.repeat)
         return (flagged,) * config.repeat
+    except torch.OutOfMemoryError:
+        raise
+    except RuntimeError as err:  # PyTorch's, from inside a network's forward or backward
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        crop = config.regions_crop
+        raise ValueError(
+            f"the network or its thin network failed on the protocol's inputs ({first_line}). The network takes "
+            f"images of shape (batch, {inputs.in_channels}, H, W) and returns logits (batch, {inputs.num_classes}); "
+            f"the thin network takes crops of shape (batch, {config.regions_width}, {crop}, {crop})"
+        ) from err
     seconds = (time.perf_counter() - start) / config.repeat
     scores = []
     for r, rep in enumerate(repeats):
@@ -191,6 +206,8 @@ class _ProxyRepeat:
 
 
 def _prepare(net: nn.Module, initialise: bool, seed: int, device: torch.device) -> nn.Module:
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"a network builder returned a {type(net).__name__}, not an nn.Module")
     if initialise:
         init_network(net, seed)
     return net.to(device).train()

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from teg_plugin.indicators.ntk import NonFiniteError
+
 #: Activation modules whose on/off states form the pattern.
 RELU_FAMILY: tuple[type[nn.Module], ...] = (nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ReLU6)
 
@@ -31,6 +33,8 @@ def recording_patterns(model: nn.Module, keep: Iterable[str] | None = None) -> I
 
     Raises:
         NoReLUError: if no ReLU-family module is selected.
+        NonFiniteError: (from the forward pass) if a recorded activation's input is NaN or inf, whose
+            on/off state is undefined.
     """
     wanted = None if keep is None else set(keep)
     records: list[torch.Tensor] = []
@@ -40,6 +44,8 @@ def recording_patterns(model: nn.Module, keep: Iterable[str] | None = None) -> I
     # as in MobileNet) overwrites it, which would hide ReLU6's upper knee from a forward hook.
     def hook(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
         x = args[0].detach().flatten(1)
+        if not torch.isfinite(x).all():
+            raise NonFiniteError("the network produced non-finite activations (linear regions undefined)")
         records.append(x > 0)
         if isinstance(module, nn.ReLU6):
             records.append(x > 6)
