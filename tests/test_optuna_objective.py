@@ -122,6 +122,25 @@ def test_best_trial_needs_scored_complete_trials() -> None:
         best_trial(study)
 
 
+def test_best_trial_says_when_every_architecture_was_bad(space, scorer) -> None:
+    study = optuna.create_study(study_name="all-bad")
+    study.enqueue_trial(space.to_params(space.parse(ALL_NONE)))
+    study.optimize(zero_cost_objective(space, scorer), n_trials=1)
+    with pytest.raises(ValueError, match=r"every architecture scored in study 'all-bad' \(1 trial\(s\)\) was flagged bad"):
+        best_trial(study)
+
+
+@pytest.mark.parametrize(
+    ("directions", "multi"),
+    [(["maximize"], False), (["minimize", "minimize", "minimize"], True), (list(DIRECTIONS), False), (["minimize"], True)],
+)
+def test_objective_refuses_a_study_of_other_directions(space, scorer, directions, multi) -> None:
+    study = optuna.create_study(directions=directions)
+    with pytest.raises(ValueError, match="the zero-cost objective.* needs a study created with"):
+        study.optimize(zero_cost_objective(space, scorer, multi_objective=multi), n_trials=1)
+    assert "arch" not in study.trials[0].user_attrs  # refused before anything was suggested or scored
+
+
 def test_best_trial_counts_each_architecture_once_as_the_dashboard_note_does() -> None:
     from teg_plugin.plots import best_record, rank_records, records_from_study
 

@@ -150,3 +150,5 @@ def test_bad_options_are_rejected() -> None:
         TEGPruner(quantile=-0.1)
     with pytest.raises(ValueError, match="n_warmup_trials"):
         TEGPruner(n_warmup_trials=-1)
+    with pytest.raises(TypeError, match="training_pruner must be an Optuna pruner"):
+        TEGPruner(training_pruner="median")  # type: ignore[arg-type]

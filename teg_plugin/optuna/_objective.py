@@ -70,8 +70,17 @@ def zero_cost_objective(space: SearchSpace, scorer: TEGScorer, *, multi_objectiv
     """
     if scorer.space.name != space.name:
         raise ValueError(f"the scorer scores {scorer.space.name!r} but the objective searches {space.name!r}")
+    expected = list(DIRECTIONS) if multi_objective else ["minimize"]
 
     def objective(trial: optuna.Trial) -> float | tuple[float, float, float]:
+        directions = [d.name.lower() for d in trial.study.directions]
+        if directions != expected:
+            # Optuna would otherwise optimise the wrong way (e.g. keep the worst arch as best_trial).
+            how = f"directions={expected}" if multi_objective else 'direction="minimize"'
+            raise ValueError(
+                f"the zero-cost objective{' (multi_objective=True)' if multi_objective else ''} needs a study "
+                f"created with {how}; this study has directions={directions}"
+            )
         arch = suggest(space, trial)
         score = scorer.score(arch)
         current = trial.user_attrs
@@ -97,7 +106,8 @@ def best_trial(study: optuna.Study) -> FrozenTrial:
     the trials that existed when each finished). Works for single- and multi-objective studies.
 
     Raises:
-        ValueError: no complete trial has TEG attributes.
+        ValueError: no complete trial has TEG attributes (the message says when every architecture
+            scored was flagged bad, with the first reason).
 
     Example:
         >>> import optuna
@@ -115,6 +125,12 @@ def best_trial(study: optuna.Study) -> FrozenTrial:
         if trial.state == optuna.trial.TrialState.COMPLETE
     ]
     if not complete:
+        scored = [score for _, score in scored_trials(study)]
+        if scored and all(score.bad for score in scored):
+            raise ValueError(
+                f"every architecture scored in study {study.study_name!r} ({len(scored)} trial(s)) was flagged bad, "
+                f"so there is no best one; the first reason: {scored[0].reason}"
+            )
         raise ValueError("no complete trial has TEG user attributes (arch, ntk_cond, regions, kr_mse, bad)")
     # Each architecture counts once (a search may propose one twice), at its first complete trial,
     # as in the figures and the dashboard note (teg_plugin.plots.rank_records).

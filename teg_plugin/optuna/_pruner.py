@@ -80,6 +80,8 @@ class TEGPruner(BasePruner):
         training_pruner: BasePruner | None = None,
     ) -> None:
         _check_options(quantile, n_warmup_trials)
+        if training_pruner is not None and not isinstance(training_pruner, BasePruner):
+            raise TypeError(f"training_pruner must be an Optuna pruner (e.g. optuna.pruners.MedianPruner()), got {training_pruner!r}")
         self._scorer = scorer
         self._quantile = float(quantile)
         self._n_warmup_trials = int(n_warmup_trials)
