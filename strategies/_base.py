@@ -8,6 +8,7 @@ from collections.abc import Hashable, Iterable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from teg_plugin.scores import TEGScore, best_index
+from teg_plugin.strategies._checks import check_int
 
 if TYPE_CHECKING:
     from typing import Self
@@ -51,8 +52,18 @@ class Strategy(ABC, Generic[ArchT]):
     """
 
     def __init__(self, space: SearchSpace[ArchT], *, seed: int = 0) -> None:
+        """Raises ``TypeError`` if ``space`` is not a :class:`~teg_plugin.spaces.SearchSpace` or
+        ``seed`` is not an int (bools and floats are refused, numpy integers accepted)."""
+        # Imported here, not at module level: teg_plugin.spaces pulls in torch (the networks), and a
+        # caller holding a space has imported it already.
+        from teg_plugin.spaces._base import SearchSpace
+
+        if not isinstance(space, SearchSpace):
+            raise TypeError(f"space must be a SearchSpace (e.g. NB201Space()), got {space!r}")
         self._space = space
-        self._seed = int(seed)
+        self._seed = check_int("seed", seed)
+        #: The type of the space's architectures; :meth:`tell` refuses anything else.
+        self._arch_type = type(space.sample(random.Random(0)))
         self._history: list[tuple[ArchT, TEGScore]] = []
         self._asks_since_tell = 0
 
@@ -78,19 +89,42 @@ class Strategy(ABC, Generic[ArchT]):
         return self._propose(rng)
 
     def tell(self, arch: ArchT, score: TEGScore) -> None:
-        """Record the TEG score of ``arch`` (asked or not); a ``bad`` score is accepted and ranks last."""
-        if not isinstance(score, TEGScore):
-            raise TypeError(f"tell expects a TEGScore, got {type(score).__name__}")
+        """Record the TEG score of ``arch`` (asked or not); a ``bad`` score is accepted and ranks last.
+
+        ``arch`` must be an architecture of :attr:`space` (a value of the type the space produces,
+        with valid choices); text is refused, not parsed: parse it with ``strategy.space.parse``.
+        A tell is atomic: when it raises, the strategy is unchanged.
+
+        Raises:
+            TypeError: ``arch`` is not of the space's architecture type, or ``score`` is not a
+                :class:`~teg_plugin.scores.TEGScore`.
+            ValueError: ``arch`` has the right type but is not an architecture of the space, or
+                (:class:`ReinforceStrategy`) the score would make the policy non-finite.
+        """
+        self._check_tell(arch, score)
+        self._observe(arch, score)
         self._history.append((arch, score))
         self._asks_since_tell = 0
-        self._observe(arch, score)
 
     def replay(self, history: Iterable[tuple[ArchT, TEGScore]]) -> Self:
         """Tell every ``(arch, score)`` of ``history`` in order, and return ``self``.
 
         ``Strategy(space, seed=s).replay(old.history)`` rebuilds ``old``'s state, e.g. to resume a study.
+        Every pair is checked as :meth:`tell` checks it before the first is told, so a malformed
+        history raises (naming the bad entry) without changing the strategy.
         """
-        for arch, score in history:
+        pairs = []
+        for position, pair in enumerate(history):
+            try:
+                arch, score = pair
+            except (TypeError, ValueError):
+                raise TypeError(f"replay expects (arch, score) pairs; entry {position} is {pair!r}") from None
+            try:
+                self._check_tell(arch, score)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"replay entry {position}: {exc}") from None
+            pairs.append((arch, score))
+        for arch, score in pairs:
             self.tell(arch, score)
         return self
 
@@ -109,5 +143,25 @@ class Strategy(ABC, Generic[ArchT]):
     def _propose(self, rng: random.Random) -> ArchT:
         """The next proposal; ``rng`` is this ask's own generator (see the class contract)."""
 
+    def _check_tell(self, arch: object, score: object) -> None:
+        """Raise the errors :meth:`tell` documents for a bad ``arch`` or ``score``."""
+        if not isinstance(score, TEGScore):
+            raise TypeError(f"tell expects a TEGScore, got {type(score).__name__}")
+        shown = repr(arch)
+        shown = shown if len(shown) <= 120 else shown[:117] + "..."
+        if not isinstance(arch, self._arch_type):
+            hint = "; parse text with strategy.space.parse(text) first" if isinstance(arch, str) else ""
+            raise TypeError(
+                f"tell expects a {self._space.name} architecture ({self._arch_type.__name__}), "
+                f"got {type(arch).__name__} {shown}{hint}"
+            )
+        try:
+            self._space.from_params(self._space.to_params(arch))
+        except (AttributeError, LookupError, TypeError, ValueError) as exc:
+            raise ValueError(f"{shown} is not an architecture of {self._space.name}: {exc}") from None
+
     def _observe(self, arch: ArchT, score: TEGScore) -> None:  # noqa: B027 - optional hook
-        """Learn from a tell (already appended to the history); the default learns nothing."""
+        """Learn from a tell, before it is appended to the history; the default learns nothing.
+
+        ``arch`` and ``score`` are already checked. To keep :meth:`tell` atomic, an override that can
+        raise must do so before it changes any state."""

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Generic
 
 from teg_plugin.scores import TEGScore, best_index
 from teg_plugin.strategies._base import ArchT, Strategy
+from teg_plugin.strategies._checks import check_int
 
 if TYPE_CHECKING:
     from teg_plugin.spaces._base import SearchSpace
@@ -50,6 +51,10 @@ class EvolutionStrategy(Strategy[ArchT]):
         population_size: P, the number of living members.
         tournament_size: S, the members drawn per tournament (1 <= S <= P).
 
+    Raises:
+        TypeError: a size or the seed is not an int.
+        ValueError: ``population_size < 1`` or ``tournament_size`` outside ``[1, population_size]``.
+
     Example:
         >>> from teg_plugin.scores import TEGScore
         >>> from teg_plugin.spaces import NB201Space
@@ -69,8 +74,8 @@ class EvolutionStrategy(Strategy[ArchT]):
         tournament_size: int = DEFAULT_TOURNAMENT_SIZE,
     ) -> None:
         super().__init__(space, seed=seed)
-        if population_size < 1:
-            raise ValueError(f"population_size must be >= 1, got {population_size}")
+        population_size = check_int("population_size", population_size, minimum=1)
+        tournament_size = check_int("tournament_size", tournament_size)
         if not 1 <= tournament_size <= population_size:
             raise ValueError(
                 f"tournament_size must be between 1 and population_size={population_size}, got {tournament_size}"

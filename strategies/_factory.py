@@ -38,13 +38,16 @@ def make_strategy(
 
     Raises:
         ValueError: unknown ``name``, or ``"prune"`` without ``score_mask``.
-        TypeError: an option the strategy does not take.
+        TypeError: ``name`` is not a string, or an option the strategy does not take (and the
+            strategy's own type errors, e.g. a ``space`` that is not a ``SearchSpace``).
 
     Example:
         >>> from teg_plugin.spaces import NB201Space
         >>> type(make_strategy("evolution", NB201Space(), seed=3, population_size=8, tournament_size=2)).__name__
         'EvolutionStrategy'
     """
+    if not isinstance(name, str):
+        raise TypeError(f"strategy name must be a str, one of {', '.join(STRATEGY_NAMES)}; got {name!r}")
     key = name.strip().lower()
     classes = {"random": RandomStrategy, "evolution": EvolutionStrategy, "reinforce": ReinforceStrategy, "prune": PruningStrategy}
     if key not in classes:

@@ -112,8 +112,17 @@ class PruningStrategy(Strategy[ArchT]):
             removals are then compared repeat by repeat, as TE-NAS does), or a single score (then
             the relative change of the means). Called ``n_supernet_evaluations`` times.
         seed: seed of the proposals after the found architecture.
-        exclude_options: options removed from every choice before the first round. The default
-            follows TE-NAS's code; ``()`` prunes from every option, as the paper's text describes.
+        exclude_options: options removed from every choice before the first round; each must be an
+            option of the space's supernet (:meth:`~teg_plugin.spaces.SearchSpace.full_mask`).
+            ``None`` (the default) follows TE-NAS's code: :data:`TENAS_EXCLUDED_OPTIONS` that the
+            space has (NB201: ``none``; DARTS has none of them); ``()`` prunes from every option, as the paper's text
+            describes.
+
+    Raises:
+        TypeError: ``score_mask`` is not callable, ``exclude_options`` is a string or not a
+            collection, or the seed is not an int.
+        ValueError: an entry of ``exclude_options`` is not an option of the space (the message
+            lists the valid ones).
 
     Example:
         >>> from teg_plugin.spaces import NB201Space
@@ -134,13 +143,22 @@ class PruningStrategy(Strategy[ArchT]):
         score_mask: ScoreMask,
         *,
         seed: int = 0,
-        exclude_options: Collection[str] = TENAS_EXCLUDED_OPTIONS,
+        exclude_options: Collection[str] | None = None,
     ) -> None:
         super().__init__(space, seed=seed)
         if not callable(score_mask):
             raise TypeError("score_mask must be callable: Mask -> TEGScore")
-        if isinstance(exclude_options, str):
-            raise TypeError(f"exclude_options must be a collection of option names, not the string {exclude_options!r}")
+        valid = list(dict.fromkeys(option for options in space.full_mask().values() for option in options))
+        if exclude_options is None:
+            exclude_options = [option for option in TENAS_EXCLUDED_OPTIONS if option in valid]
+        if isinstance(exclude_options, str) or not isinstance(exclude_options, Collection):
+            raise TypeError(f"exclude_options must be a collection of option names, got {exclude_options!r}")
+        unknown = [option for option in exclude_options if option not in valid]  # a list: no hashing
+        if unknown:
+            raise ValueError(
+                f"exclude_options: not an option of {space.name}: {', '.join(map(repr, unknown))}; "
+                f"its options: {', '.join(map(repr, valid))}"
+            )
         self._exclude = frozenset(exclude_options)
         self._score_mask = score_mask
         self._n_evaluations = 0

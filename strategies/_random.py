@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from teg_plugin.scores import TEGScore
 from teg_plugin.strategies._base import ArchT, Strategy
+from teg_plugin.strategies._checks import check_int
 
 if TYPE_CHECKING:
     from teg_plugin.spaces._base import SearchSpace
@@ -24,6 +25,10 @@ class RandomStrategy(Strategy[ArchT]):
         max_redraws: redraws allowed to avoid an already-told architecture (0: plain sampling with
             replacement).
 
+    Raises:
+        TypeError: ``max_redraws`` or the seed is not an int.
+        ValueError: ``max_redraws < 0``.
+
     Example:
         >>> from teg_plugin.spaces import NB201Space
         >>> a, b = RandomStrategy(NB201Space(), seed=1), RandomStrategy(NB201Space(), seed=1)
@@ -33,9 +38,7 @@ class RandomStrategy(Strategy[ArchT]):
 
     def __init__(self, space: SearchSpace[ArchT], *, seed: int = 0, max_redraws: int = 100) -> None:
         super().__init__(space, seed=seed)
-        if max_redraws < 0:
-            raise ValueError(f"max_redraws must be >= 0, got {max_redraws}")
-        self._max_redraws = max_redraws
+        self._max_redraws = check_int("max_redraws", max_redraws, minimum=0)
         self._told: set[ArchT] = set()
 
     def _propose(self, rng: random.Random) -> ArchT:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import bisect
+import copy
 import itertools
+import math
 import random
 from typing import TYPE_CHECKING
 
@@ -12,6 +14,7 @@ import numpy as np
 from teg_plugin.scores import TEGScore
 from teg_plugin.strategies._adam import Adam
 from teg_plugin.strategies._base import ArchT, Strategy
+from teg_plugin.strategies._checks import check_real
 from teg_plugin.strategies._reward import BAD_REWARD, DEFAULT_WINDOW, TEGReward
 
 if TYPE_CHECKING:
@@ -40,12 +43,22 @@ class ReinforceStrategy(Strategy[ArchT]):
     Args:
         space: the search space.
         seed: seed of all randomness.
-        learning_rate: Adam's step size (paper: 0.04).
-        betas: Adam's moment decays.
-        eps: Adam's epsilon.
-        baseline_momentum: m of the moving-average baseline.
-        window: number of recent good values whose range normalises each indicator's change.
-        bad_reward: reward of a ``bad`` score (default -3, the lowest reward a good score can get).
+        learning_rate: Adam's step size (paper: 0.04); finite and > 0.
+        betas: Adam's moment decays, a pair in [0, 1).
+        eps: Adam's epsilon; finite and > 0.
+        baseline_momentum: m of the moving-average baseline, in [0, 1).
+        window: number of recent good values whose range normalises each indicator's change (>= 2).
+        bad_reward: reward of a ``bad`` score (default -3, the lowest reward a good score can get);
+            finite.
+
+    Raises:
+        TypeError: a hyperparameter of the wrong type (``window`` and ``seed`` are ints).
+        ValueError: a hyperparameter out of its range above.
+
+    The policy stays finite: a tell whose update would make it NaN or infinite (an absurd
+    ``learning_rate`` such as 1e308, or extreme indicator values) raises ``ValueError`` and changes
+    nothing, so :meth:`ask` never samples from a broken policy (it raises ``RuntimeError`` if the
+    policy is non-finite all the same).
 
     Example:
         >>> from teg_plugin.spaces import NB201Space
@@ -70,8 +83,7 @@ class ReinforceStrategy(Strategy[ArchT]):
         bad_reward: float = BAD_REWARD,
     ) -> None:
         super().__init__(space, seed=seed)
-        if not 0.0 <= baseline_momentum < 1.0:
-            raise ValueError(f"baseline_momentum must be in [0, 1), got {baseline_momentum}")
+        momentum = check_real("baseline_momentum", baseline_momentum, at_least=0.0, below=1.0)
         self._options = {name: tuple(options) for name, options in space.choices().items()}
         bounds = list(itertools.accumulate(len(options) for options in self._options.values()))
         self._slices = {
@@ -80,7 +92,7 @@ class ReinforceStrategy(Strategy[ArchT]):
         self._logits = np.zeros(bounds[-1] if bounds else 0)
         self._adam = Adam(self._logits, learning_rate=learning_rate, betas=betas, eps=eps)
         self._reward = TEGReward(window=window, bad_reward=bad_reward)
-        self._momentum = float(baseline_momentum)
+        self._momentum = momentum
         self._baseline: float | None = None
         self._rewards: list[float] = []
         self._policy_log: list[Policy] = [self.probabilities]
@@ -107,10 +119,13 @@ class ReinforceStrategy(Strategy[ArchT]):
 
     def _softmax(self, name: str) -> np.ndarray:
         logits = self._logits[self._slices[name]]
-        weights = np.exp(logits - logits.max())
+        with np.errstate(over="ignore"):  # a logit ~1e308 below the max gives -inf: weight 0, as it should
+            weights = np.exp(logits - logits.max())
         return weights / weights.sum()
 
     def _propose(self, rng: random.Random) -> ArchT:
+        if not np.isfinite(self._logits).all():
+            raise RuntimeError("the REINFORCE policy is not finite (NaN/inf logits); it cannot propose")
         params = {}
         for name, options in self._options.items():
             cumulative = np.cumsum(self._softmax(name)).tolist()
@@ -119,18 +134,27 @@ class ReinforceStrategy(Strategy[ArchT]):
         return self._space.from_params(params)
 
     def _observe(self, arch: ArchT, score: TEGScore) -> None:
-        reward = self._reward(score)
-        self._rewards.append(reward)
-        if self._baseline is None:
-            self._baseline = reward
-        else:
-            self._baseline = self._momentum * self._baseline + (1 - self._momentum) * reward
-        advantage = reward - self._baseline
+        # The update runs on copies of the reward and the optimiser (which owns the logits), and is
+        # committed only once the new policy is known to be finite: a failing tell changes nothing.
+        reward_of = copy.deepcopy(self._reward)
+        adam = copy.deepcopy(self._adam)
+        reward = reward_of(score)
+        baseline = reward if self._baseline is None else self._momentum * self._baseline + (1 - self._momentum) * reward
+        advantage = reward - baseline
         grad = np.zeros_like(self._logits)
         for name, option in self._space.to_params(arch).items():
             # d log softmax(theta)[a] / d theta = onehot(a) - p; the loss is -advantage * log pi.
             one_hot = np.zeros(len(self._options[name]))
             one_hot[self._options[name].index(option)] = 1.0
             grad[self._slices[name]] = -advantage * (one_hot - self._softmax(name))
-        self._adam.step(grad)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported just below
+            adam.step(grad)
+        if not (math.isfinite(baseline) and np.isfinite(adam.params).all()):
+            raise ValueError(
+                f"this tell would make the REINFORCE policy non-finite (reward {reward}, baseline {baseline}) and "
+                f"was not recorded; is learning_rate={self._adam.learning_rate} too large, or the score extreme?"
+            )
+        self._reward, self._adam, self._logits = reward_of, adam, adam.params
+        self._rewards.append(reward)
+        self._baseline = baseline
         self._policy_log.append(self.probabilities)

@@ -6,6 +6,7 @@ import math
 from collections import deque
 
 from teg_plugin.scores import HIGHER_IS_BETTER, INDICATORS, TEGScore
+from teg_plugin.strategies._checks import check_int, check_real
 
 #: Reward of a ``bad`` score: -1 per indicator, the lowest reward a good score can receive (each
 #: indicator's term is a change divided by a range that contains it, so it lies in [-1, 1]).
@@ -26,6 +27,10 @@ class TEGReward:
     first good score gets 0. A ``bad`` score gets ``bad_reward`` and changes nothing: it enters no
     window and is not the "previous" of the next score.
 
+    Raises:
+        TypeError: ``window`` is not an int or ``bad_reward`` not a real number.
+        ValueError: ``window < 2`` or ``bad_reward`` is not finite.
+
     Example:
         >>> reward = TEGReward()
         >>> reward(TEGScore(ntk_cond=10.0, regions=100.0, kr_mse=0.5))
@@ -35,11 +40,10 @@ class TEGReward:
     """
 
     def __init__(self, *, window: int = DEFAULT_WINDOW, bad_reward: float = BAD_REWARD) -> None:
-        if window < 2:
-            raise ValueError(f"window must be >= 2 to have a range, got {window}")
+        window = check_int("window", window, minimum=2)
         self._windows: dict[str, deque[float]] = {key: deque(maxlen=window) for key in INDICATORS}
         self._previous: TEGScore | None = None
-        self._bad_reward = float(bad_reward)
+        self._bad_reward = check_real("bad_reward", bad_reward)
 
     def __call__(self, score: TEGScore) -> float:
         """The reward of ``score`` (and record it as the latest)."""

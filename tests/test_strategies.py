@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import ast
 import math
+import random
 import statistics
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import teg_plugin.strategies as strategies_pkg
 from teg_plugin.scores import TEGScore, best_index, rank_sums
-from teg_plugin.spaces import ChoiceSpace, Mask, NB201Space
+from teg_plugin.spaces import ChoiceSpace, DartsSpace, Mask, NB201Space
 from teg_plugin.spaces.nb201 import OPS, NB201Arch
 from teg_plugin.strategies import (
     BAD_REWARD,
@@ -461,8 +463,8 @@ def test_pruning_starts_without_none_as_tenas_does() -> None:
     assert all("none" not in options for mask in calls for options in mask.values())
     assert prune.rounds[0].mask == {edge: OPS[1:] for edge in SPACE.full_mask()}
     assert prune.n_supernet_evaluations == len(calls) == prune.planned_evaluations == 3 + 6 * (4 + 3 + 2)
-    # An exclusion that would empty a choice leaves that choice whole; other names are ignored.
-    odd = PruningStrategy(SPACE, fake_score_mask, exclude_options={"nor_conv_3x3", "no-such-op"})
+    # An exclusion that would empty a choice leaves that choice whole.
+    odd = PruningStrategy(SPACE, fake_score_mask, exclude_options={"nor_conv_3x3"})
     odd.run()
     assert odd.rounds[0].mask["1<-0"] == ("none", "skip_connect", "nor_conv_1x1", "avg_pool_3x3")
     everything = PruningStrategy(SPACE, fake_score_mask, exclude_options=set(OPS))
@@ -589,3 +591,150 @@ def test_pruning_edge_phase_keeps_the_most_important_keys_of_each_group() -> Non
     assert edge_round.dropped == {"e0": "b"} and len(edge_round.candidates) == 3
     # 1 + 6 in the op round, 1 + 3 in the edge phase.
     assert prune.n_supernet_evaluations == prune.planned_evaluations == 11
+
+
+# --- input validation: one clear error at the API boundary, and no half-updated state ---------------
+
+SCORE = TEGScore(ntk_cond=10.0, regions=50.0, kr_mse=0.1)
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"learning_rate": math.nan}, ValueError, "learning_rate must be a finite number > 0"),
+        ({"learning_rate": math.inf}, ValueError, "learning_rate"),
+        ({"learning_rate": -1.0}, ValueError, "learning_rate"),
+        ({"learning_rate": 0.0}, ValueError, "learning_rate"),
+        ({"learning_rate": "0.1"}, TypeError, "learning_rate"),
+        ({"betas": (2, 3)}, ValueError, r"betas\[0\] must be a finite number >= 0.0 and < 1.0, got 2"),
+        ({"betas": (0.9, 1.0)}, ValueError, r"betas\[1\]"),
+        ({"betas": (0.9,)}, TypeError, "betas must be a pair"),
+        ({"eps": 0}, ValueError, "eps must be a finite number > 0"),
+        ({"eps": math.nan}, ValueError, "eps"),
+        ({"bad_reward": math.nan}, ValueError, "bad_reward must be a finite number"),
+        ({"bad_reward": -math.inf}, ValueError, "bad_reward"),
+        ({"baseline_momentum": "0.9"}, TypeError, "baseline_momentum"),
+        ({"window": 1.5}, TypeError, "window must be an int"),
+        ({"window": "3"}, TypeError, "window must be an int"),
+    ],
+)
+def test_reinforce_refuses_hyperparameters_that_break_the_policy(
+    options: dict[str, object], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        ReinforceStrategy(SPACE, **options)  # type: ignore[arg-type]
+
+
+def test_reinforce_tell_that_would_make_the_policy_non_finite_raises_and_changes_nothing() -> None:
+    rl = ReinforceStrategy(SPACE, seed=0, learning_rate=1e308)  # finite, but the logits overflow
+    for step in range(10):
+        arch, score = rl.ask(), TEGScore(ntk_cond=10.0 + step, regions=50.0 - step, kr_mse=0.1)
+        before = (rl.history, rl.rewards, rl.policy_log, rl.baseline, rl.probabilities)
+        try:
+            rl.tell(arch, score)
+        except ValueError as exc:
+            assert "non-finite" in str(exc) and "learning_rate=1e+308" in str(exc)
+            break
+    else:
+        pytest.fail("the overflowing policy was accepted")
+    assert (rl.history, rl.rewards, rl.policy_log, rl.baseline, rl.probabilities) == before
+    assert all(math.isfinite(p) for probs in rl.probabilities.values() for p in probs)
+    rl.ask()  # still proposes from the last finite policy
+
+
+def test_reinforce_ask_refuses_a_non_finite_policy() -> None:
+    rl = ReinforceStrategy(SPACE, seed=0)
+    rl._logits[0] = math.nan  # cannot happen through tell (see above); ask must not sample from it
+    with pytest.raises(RuntimeError, match="policy is not finite"):
+        rl.ask()
+
+
+@pytest.mark.parametrize("name", STRATEGY_NAMES)
+@pytest.mark.parametrize(
+    ("arch", "match"),
+    [
+        (SPACE.format(OPTIMUM), r"got str '\|nor_conv_3x3.*; parse text with strategy.space.parse"),
+        (None, "tell expects a nas-bench-201 architecture \\(NB201Arch\\), got NoneType"),
+        (DartsSpace().sample(random.Random(0)), "got DartsGenotype"),
+        (tuple(OPTIMUM.ops), "got tuple"),
+    ],
+    ids=["text", "None", "darts-genotype", "tuple"],
+)
+def test_tell_refuses_what_is_not_an_architecture_of_the_space_and_records_nothing(
+    name: str, arch: object, match: str
+) -> None:
+    strategy = build(name)
+    with pytest.raises(TypeError, match=match):
+        strategy.tell(arch, SCORE)  # type: ignore[arg-type]
+    assert strategy.history == []
+    if isinstance(strategy, ReinforceStrategy):
+        assert strategy.rewards == [] and len(strategy.policy_log) == 1
+    strategy.tell(strategy.ask(), SCORE)  # the strategy still works
+    assert strategy.best() == strategy.history[0][0]
+
+
+def test_tell_refuses_an_architecture_of_the_same_type_from_another_space() -> None:
+    space = ChoiceSpace("ab", {"a": (1, 2), "b": ("x", "y")}, lambda c: None)
+    other = ChoiceSpace("ac", {"a": (1, 2), "c": ("x", "y")}, lambda c: None)
+    strategy = RandomStrategy(space)
+    with pytest.raises(ValueError, match="is not an architecture of ab: .*unexpected key.*c"):
+        strategy.tell(other.sample(random.Random(0)), SCORE)
+    assert strategy.history == []
+
+
+def test_replay_checks_every_entry_before_telling_any() -> None:
+    strategy = EvolutionStrategy(SPACE, population_size=2, tournament_size=1)
+    with pytest.raises(TypeError, match="replay entry 1: tell expects a nas-bench-201 architecture"):
+        strategy.replay([(OPTIMUM, SCORE), (SPACE.format(OPTIMUM), SCORE)])
+    with pytest.raises(TypeError, match="replay entry 0: tell expects a TEGScore"):
+        strategy.replay([(OPTIMUM, 1.0)])
+    with pytest.raises(TypeError, match=r"\(arch, score\) pairs; entry 0"):
+        strategy.replay([OPTIMUM])
+    assert strategy.history == [] and strategy.population == ()
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (lambda: make_strategy(None, SPACE), TypeError, "strategy name must be a str, one of random"),
+        (lambda: make_strategy(3, SPACE), TypeError, "strategy name must be a str"),
+        (lambda: EvolutionStrategy(SPACE, population_size="3"), TypeError, "population_size must be an int, got '3'"),
+        (lambda: EvolutionStrategy(SPACE, population_size=None), TypeError, "population_size must be an int"),
+        (lambda: EvolutionStrategy(SPACE, population_size=8.0), TypeError, "population_size must be an int"),
+        (lambda: EvolutionStrategy(SPACE, tournament_size=True), TypeError, "tournament_size must be an int"),
+        (lambda: EvolutionStrategy(SPACE, seed=1.7), TypeError, "seed must be an int, got 1.7"),
+        (lambda: RandomStrategy(SPACE, seed="1"), TypeError, "seed must be an int"),
+        (lambda: ReinforceStrategy(SPACE, seed=True), TypeError, "seed must be an int"),
+        (lambda: RandomStrategy(SPACE, max_redraws=1.5), TypeError, "max_redraws must be an int"),
+        (lambda: RandomStrategy(SPACE, max_redraws=None), TypeError, "max_redraws must be an int"),
+        (lambda: RandomStrategy(None), TypeError, "space must be a SearchSpace"),
+        (lambda: make_strategy("evolution", "nas-bench-201"), TypeError, "space must be a SearchSpace"),
+        (lambda: PruningStrategy(SPACE, fake_score_mask, seed=2.5), TypeError, "seed must be an int"),
+        (lambda: PruningStrategy(SPACE, fake_score_mask, exclude_options=1), TypeError, "collection of option names"),
+    ],
+)
+def test_constructors_refuse_arguments_of_the_wrong_type(
+    make: Callable[[], object], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_int_arguments_take_numpy_integers_but_not_bools() -> None:
+    evo = EvolutionStrategy(SPACE, seed=np.int64(3), population_size=np.int64(4), tournament_size=np.int32(2))
+    assert (evo.seed, evo.population_size, evo.tournament_size) == (3, 4, 2) and type(evo.seed) is int
+    with pytest.raises(TypeError, match="population_size must be an int, got True"):
+        EvolutionStrategy(SPACE, population_size=True, tournament_size=1)
+
+
+@pytest.mark.parametrize("excluded", [("nonee",), ["none", "conv3x3"], [None]])
+def test_pruning_refuses_exclude_options_that_are_not_options_of_the_space(excluded: list[object]) -> None:
+    match = "exclude_options: not an option of nas-bench-201: .*; its options: 'none', 'skip_connect'"
+    with pytest.raises(ValueError, match=match):
+        PruningStrategy(SPACE, fake_score_mask, exclude_options=excluded)  # type: ignore[arg-type]
+
+
+def test_pruning_refuses_an_explicit_none_where_the_space_has_no_such_option() -> None:
+    space = _OneNodeSpace()  # the default excludes "none" only where the space has it (not here)
+    with pytest.raises(ValueError, match="not an option of one-node: 'none'; its options: 'a', 'b'"):
+        PruningStrategy(space, fake_score_mask, exclude_options=("none",))

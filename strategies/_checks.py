@@ -1,0 +1,67 @@
+"""Argument checks shared by the strategies: one clear error at the API boundary, never a late one."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+
+
+def check_int(name: str, value: object, *, minimum: int | None = None) -> int:
+    """``value`` as an ``int`` (a Python or numpy integer; not a bool, float or str).
+
+    Raises:
+        TypeError: ``value`` is not an integer.
+        ValueError: it is below ``minimum``.
+
+    Example:
+        >>> check_int("population_size", 3, minimum=1)
+        3
+        >>> check_int("seed", 1.7)
+        Traceback (most recent call last):
+        ...
+        TypeError: seed must be an int, got 1.7
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {number}")
+    return number
+
+
+def check_real(
+    name: str, value: object, *, above: float | None = None, at_least: float | None = None, below: float | None = None
+) -> float:
+    """``value`` as a finite ``float`` with ``value > above``, ``value >= at_least`` and ``value < below``
+    (each bound only when given). Python and numpy reals are accepted; bools and strings are not.
+
+    Raises:
+        TypeError: ``value`` is not a real number.
+        ValueError: it is NaN, infinite or out of bounds (the message states the bounds).
+
+    Example:
+        >>> check_real("eps", 1e-8, above=0.0)
+        1e-08
+        >>> check_real("betas[0]", 2, at_least=0.0, below=1.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: betas[0] must be a finite number >= 0.0 and < 1.0, got 2
+    """
+    bounds = [f"{op} {bound}" for op, bound in ((">", above), (">=", at_least), ("<", below)) if bound is not None]
+    expected = f"a finite number {' and '.join(bounds)}".rstrip()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {expected}, got {value!r}")
+    number = float(value)
+    ok = (
+        math.isfinite(number)
+        and (above is None or number > above)
+        and (at_least is None or number >= at_least)
+        and (below is None or number < below)
+    )
+    if not ok:
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return number
