@@ -118,3 +118,91 @@ def test_concurrent_trials_and_import_data() -> None:
         + [{"parameter": {"1<-0": "none"}, "value": "{}"}]  # unusable: skipped
     )
     assert [arch for arch, _ in resumed.results] == [SPACE.from_params(p) for p in params]
+
+
+def test_result_is_told_for_the_generated_arch_whatever_the_parameters(caplog: pytest.LogCaptureFixture) -> None:
+    tuner = TEGTuner("random", seed=0)
+    tuner.update_search_space(SEARCH_SPACE)
+    params = tuner.generate_parameters(0)
+    arch = SPACE.from_params(params)
+    caplog.set_level("WARNING", logger="teg_plugin.nni._tuner")
+    incomplete = {k: v for k, v in params.items() if k != "1<-0"}
+    tuner.receive_trial_result(0, incomplete, teg_metrics(fake_score(arch), -1.0))  # was KeyError: '1<-0'
+    assert "1<-0" in caplog.text
+    tuner.trial_end(0, True)  # the result was told: nothing more
+    assert tuner.results == [(arch, fake_score(arch))]
+
+    other = tuner.generate_parameters(1)
+    wrong = {**other, "1<-0": "none" if other["1<-0"] != "none" else "skip_connect"}
+    caplog.clear()
+    tuner.receive_trial_result(1, wrong, teg_metrics(fake_score(SPACE.from_params(other)), -1.0))
+    assert "do not match" in caplog.text
+    assert [a for a, _ in tuner.results] == [arch, SPACE.from_params(other)]
+
+
+def test_odd_results_and_trial_ends_are_logged_and_told_once(caplog: pytest.LogCaptureFixture) -> None:
+    tuner = TEGTuner("evolution", seed=0, population_size=2, tournament_size=1)
+    tuner.update_search_space(SEARCH_SPACE)
+    caplog.set_level("WARNING", logger="teg_plugin.nni._tuner")
+    p0, p1 = tuner.generate_parameters(0), tuner.generate_parameters(1)
+    a0, a1 = SPACE.from_params(p0), SPACE.from_params(p1)
+
+    tuner.receive_trial_result(0, p0, [1, 2])  # not a TEG dict: bad, with the reason
+    assert tuner.results[-1][1].bad and "no TEG result" in tuner.results[-1][1].reason
+    tuner.receive_trial_result(0, p0, teg_metrics(fake_score(a0), -1.0))  # repeated: ignored
+    assert "already has a result" in caplog.text and len(tuner.results) == 1
+
+    tuner.trial_end(1, True)  # NNI may end a trial before its metric arrives: bad for now
+    tuner.trial_end(1, True)
+    assert "repeated" in caplog.text and len(tuner.results) == 2
+    caplog.clear()
+    tuner.receive_trial_result(1, p1, teg_metrics(fake_score(a1), -1.0))  # the late result is not lost
+    assert "after trial_end" in caplog.text and tuner.results[-1] == (a1, fake_score(a1))
+
+    caplog.clear()
+    tuner.trial_end(77, False)  # never generated
+    assert "77" in caplog.text and len(tuner.results) == 3
+    tuner.receive_trial_result(78, {"1<-0": "none"}, teg_metrics(fake_score(a0), -1.0))  # was KeyError
+    assert "78" in caplog.text and len(tuner.results) == 3
+    tuner.receive_trial_result(79, p0, teg_metrics(fake_score(a0), -1.0))  # valid arch: told, with a warning
+    assert "79" in caplog.text and tuner.results[-1] == (a0, fake_score(a0))
+    assert tuner._told == {0: "result", 1: "result", 79: "result"}
+
+
+def test_import_data_and_update_search_space_check_their_input(caplog: pytest.LogCaptureFixture) -> None:
+    tuner = TEGTuner("random", seed=0)
+    with pytest.raises(TypeError, match="dict"):
+        tuner.update_search_space([1, 2])  # type: ignore[arg-type]
+    tuner.update_search_space(SEARCH_SPACE)
+    params = tuner.generate_parameters(0)
+    arch = SPACE.from_params(params)
+    with pytest.raises(ValueError, match="'1<-0' must list its options"):
+        tuner.update_search_space({**SEARCH_SPACE, "1<-0": {"_type": "choice", "_value": 5}})
+    assert tuner._archs == {0: arch}  # a refused space changes nothing
+
+    for data in ("x", None, {"parameter": params, "value": 1}):
+        with pytest.raises(TypeError, match="list of"):
+            tuner.import_data(data)  # type: ignore[arg-type]
+    caplog.set_level("WARNING", logger="teg_plugin.nni._tuner")
+    good = {"parameter": params, "value": teg_metrics(fake_score(arch), -1.0)}
+    tuner.import_data([1, "x", {"parameter": [1], "value": good["value"]}, {"value": good["value"]}, good])
+    assert tuner.results == [(arch, fake_score(arch))]
+    assert all(f"record {i} skipped" in caplog.text for i in range(4))
+
+
+def test_constructor_refuses_non_integer_and_mistyped_args() -> None:
+    for bad in (2.7, True, "3"):
+        with pytest.raises(TypeError, match="budget must be an integer"):
+            TEGTuner(budget=bad)
+    with pytest.raises(ValueError, match="at least 1"):
+        TEGTuner(budget=0)
+    for bad in (1.5, None, False):
+        with pytest.raises(TypeError, match="seed must be an integer"):
+            TEGTuner(seed=bad)
+    with pytest.raises(TypeError, match="strategy must be a name"):
+        TEGTuner(strategy=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="space must be"):
+        TEGTuner(space=5)  # type: ignore[arg-type]
+    np = pytest.importorskip("numpy")
+    tuner = TEGTuner(seed=np.int64(4), budget=np.int32(3))
+    assert (tuner.seed, tuner.budget) == (4, 3) and type(tuner.budget) is int

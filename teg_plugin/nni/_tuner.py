@@ -14,9 +14,10 @@ each trial reports a TEG final result (``examples/nnictl/trial.py``).
 from __future__ import annotations
 
 import logging
+import numbers
 import threading
-from collections.abc import Hashable, Mapping
-from typing import Any
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any, Literal
 
 import nni
 from nni.tuner import Tuner
@@ -44,8 +45,13 @@ class TEGTuner(Tuner):
       algorithm is finished (NNI then reports ``NO_MORE_TRIAL``, then ``DONE`` once trials end).
     * :meth:`receive_trial_result` tells the algorithm the ``ntk_cond``, ``regions``, ``kr_mse`` and
       ``bad`` of the trial's final result (``default`` is not read). A result without them (e.g.
-      a bare number) counts as ``bad``.
+      a bare number) counts as ``bad``. The architecture told is the one the tuner generated for
+      ``parameter_id``; ``parameters`` are only cross-checked against it.
     * :meth:`trial_end` tells a failed trial that reported nothing as ``bad``.
+
+    Each generated parameter is told at most once from its result (a repeat is logged and ignored)
+    and once by ``trial_end`` at most. NNI stops its dispatcher, and so the experiment, on any
+    exception of these two callbacks, so odd input there is logged, never raised.
 
     Args:
         strategy: ``"random"``, ``"evolution"`` or ``"reinforce"``.
@@ -53,6 +59,12 @@ class TEGTuner(Tuner):
         budget: parameters to generate at most (``None``: only the experiment's ``maxTrialNumber``).
         space: the teg-plugin search space (name or object).
         **options: options of the algorithm (e.g. ``population_size: 32``), see :func:`make_strategy`.
+
+    Raises:
+        TypeError: ``strategy`` is not a string, ``seed`` or ``budget`` is not an integer (``bool``
+            and floats such as ``2.7`` are refused; NumPy integers are fine), ``space`` is neither a
+            name nor a :class:`SearchSpace`, or an option the algorithm does not take.
+        ValueError: unknown ``strategy`` or space name, ``budget`` below 1, or a bad option value.
     """
 
     def __init__(
@@ -63,16 +75,22 @@ class TEGTuner(Tuner):
         space: SearchSpace | str = "nas-bench-201",
         **options: Any,
     ) -> None:
-        key = str(strategy).strip().lower()
+        if not isinstance(strategy, str):
+            raise TypeError(f"TEGTuner strategy must be a name ({', '.join(TUNER_STRATEGY_NAMES)}), got {strategy!r}")
+        key = strategy.strip().lower()
         if key not in TUNER_STRATEGY_NAMES:
             raise ValueError(
                 f"unknown TEG strategy {strategy!r} for the NNI tuner; choose from {', '.join(TUNER_STRATEGY_NAMES)}"
             )
-        if budget is not None and int(budget) < 1:
-            raise ValueError(f"budget must be at least 1 (or None), got {budget}")
+        checked_seed = _integer("seed", seed)
+        checked_budget = None if budget is None else _integer("budget", budget)
+        if checked_budget is not None and checked_budget < 1:
+            raise ValueError(f"TEGTuner budget must be at least 1 (or None), got {budget!r}")
+        if not isinstance(space, (str, SearchSpace)):
+            raise TypeError(f"TEGTuner space must be a space name or a SearchSpace, got {space!r}")
         self.strategy_name = key
-        self.seed = int(seed)
-        self.budget = None if budget is None else int(budget)
+        self.seed = checked_seed
+        self.budget = checked_budget
         self.space = get_space(space) if isinstance(space, str) else space
         self.options = dict(options)
         # Build the algorithm once to check the options now: NNI's dispatcher logs an error raised
@@ -81,24 +99,40 @@ class TEGTuner(Tuner):
         self.algorithm: TEGAlgorithm | None = None
         self._lock = threading.Lock()
         self._generated = 0
-        #: parameter_id -> arch, for generated parameters with no result yet.
-        self._pending: dict[int, Hashable] = {}
+        #: parameter_id -> arch, for every parameter generated since the search space was last set.
+        self._archs: dict[int, Hashable] = {}
+        #: parameter_id -> how it was told: "result" (its final result) or "ended" (bad, by
+        #: trial_end before any result). A generated id missing here is pending.
+        self._told: dict[int, Literal["result", "ended"]] = {}
         #: Every told (parameter_id or None, arch, score), in tell order.
         self._results: list[tuple[int | None, Hashable, TEGScore]] = []
 
     # -- Tuner API -------------------------------------------------------------------------------
 
     def update_search_space(self, search_space: Mapping[str, Any]) -> None:
-        """Check ``search_space`` (one ``choice`` per choice of the space) and (re)start the algorithm."""
+        """Check ``search_space`` (one ``choice`` per choice of the space) and (re)start the algorithm.
+
+        Raises:
+            TypeError: ``search_space`` is not a dict (NNI's search space is a JSON object).
+            ValueError: a choice is missing, is not a ``choice`` of the space's options, or is unknown.
+            In both cases nothing changes (the running algorithm, if any, is kept).
+        """
+        if not isinstance(search_space, Mapping):
+            raise TypeError(
+                f"TEGTuner: the search space must be a dict of {{name: {{'_type': 'choice', '_value': [...]}}}}, "
+                f"got {type(search_space).__name__} {search_space!r}"
+            )
         expected = {name: tuple(options) for name, options in self.space.choices().items()}
         problems = []
         for name, options in expected.items():
             entry = search_space.get(name)
             if not isinstance(entry, Mapping) or entry.get("_type") != "choice":
                 problems.append(f"{name!r} must be a choice")
-            elif sorted(map(str, entry.get("_value", []))) != sorted(options):
-                problems.append(f"{name!r} must choose among {list(options)}, got {entry.get('_value')}")
-        extra = sorted(set(search_space) - set(expected))
+            elif not isinstance(entry.get("_value"), (list, tuple)):
+                problems.append(f"{name!r} must list its options in '_value', got {entry.get('_value')!r}")
+            elif sorted(map(str, entry["_value"])) != sorted(options):
+                problems.append(f"{name!r} must choose among {list(options)}, got {entry['_value']}")
+        extra = sorted(set(search_space) - set(expected), key=repr)
         if extra:
             problems.append(f"unknown parameters {extra}")
         if problems:
@@ -109,7 +143,8 @@ class TEGTuner(Tuner):
         with self._lock:
             self.algorithm = make_strategy(self.strategy_name, self.space, seed=self.seed, **self.options)
             self._generated = 0
-            self._pending.clear()
+            self._archs.clear()
+            self._told.clear()
             self._results.clear()
 
     def generate_parameters(self, parameter_id: int, **kwargs: Any) -> dict[str, str]:
@@ -122,21 +157,65 @@ class TEGTuner(Tuner):
                 raise nni.NoMoreTrialError("TEGTuner: the search algorithm is finished")
             arch = algorithm.ask()
             self._generated += 1
-            self._pending[parameter_id] = arch
+            self._archs[parameter_id] = arch
             return dict(self.space.to_params(arch))
 
     def receive_trial_result(self, parameter_id: int, parameters: Mapping[str, Any], value: Any, **kwargs: Any) -> None:
-        """Tell the algorithm the T/E/G of the trial's final result ``value``."""
+        """Tell the algorithm the T/E/G of the trial's final result ``value``.
+
+        The architecture told is the one generated for ``parameter_id``; ``parameters`` (what NNI
+        stored for it, so normally the same) are only cross-checked, with a warning if they differ.
+        ``value`` without T/E/G (not a TEG dict) is told as ``bad``. Logged, never raised (only
+        ``RuntimeError`` before :meth:`update_search_space`):
+
+        * a repeated result for the same ``parameter_id`` is ignored (the first one counts);
+        * a result arriving after :meth:`trial_end` told the trial as bad (NNI may deliver a final
+          metric after the trial's end) is told too, so that the real score is not lost;
+        * a ``parameter_id`` the tuner did not generate since the search space was last set (e.g. a
+          trial started before :meth:`update_search_space`) is told with the architecture of
+          ``parameters``, or ignored if they do not make one (there is nothing to tell).
+        """
         with self._lock:
             algorithm = self._require_algorithm()
-            self._pending.pop(parameter_id, None)
-            arch = self.space.from_params({name: parameters[name] for name in self.space.choices()})
+            told = self._told.get(parameter_id)
+            if told == "result":
+                _logger.warning(
+                    "TEGTuner: parameter %s already has a result; the repeated result %r is ignored",
+                    parameter_id, value,
+                )
+                return
+            reported, problem = self._arch_from_params(parameters)
+            arch = self._archs.get(parameter_id)
+            if arch is None:
+                if reported is None:
+                    _logger.error(
+                        "TEGTuner: result of parameter %s ignored: the tuner did not generate it and its parameters "
+                        "are no %s architecture (%s)", parameter_id, self.space.name, problem,
+                    )
+                    return
+                _logger.warning(
+                    "TEGTuner: parameter %s was not generated since the search space was last set; its result is "
+                    "told for the architecture of its parameters", parameter_id,
+                )
+                arch = reported
+            elif reported != arch:
+                _logger.warning(
+                    "TEGTuner: the parameters of %s do not match the architecture generated for it (%s); the "
+                    "result is told for the generated %s", parameter_id,
+                    problem or f"got {self.space.format(reported)}", self.space.format(arch),
+                )
             try:
                 score = score_from_metrics(value)
             except ValueError as exc:
                 _logger.error("TEGTuner: %s; the trial counts as bad", exc)
                 score = TEGScore.flagged(f"no TEG result: {value!r}")
+            if told == "ended":
+                _logger.warning(
+                    "TEGTuner: the result of parameter %s came after trial_end had told it as bad; it is told too",
+                    parameter_id,
+                )
             algorithm.tell(arch, score)
+            self._told[parameter_id] = "result"
             self._results.append((parameter_id, arch, score))
             _logger.info(
                 "TEGTuner: result %d (parameter %s) %s: ntk_cond=%s regions=%s kr_mse=%s bad=%s",
@@ -145,26 +224,69 @@ class TEGTuner(Tuner):
             )
 
     def trial_end(self, parameter_id: int, success: bool, **kwargs: Any) -> None:
-        """A trial that ended without a result is told as ``bad`` (the algorithm learns it ranks last)."""
+        """A trial that ended without a result is told as ``bad`` (the algorithm learns it ranks last).
+
+        Nothing is told for a trial that has a result; a repeated end, or an id the tuner did not
+        generate since the search space was last set, is logged and ignored (never raised).
+        """
         with self._lock:
-            arch = self._pending.pop(parameter_id, None)
-            if arch is None or self.algorithm is None:
+            if self.algorithm is None:
+                _logger.warning("TEGTuner: trial_end(%s) before update_search_space is ignored", parameter_id)
+                return
+            told = self._told.get(parameter_id)
+            if told == "result":
+                return
+            if told == "ended":
+                _logger.warning("TEGTuner: trial_end of parameter %s repeated; ignored", parameter_id)
+                return
+            arch = self._archs.get(parameter_id)
+            if arch is None:
+                _logger.warning(
+                    "TEGTuner: trial_end of parameter %s, which was not generated since the search space was "
+                    "last set; ignored", parameter_id,
+                )
                 return
             score = TEGScore.flagged("trial ended without a result" + ("" if success else " (failed)"))
             self.algorithm.tell(arch, score)
+            self._told[parameter_id] = "ended"
             self._results.append((parameter_id, arch, score))
+            _logger.info("TEGTuner: parameter %s ended without a result; told as bad", parameter_id)
 
-    def import_data(self, data: list[Mapping[str, Any]]) -> None:
-        """Tell the algorithm earlier results (``[{"parameter": {...}, "value": {...}}, ...]``), e.g. on resume."""
+    def import_data(self, data: Sequence[Mapping[str, Any]]) -> None:
+        """Tell the algorithm earlier results (``[{"parameter": {...}, "value": {...}}, ...]``), e.g. on resume.
+
+        Raises:
+            TypeError: ``data`` is not a list (nothing is told).
+
+        A record that is not a dict with ``parameter`` and ``value``, whose parameter is no
+        architecture of the space, or whose value is no TEG result, is skipped with a warning.
+        """
+        # NNI documents data as a list of dicts with 'parameter' and 'value'. Its records come from a
+        # user's file (nnictl experiment import) or a resumed experiment, and the dispatcher stops the
+        # experiment on any exception here, so one bad record is skipped (as NNI's own tuners skip
+        # unusable records) rather than losing the others; a wrong container is a caller's bug.
+        if isinstance(data, (str, bytes)) or not isinstance(data, Sequence):
+            raise TypeError(
+                "TEGTuner.import_data takes a list of {'parameter': {...}, 'value': ...} records, "
+                f"got {type(data).__name__}"
+            )
         with self._lock:
             algorithm = self._require_algorithm()
-            for entry in data:
-                params = entry.get("parameter") or {}
+            for index, entry in enumerate(data):
+                if not isinstance(entry, Mapping) or "parameter" not in entry or "value" not in entry:
+                    _logger.warning(
+                        "TEGTuner: imported record %d skipped: not a dict with 'parameter' and 'value' (%r)",
+                        index, entry,
+                    )
+                    continue
+                arch, problem = self._arch_from_params(entry["parameter"])
+                if arch is None:
+                    _logger.warning("TEGTuner: imported record %d skipped: %s", index, problem)
+                    continue
                 try:
-                    arch = self.space.from_params({name: params[name] for name in self.space.choices()})
-                    score = score_from_metrics(entry.get("value"))
-                except (KeyError, ValueError) as exc:
-                    _logger.warning("TEGTuner: imported entry skipped (%s)", exc)
+                    score = score_from_metrics(entry["value"])
+                except ValueError as exc:
+                    _logger.warning("TEGTuner: imported record %d skipped: %s", index, exc)
                     continue
                 algorithm.tell(arch, score)
                 self._results.append((None, arch, score))
@@ -185,3 +307,19 @@ class TEGTuner(Tuner):
         if self.algorithm is None:
             raise RuntimeError("TEGTuner: update_search_space must be called first (NNI does it at start)")
         return self.algorithm
+
+    def _arch_from_params(self, params: Any) -> tuple[Hashable | None, str | None]:
+        """``(arch, None)`` for flat choice ``params`` (other keys ignored), else ``(None, what is wrong)``."""
+        if not isinstance(params, Mapping):
+            return None, f"parameters must be a dict of {self.space.name} choices, got {params!r}"
+        try:
+            return self.space.from_params({name: params[name] for name in self.space.choices() if name in params}), None
+        except (ValueError, TypeError) as exc:
+            return None, str(exc)
+
+
+def _integer(name: str, value: Any) -> int:
+    """``value`` as an ``int``; ``TypeError`` unless it is an integer (``bool`` excluded, NumPy ints fine)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"TEGTuner {name} must be an integer, got {value!r}")
+    return int(value)
