@@ -120,6 +120,13 @@ class ScoreCache:
             if not created:
                 self._engine.dispose()
                 raise ValueError(f"cannot open the score cache {describe(url)}: {error_text(exc)}") from exc
+        columns = {column["name"] for column in sa.inspect(self._engine).get_columns(_scores.name)}
+        if not {column.name for column in _scores.columns} <= columns:
+            self._engine.dispose()
+            raise ValueError(
+                f"the score cache {describe(url)} holds a {_scores.name} table of another layout (columns "
+                f"{', '.join(sorted(columns))}), not teg-plugin's: give another cache file or URL"
+            )
 
     def get(self, key: CacheKey) -> TEGScore | None:
         """The cached score for ``key``, or ``None``."""

@@ -7,9 +7,13 @@ import io
 import json
 import os
 import shlex
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
+
+from pathlib import Path
 
 import optuna
 import pytest
@@ -304,3 +308,59 @@ def test_search_and_plot_on_a_journal_file(capsys, tmp_path) -> None:
     assert any(name.endswith("teg-landscape.html") for name in os.listdir(tmp_path / "figs"))
     code, out, err = _run(capsys, "plot", "--storage", f"journal:{tmp_path / 'missing.log'}")
     assert code == 2 and "no such journal file" in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_search_fails_its_trial_quietly_and_resumes(tmp_path, signum: int) -> None:
+    """Ctrl-C, or SIGTERM from `kill`/`timeout`/a scheduler: one line, exit 130, and the running trial is
+    failed (not left RUNNING for a resumed search to wait on)."""
+    db = tmp_path / "stop.db"
+    storage = f"sqlite:///{db}"
+    argv = [sys.executable, "-m", "teg_plugin.cli", "search", "--storage", storage, "--study-name", "stop",
+            *FAST, "--no-cache", "--budget", "500"]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not (db.exists() and _count_trials(db) >= 3):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the search never got going"
+            time.sleep(0.2)
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "teg-nas: interrupted", err
+    study = optuna.load_study(study_name="stop", storage=storage)
+    states = [t.state for t in study.trials]
+    assert optuna.trial.TrialState.RUNNING not in states, states
+    code = subprocess.run([*argv[:-1], str(len(states) + 1)], capture_output=True, text=True, timeout=300).returncode
+    assert code == 0
+
+
+def _count_trials(db: Path) -> int:
+    try:
+        with sqlite3.connect(db) as connection:
+            return int(connection.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
+    except sqlite3.Error:  # the schema is not written yet
+        return 0
+
+
+def test_an_in_memory_storage_is_refused_for_workers_and_not_offered_to_the_dashboard(capsys) -> None:
+    code, out, err = _run(capsys, "search", "--storage", "sqlite://", "--workers", "2", "--budget", "2", *FAST, "--no-cache")
+    assert code == 2 and out == "" and "in-memory database of one process" in err
+    code, out, err = _run(capsys, "search", "--storage", "sqlite://", "--budget", "1", *FAST, "--no-cache")
+    assert code == 0, err
+    assert "kept in memory and is gone" in out and "optuna-dashboard" not in out
+
+
+def test_bench_tables_that_cannot_serve_are_refused_before_any_search(capsys, tmp_path) -> None:
+    partial = tmp_path / "partial.csv"
+    partial.write_text("arch_str,cifar10_test,cifar10_valid\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|,10,10\n")
+    code, out, err = _run(capsys, "bench", "search", "--truth", str(partial), "--seeds", "1", "--budget", "1", *FAST, "--no-cache")
+    assert code == 2 and "lacks 15624 nas-bench-201 architectures" in err
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("arch_str,cifar10_test\nré,1\n".encode("latin-1"))
+    code, out, err = _run(capsys, "bench", "correlation", "--truth", str(latin), "--sample", "2", *FAST, "--no-cache")
+    assert code == 2 and f"{latin} is not a UTF-8 CSV table" in err

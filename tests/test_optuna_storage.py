@@ -205,3 +205,28 @@ def test_a_dead_trial_on_a_journal_stops_the_search_with_a_warning(tmp_path, mon
     messages = [r.getMessage() for r in caplog.records]
     assert any("still RUNNING" in m and "study.tell(0, state=optuna.trial.TrialState.FAIL)" in m for m in messages)
     assert not any(m.startswith("Trial 2 failed") for m in messages)  # the surplus trial is not reported as failed
+
+
+def test_a_long_wait_for_a_stale_trial_is_explained_then_the_search_goes_on(tmp_path, monkeypatch, caplog) -> None:
+    """With heartbeat, a killed worker's RUNNING trial is failed after the grace period; meanwhile the
+    waiting trial says once what it waits for (instead of a silent progress bar)."""
+    from teg_plugin.optuna import BudgetReached, within_budget
+    from teg_plugin.optuna import _budget
+
+    monkeypatch.setattr(_budget, "_WAIT_NOTICE_S", 0.5)
+    monkeypatch.setattr(_budget, "_BUDGET_POLL_S", 0.05)
+    space = NB201Space()
+    storage = create_storage(f"sqlite:///{tmp_path / 'h.db'}", heartbeat_interval=1, grace_period=2)
+    study = optuna.create_study(storage=storage, study_name="h")
+    dead = study.ask()  # trial 0: RUNNING, its worker killed after one heartbeat
+    storage.record_heartbeat(dead._trial_id)
+
+    def objective(trial: optuna.Trial) -> float:
+        suggest(space, trial)
+        return 1.0
+
+    with caplog.at_level("WARNING"):
+        study.optimize(within_budget(objective, space, budget=1), n_trials=1, catch=(BudgetReached,))
+    assert [t.state for t in study.trials][:2] == [TrialState.FAIL, TrialState.COMPLETE]
+    notices = [r.getMessage() for r in caplog.records if "wait for trial(s) [0], still RUNNING" in r.getMessage()]
+    assert len(notices) == 1

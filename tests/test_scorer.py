@@ -309,6 +309,14 @@ def test_bad_cache_locations_give_clear_errors(tmp_path) -> None:
         (tmp_path / "file.txt").write_text("a file, not a folder")
         with pytest.raises(ValueError, match=message):
             ScoreCache(location)
+    foreign = tmp_path / "foreign.sqlite"
+    with sqlite3.connect(foreign) as connection:
+        connection.execute("CREATE TABLE teg_scores (key TEXT PRIMARY KEY, foo INTEGER)")
+    not_sqlite = tmp_path / "notes.sqlite"
+    not_sqlite.write_text("some text, not a database " * 200)
+    for location, message in ((foreign, "holds a teg_scores table of another layout"), (not_sqlite, "cannot open the score cache")):
+        with pytest.raises(ValueError, match=message):
+            ScoreCache(location)
 
 
 def test_postgres_cache_without_a_driver_names_the_extra(monkeypatch) -> None:

@@ -5,6 +5,7 @@ The strategies see TEG scores only; the benchmark accuracy is read here, after e
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import time
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 from teg_plugin.benchmarks.truth import read_truth
 from teg_plugin.scorer import TEGScorer
+from teg_plugin.spaces import SearchSpace
 from teg_plugin.strategies import make_strategy
 
 
@@ -72,6 +74,7 @@ def run_search_benchmark(
     """
     test = read_truth(truth_path, "cifar10_test")
     valid = read_truth(truth_path, "cifar10_valid")
+    _check_coverage(scorer.space, truth_path, test, valid)
     base = scorer
     runs = []
     for seed in seeds:
@@ -109,3 +112,18 @@ def run_search_benchmark(
             )
         )
     return SearchSummary(strategy, budget, runs)
+
+
+def _check_coverage(space: SearchSpace, truth_path: str | os.PathLike[str], *tables: dict[str, float]) -> None:
+    """A search may pick any architecture: refuse, before searching, a table that lacks some."""
+    names = list(space.choices())
+    missing = []
+    for combination in itertools.product(*space.choices().values()):
+        text = space.format(space.from_params(dict(zip(names, combination))))
+        if any(text not in table for table in tables):
+            missing.append(text)
+    if missing:
+        raise ValueError(
+            f"{truth_path} lacks {len(missing)} {space.name} architectures (e.g. {missing[0]}); a search may pick any "
+            "architecture, so bench search needs the accuracies of all of them"
+        )

@@ -15,8 +15,11 @@ def _open_table(path: str | os.PathLike[str]) -> list[dict[str, str]]:
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"ground-truth table not found: {file}")
-    with file.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    try:
+        with file.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{file} is not a UTF-8 CSV table ({err.reason} at byte {err.start})") from None
     if not rows:
         raise ValueError(f"{file} holds no rows")
     return rows

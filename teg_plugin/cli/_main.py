@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
+from typing import Any
 
 from teg_plugin import __version__
 from teg_plugin._database import MissingDriverError
@@ -16,6 +19,21 @@ def silence_experimental_warnings() -> None:
     """Optuna marks long-stable calls we use (metric names, heartbeat) experimental; the docs say it
     once, runs do not (called in every process of a run, worker processes too)."""
     warnings.filterwarnings("ignore", message=r".*is experimental.*")
+
+
+def stop_on_sigterm() -> Any:
+    """Treat SIGTERM (``kill``, ``timeout``, batch schedulers) as Ctrl-C: the running Optuna trial is
+    then marked failed instead of being left RUNNING, and a resumed search does not wait for it.
+
+    Returns the previous handler (``None`` outside the main thread, where nothing is changed).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 class UsageError(Exception):
@@ -42,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     silence_experimental_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous_sigterm = stop_on_sigterm()
     try:
         return int(args.run(args) or 0)
     except UsageError as err:
@@ -52,10 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         # Point stdout at /dev/null so that flushing it at exit does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (ValueError, FileNotFoundError, MissingDriverError) as err:
+    except (ValueError, OSError, MissingDriverError) as err:  # OSError: e.g. --out naming a file
         print(f"teg-nas: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("teg-nas: interrupted", file=sys.stderr)
         return 130
-    return 0
+    finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from teg_plugin._database import DEFAULT_STORAGE_URL, journal_path
+from teg_plugin._database import DEFAULT_STORAGE_URL, is_sqlite_memory, journal_path, parse_database_url
 from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer
 from teg_plugin.spaces import space_name
 
@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--budget must be at least 1, got {args.budget}")
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if args.workers > 1 and _in_memory(args.storage):
+        raise ValueError(f"--workers {args.workers} needs a storage every worker process can open; {args.storage} is an "
+                         "in-memory database of one process (use --storage sqlite:///FILE.db or journal:FILE)")
     if args.study_name is not None and not args.study_name.strip():
         raise ValueError("--study-name must not be empty (leave it out for the default name)")
     args.space = space_name(args.space)  # an alias ("nb201") names the same default study
@@ -76,15 +79,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> None:
-    from teg_plugin.cli._main import silence_experimental_warnings
+    from teg_plugin.cli._main import silence_experimental_warnings, stop_on_sigterm
 
     silence_experimental_warnings()  # a spawned process starts with the default filters
-    _optimize(args, show_progress=False, worker=True)
+    stop_on_sigterm()
+    try:
+        _optimize(args, show_progress=False, worker=True)
+    except KeyboardInterrupt:  # Ctrl-C reaches every worker: the main process reports it, once
+        sys.exit(130)
 
 
 def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = False):  # type: ignore[no-untyped-def]
     import optuna
 
+    from teg_plugin.cli._interrupt import StopBetweenTrials
     from teg_plugin.optuna import BudgetReached, TEGSampler, create_storage, within_budget, zero_cost_objective
     from teg_plugin.strategies import PruningStrategy
 
@@ -127,13 +135,15 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = F
 
         callbacks.append(advance)
     try:
-        study.optimize(
-            within_budget(zero_cost_objective(scorer.space, scorer, multi_objective=multi), scorer.space, args.budget),
-            n_trials=remaining,
-            callbacks=callbacks,
-            gc_after_trial=False,
-            catch=(BudgetReached,),
-        )
+        with StopBetweenTrials(study) as stopper:
+            objective = within_budget(zero_cost_objective(scorer.space, scorer, multi_objective=multi), scorer.space, args.budget)
+            study.optimize(
+                stopper.objective(objective),
+                n_trials=remaining,
+                callbacks=callbacks,
+                gc_after_trial=False,
+                catch=(BudgetReached,),
+            )
     finally:
         if bar is not None:
             bar.close()
@@ -264,7 +274,19 @@ def _dashboard_command(storage: str) -> str | None:
     journal = journal_path(storage)
     if journal is not None:
         return f"review it:  optuna-dashboard {shlex.quote(journal)}"
+    if _in_memory(storage):
+        return "the study was kept in memory and is gone now (--storage sqlite:///FILE.db keeps it)"
     return f"review it:  optuna-dashboard {shlex.quote(storage)}" if "://" in storage else None
+
+
+def _in_memory(storage: str) -> bool:
+    """Whether ``storage`` is an in-memory SQLite URL (``sqlite://``): one process's, lost at exit."""
+    if journal_path(storage) is not None or not storage.strip().lower().startswith("sqlite"):
+        return False
+    try:
+        return is_sqlite_memory(parse_database_url(storage, what="storage"))
+    except ValueError:  # reported where the storage is opened
+        return False
 
 
 def _num(value: Any) -> str:

@@ -26,6 +26,9 @@ _QUEUED_WAIT_S = 30.0
 #: Seconds a trial waits for earlier RUNNING trials on a storage without heartbeat (a journal
 #: file): there a dead worker's trial is never failed, so the wait must end; then it gives up.
 _UNEXPIRABLE_WAIT_S = 300.0
+#: Seconds of waiting for earlier RUNNING trials after which the wait is explained once (a trial of
+#: a live worker usually ends sooner; a killed worker's is failed only after the heartbeat grace period).
+_WAIT_NOTICE_S = 15.0
 
 _logger = logging.getLogger(__name__)
 
@@ -50,18 +53,21 @@ def within_budget(objective: Callable[[optuna.Trial], Any], space: SearchSpace, 
 
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
     unfinished = (TrialState.RUNNING, TrialState.WAITING)
-    hide = _HideSurplusTrials()
+    hide = _QuietTrialFailures()
     logging_filter_installed = False
 
     def run(trial: optuna.Trial) -> Any:
         nonlocal logging_filter_installed
         if not logging_filter_installed:
-            # Optuna logs every failed trial as two warnings, one with a traceback; a surplus trial is no failure.
+            # Optuna logs every failed trial as two warnings, one with a traceback; a surplus trial is
+            # no failure, and an interrupted one is reported by the caller in one line.
             optuna.logging.get_logger("optuna.study._optimize").addFilter(hide)
             logging_filter_installed = True
         study = trial.study
         expirable = _heartbeat_enabled(study)
         waiting_since: float | None = None
+        running_since = time.monotonic()
+        explained = False
         while True:
             trials = study.get_trials(deepcopy=False)
             done = sum(t.state in finished for t in trials)
@@ -86,6 +92,14 @@ def within_budget(objective: Callable[[optuna.Trial], Any], space: SearchSpace, 
                     break
             else:
                 waiting_since = None
+                if not explained and time.monotonic() - running_since > _WAIT_NOTICE_S:
+                    explained = True
+                    _logger.warning(
+                        "teg-nas: the last trial(s) of the budget wait for trial(s) %s, still RUNNING (another "
+                        "worker's, or a stopped worker's, which Optuna's heartbeat fails after its grace period; "
+                        "then this search goes on)",
+                        [t.number for t in ahead if t.state == TrialState.RUNNING],
+                    )
             time.sleep(_BUDGET_POLL_S)
             with warnings.catch_warnings():  # fail a dead worker's trial (a no-op without heartbeat)
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -107,15 +121,16 @@ def _heartbeat_enabled(study: optuna.Study) -> bool:
     return bool(is_heartbeat_enabled(study._storage))
 
 
-class _HideSurplusTrials(logging.Filter):
-    """Drops Optuna's two "Trial N failed ..." warnings for trials that raised :class:`BudgetReached`."""
+class _QuietTrialFailures(logging.Filter):
+    """Drops Optuna's two "Trial N failed ..." warnings for trials that raised :class:`BudgetReached`,
+    and the traceback Optuna logs for a trial interrupted by ``KeyboardInterrupt``."""
 
     def __init__(self) -> None:
         super().__init__()
         self.numbers: set[int] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], BudgetReached):
+        if record.exc_info and isinstance(record.exc_info[1], (BudgetReached, KeyboardInterrupt)):
             return False
         message = record.getMessage()
         return not any(message.startswith(f"Trial {number} failed with value ") for number in self.numbers)
