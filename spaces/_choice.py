@@ -105,7 +105,12 @@ class ChoiceSpace(SearchSpace[ChoiceArch]):
         if thin is not None and not callable(thin):
             raise TypeError("thin must be callable: (choices dict, width) -> nn.Module, or None")
         self.name = name  # type: ignore[misc]  # an instance's own name, for cache keys
+        if not isinstance(choices, Mapping):
+            raise TypeError(f"choices must be a dict of choice name -> options, got {type(choices).__name__} {choices!r}")
         for key, options in choices.items():
+            if not isinstance(key, str):
+                # Names become parameter names and JSON keys (strings): 1 and "1" would collide.
+                raise TypeError(f"choice names must be strings, got {key!r} ({type(key).__name__})")
             # Options need an order of their own: a set's order changes with the hash seed, and a
             # string would be split into characters.
             if isinstance(options, (str, bytes)) or not isinstance(options, Sequence):

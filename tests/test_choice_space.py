@@ -87,6 +87,15 @@ def test_options_must_be_an_ordered_list_or_tuple(options: object) -> None:
         ChoiceSpace("x", {"act": options}, build)  # type: ignore[dict-item]
 
 
+@pytest.mark.parametrize(
+    ("choices", "message"),
+    [({1: [1, 2], "1": [3, 4]}, "choice names must be strings, got 1"), ([("a", [1])], "choices must be a dict")],
+)
+def test_choices_must_be_a_dict_keyed_by_names(choices: object, message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        ChoiceSpace("x", choices, build)  # type: ignore[arg-type]
+
+
 def test_mutate_changes_exactly_one_choice_and_neighbours_hold_every_mutation() -> None:
     rng = random.Random(1)
     arch = SPACE.sample(rng)

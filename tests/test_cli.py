@@ -364,3 +364,5 @@ def test_bench_tables_that_cannot_serve_are_refused_before_any_search(capsys, tm
     latin.write_bytes("arch_str,cifar10_test\nré,1\n".encode("latin-1"))
     code, out, err = _run(capsys, "bench", "correlation", "--truth", str(latin), "--sample", "2", *FAST, "--no-cache")
     assert code == 2 and f"{latin} is not a UTF-8 CSV table" in err
+    code, out, err = _run(capsys, "bench", "correlation", "--truth", str(latin), "--bootstrap", "-5", *FAST, "--no-cache")
+    assert code == 2 and "--bootstrap must be 0" in err

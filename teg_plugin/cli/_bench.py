@@ -58,6 +58,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _run_correlation(args: argparse.Namespace) -> int:
     from teg_plugin.benchmarks.correlation import run_correlation
 
+    if args.bootstrap < 0:
+        raise ValueError(f"--bootstrap must be 0 (no interval) or more resamples, got {args.bootstrap}")
     scorer = make_scorer(args)
     rows = run_correlation(
         scorer,
