@@ -207,6 +207,7 @@ def test_a_dead_trial_on_a_journal_stops_the_search_with_a_warning(tmp_path, mon
     assert not any(m.startswith("Trial 2 failed") for m in messages)  # the surplus trial is not reported as failed
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")  # the dead trial
 def test_a_long_wait_for_a_stale_trial_is_explained_then_the_search_goes_on(tmp_path, monkeypatch, caplog) -> None:
     """With heartbeat, a killed worker's RUNNING trial is failed after the grace period; meanwhile the
     waiting trial says once what it waits for (instead of a silent progress bar)."""
