@@ -175,6 +175,27 @@ def test_best_refuses_when_every_result_is_bad() -> None:
     assert strategy.best() == SPACE.arch_at(2)
 
 
+def test_a_result_that_arrives_after_the_training_end_is_told(caplog: pytest.LogCaptureFixture) -> None:
+    """NNI's training-service engine may report a trial's end before its final result."""
+    from nni.nas.execution.event import FinalMetricEvent, TrainingEndEvent
+    from nni.nas.space import ModelStatus
+
+    strategy = TEGRandom(seed=0)
+    late, lost, failed = (object() for _ in range(3))
+    for number, model in enumerate((late, lost, failed)):
+        strategy._running[id(model)] = (model, SPACE.arch_at(number))
+    metric = {"default": 1.0, "ntk_cond": 10.0, "regions": 50.0, "kr_mse": 0.5, "bad": False}
+    strategy._on_training_end(TrainingEndEvent(late, ModelStatus.Trained))
+    strategy._on_training_end(TrainingEndEvent(lost, ModelStatus.Trained))
+    strategy._on_training_end(TrainingEndEvent(failed, ModelStatus.Failed))
+    strategy._on_final_metric(FinalMetricEvent(late, metric))
+    assert [(arch, score.bad) for arch, score in strategy.results] == [(SPACE.arch_at(2), True), (SPACE.arch_at(0), False)]
+    with caplog.at_level("WARNING", logger="teg_plugin.nni._strategy"):
+        strategy._tell_missing_results()  # the run is over: a result that never came counts as bad
+    assert strategy.results[-1][0] == SPACE.arch_at(1) and strategy.results[-1][1].bad
+    assert "ended without a result" in caplog.text and len(strategy.results) == 3
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [({"data": "cifar11"}, "unknown dataset 'cifar11'"), ({"cache": "foo://bar"}, "unknown database"),

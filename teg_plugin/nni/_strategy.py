@@ -98,6 +98,9 @@ class TEGStrategy(NNIStrategy):
         self._lock = threading.RLock()
         #: id(model) -> (model, arch) for submitted models that have no result yet.
         self._running: dict[int, tuple[ExecutableModelSpace, Hashable]] = {}
+        #: The same for models whose training ended successfully before their final result arrived
+        #: (NNI's training-service engine may deliver the two events in either order).
+        self._awaiting_result: dict[int, tuple[ExecutableModelSpace, Hashable]] = {}
         #: Every told (model or None, arch, score), in tell order.
         self._results: list[tuple[ExecutableModelSpace | None, Hashable, TEGScore]] = []
         self._submitted = 0
@@ -155,6 +158,15 @@ class TEGStrategy(NNIStrategy):
             self.engine.wait_models()
         finally:
             self._forget_leftover_parameter(previous_parameter)
+            self._tell_missing_results()
+
+    def _tell_missing_results(self) -> None:
+        """Tell, as bad, the models that ended successfully but whose result never arrived."""
+        with self._lock:
+            leftovers, self._awaiting_result = list(self._awaiting_result.values()), {}
+            for model, arch in leftovers:
+                _logger.warning("TEG strategy: the trial of %s ended without a result; it counts as bad", self._text(arch))
+                self._tell(model, arch, TEGScore.flagged("trial ended without a result"))
 
     def _forget_leftover_parameter(self, previous: Any) -> None:
         """NNI 3.0's sequential engine leaves the last model it ran as the process's current trial
@@ -172,14 +184,14 @@ class TEGStrategy(NNIStrategy):
             return
         with self._lock:
             ours = any(current is model for model, _, _ in self._results) or any(
-                current is model for model, _ in self._running.values()
+                current is model for model, _ in [*self._running.values(), *self._awaiting_result.values()]
             )
         if ours:
             nni.trial._params = previous
 
     def _on_final_metric(self, event: FinalMetricEvent) -> None:
         with self._lock:
-            entry = self._running.pop(id(event.model), None)
+            entry = self._running.pop(id(event.model), None) or self._awaiting_result.pop(id(event.model), None)
             if entry is None:
                 _logger.warning("TEG strategy: a result for a model it did not submit (ignored): %s", event.model)
                 return
@@ -193,13 +205,21 @@ class TEGStrategy(NNIStrategy):
     def _on_training_end(self, event: TrainingEndEvent) -> None:
         with self._lock:
             entry = self._running.pop(id(event.model), None)
-            if entry is not None:  # ended without a final result
-                status = event.status.value
-                _logger.warning(
-                    "TEG strategy: the trial of %s ended %s without a result (its trial log says why); "
-                    "it counts as bad", self.space.format(entry[1]) if self.space is not None else entry[1], status,
-                )
-                self._tell(entry[0], entry[1], TEGScore.flagged(f"trial ended {status} without a result"))
+            if entry is None:  # its result came first
+                return
+            if event.status == ModelStatus.Trained:
+                # Its result may still be on its way: told when it arrives, or as bad when the run ends.
+                self._awaiting_result[id(event.model)] = entry
+                return
+            status = event.status.value
+            _logger.warning(
+                "TEG strategy: the trial of %s ended %s without a result (its trial log says why); it counts as bad",
+                self._text(entry[1]), status,
+            )
+            self._tell(entry[0], entry[1], TEGScore.flagged(f"trial ended {status} without a result"))
+
+    def _text(self, arch: Hashable) -> str:
+        return self.space.format(arch) if self.space is not None else str(arch)
 
     def _tell(self, model: ExecutableModelSpace | None, arch: Hashable, score: TEGScore) -> None:
         assert self.algorithm is not None
