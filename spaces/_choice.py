@@ -118,7 +118,7 @@ class ChoiceSpace(SearchSpace[ChoiceArch]):
                     f"the options of choice {key!r} must be a list or tuple (ordered), got {type(options).__name__} "
                     f"{options!r}"
                 )
-        self._choices = {str(key): tuple(options) for key, options in choices.items()}
+        self._choices = {key: tuple(options) for key, options in choices.items()}
         if not self._choices:
             raise ValueError("a ChoiceSpace needs at least one choice")
         for key, options in self._choices.items():

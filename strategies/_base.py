@@ -147,21 +147,25 @@ class Strategy(ABC, Generic[ArchT]):
         """Raise the errors :meth:`tell` documents for a bad ``arch`` or ``score``."""
         if not isinstance(score, TEGScore):
             raise TypeError(f"tell expects a TEGScore, got {type(score).__name__}")
-        shown = repr(arch)
-        shown = shown if len(shown) <= 120 else shown[:117] + "..."
         if not isinstance(arch, self._arch_type):
             hint = "; parse text with strategy.space.parse(text) first" if isinstance(arch, str) else ""
             raise TypeError(
                 f"tell expects a {self._space.name} architecture ({self._arch_type.__name__}), "
-                f"got {type(arch).__name__} {shown}{hint}"
+                f"got {type(arch).__name__} {_shown(arch)}{hint}"
             )
         try:
             self._space.from_params(self._space.to_params(arch))
         except (AttributeError, LookupError, TypeError, ValueError) as exc:
-            raise ValueError(f"{shown} is not an architecture of {self._space.name}: {exc}") from None
+            raise ValueError(f"{_shown(arch)} is not an architecture of {self._space.name}: {exc}") from None
 
     def _observe(self, arch: ArchT, score: TEGScore) -> None:  # noqa: B027 - optional hook
         """Learn from a tell, before it is appended to the history; the default learns nothing.
 
         ``arch`` and ``score`` are already checked. To keep :meth:`tell` atomic, an override that can
         raise must do so before it changes any state."""
+
+
+def _shown(arch: object) -> str:
+    """``arch`` for an error message, at most 120 characters."""
+    text = repr(arch)
+    return text if len(text) <= 120 else text[:117] + "..."

@@ -176,7 +176,7 @@ class TEGTuner(Tuner):
           ``parameters``, or ignored if they do not make one (there is nothing to tell).
         """
         with self._lock:
-            algorithm = self._require_algorithm()
+            self._require_algorithm()  # before update_search_space: RuntimeError
             told = self._told.get(parameter_id)
             if told == "result":
                 _logger.warning(
@@ -214,9 +214,8 @@ class TEGTuner(Tuner):
                     "TEGTuner: the result of parameter %s came after trial_end had told it as bad; it is told too",
                     parameter_id,
                 )
-            algorithm.tell(arch, score)
+            self._tell(parameter_id, arch, score)
             self._told[parameter_id] = "result"
-            self._results.append((parameter_id, arch, score))
             _logger.info(
                 "TEGTuner: result %d (parameter %s) %s: ntk_cond=%s regions=%s kr_mse=%s bad=%s",
                 len(self._results), parameter_id, self.space.format(arch),
@@ -247,9 +246,8 @@ class TEGTuner(Tuner):
                 )
                 return
             score = TEGScore.flagged("trial ended without a result" + ("" if success else " (failed)"))
-            self.algorithm.tell(arch, score)
+            self._tell(parameter_id, arch, score)
             self._told[parameter_id] = "ended"
-            self._results.append((parameter_id, arch, score))
             _logger.info("TEGTuner: parameter %s ended without a result; told as bad", parameter_id)
 
     def import_data(self, data: Sequence[Mapping[str, Any]]) -> None:
@@ -271,7 +269,7 @@ class TEGTuner(Tuner):
                 f"got {type(data).__name__}"
             )
         with self._lock:
-            algorithm = self._require_algorithm()
+            self._require_algorithm()
             for index, entry in enumerate(data):
                 if not isinstance(entry, Mapping) or "parameter" not in entry or "value" not in entry:
                     _logger.warning(
@@ -288,8 +286,7 @@ class TEGTuner(Tuner):
                 except ValueError as exc:
                     _logger.warning("TEGTuner: imported record %d skipped: %s", index, exc)
                     continue
-                algorithm.tell(arch, score)
-                self._results.append((None, arch, score))
+                self._tell(None, arch, score)
 
     # -- results ---------------------------------------------------------------------------------
 
@@ -302,6 +299,11 @@ class TEGTuner(Tuner):
     def best(self) -> Hashable:
         """The told architecture with the lowest TEG rank-sum (``ValueError`` before the first result)."""
         return self._require_algorithm().best()
+
+    def _tell(self, parameter_id: int | None, arch: Hashable, score: TEGScore) -> None:
+        """Tell the algorithm ``score`` for ``arch`` and record it (``parameter_id`` None: imported)."""
+        self._require_algorithm().tell(arch, score)
+        self._results.append((parameter_id, arch, score))
 
     def _require_algorithm(self) -> TEGAlgorithm:
         if self.algorithm is None:

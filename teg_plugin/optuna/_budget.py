@@ -66,7 +66,7 @@ def within_budget(objective: Callable[[optuna.Trial], Any], space: SearchSpace, 
         study = trial.study
         expirable = _heartbeat_enabled(study)
         waiting_since: float | None = None
-        running_since = time.monotonic()
+        wait_started = time.monotonic()
         explained = False
         while True:
             trials = study.get_trials(deepcopy=False)
@@ -92,7 +92,7 @@ def within_budget(objective: Callable[[optuna.Trial], Any], space: SearchSpace, 
                     break
             else:
                 waiting_since = None
-                if not explained and time.monotonic() - running_since > _WAIT_NOTICE_S:
+                if not explained and time.monotonic() - wait_started > _WAIT_NOTICE_S:
                     explained = True
                     _logger.warning(
                         "teg-nas: the last trial(s) of the budget wait for trial(s) %s, still RUNNING (another "
