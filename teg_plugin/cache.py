@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import sqlite3
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -80,6 +82,10 @@ def _as_url(location: str | os.PathLike[str]) -> str:
     return f"sqlite:///{path}"
 
 
+#: Seconds a SQLite cache connection waits for the database (busy timeout), and for its switch to WAL.
+_SQLITE_WAIT_S = 60
+
+
 class ScoreCache:
     """Cached :class:`TEGScore` values.
 
@@ -101,7 +107,7 @@ class ScoreCache:
         is_sqlite = url.get_backend_name() == "sqlite"
         options: dict[str, object] = {}
         if is_sqlite:
-            options["connect_args"] = {"timeout": 60, "check_same_thread": False}
+            options["connect_args"] = {"timeout": _SQLITE_WAIT_S, "check_same_thread": False}
             if is_sqlite_memory(url):
                 options["poolclass"] = sa.pool.StaticPool  # one shared in-memory database
             make_sqlite_folder(url, what="score cache")
@@ -183,9 +189,19 @@ class ScoreCache:
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
     cursor = dbapi_connection.cursor()
-    # WAL lets readers and one writer work at once; the busy timeout makes writers queue, not fail.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=60000")
+    # The busy timeout makes writers queue, not fail; WAL lets readers and one writer work at once.
+    cursor.execute(f"PRAGMA busy_timeout={_SQLITE_WAIT_S * 1000}")
+    # Switching a fresh file to WAL needs it alone for a moment, and SQLite answers "database is
+    # locked" at once, without the busy timeout, to connections racing to do the same: retry.
+    deadline = time.monotonic() + _SQLITE_WAIT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     cursor.close()
 
 
