@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from teg_plugin.strategies._checks import check_real
+from teg_plugin._checks import check_real
 
 
 class Adam:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import numbers
-import operator
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
+
+from teg_plugin._checks import check_int, check_real
 
 if TYPE_CHECKING:
     from teg_plugin.spaces import SearchSpace
@@ -41,6 +41,9 @@ class TEGConfig:
             smallest eigenvalue is at most this fraction of its largest. The default sits just above
             float32 round-off, the precision the Jacobians are computed in.
 
+    Raises:
+        ValueError: a setting of the wrong type or out of range (the message names it and its range).
+
     Example:
         >>> TEGConfig(repeat=1).repeat
         1
@@ -67,17 +70,16 @@ class TEGConfig:
         for name, low in checks:
             value = getattr(self, name)
             try:
-                number = None if isinstance(value, bool) else operator.index(value)
-            except TypeError:
-                number = None
-            if number is None or (low is not None and number < low):
+                number = check_int(name, value, minimum=low)
+            except (TypeError, ValueError):  # one error type for every bad setting
                 need = "an int" if low is None else ("a positive int" if low == 1 else f"an int >= {low} (BatchNorm needs two samples)")
-                raise ValueError(f"TEGConfig.{name} must be {need}, got {value!r}")
+                raise ValueError(f"TEGConfig.{name} must be {need}, got {value!r}") from None
             object.__setattr__(self, name, number)
-        rtol = self.singular_rtol
-        if isinstance(rtol, bool) or not isinstance(rtol, numbers.Real) or not 0.0 < rtol < 1.0:
-            raise ValueError(f"TEGConfig.singular_rtol must be a number in (0, 1), got {rtol!r}")
-        object.__setattr__(self, "singular_rtol", float(rtol))
+        try:
+            rtol = check_real("singular_rtol", self.singular_rtol, above=0.0, below=1.0)
+        except (TypeError, ValueError):
+            raise ValueError(f"TEGConfig.singular_rtol must be a number in (0, 1), got {self.singular_rtol!r}") from None
+        object.__setattr__(self, "singular_rtol", rtol)
 
     @classmethod
     def for_space(cls, space: SearchSpace, **settings: Any) -> TEGConfig:

@@ -300,5 +300,7 @@ def test_dataset_of_wrong_type() -> None:
 
 
 def test_bad_image_size() -> None:
-    with pytest.raises(ValueError, match="image_size"):
+    with pytest.raises(ValueError, match="image_size must be >= 1, got 0"):
         load_data("synthetic", image_size=0)
+    with pytest.raises(TypeError, match="image_size must be an int, got 32.0"):
+        load_data("synthetic", image_size=32.0)  # type: ignore[arg-type]

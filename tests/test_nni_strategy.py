@@ -155,11 +155,15 @@ def test_warns_when_nothing_bounds_the_run(caplog: pytest.LogCaptureFixture) -> 
         assert ("runs until it is stopped" in caplog.text) is warns, (strategy.budget, engine.max_model_count)
 
 
-def test_unknown_strategy_name() -> None:
+def test_unknown_strategy_name_and_bad_numbers() -> None:
     with pytest.raises(ValueError, match="prune"):
         TEGStrategy("prune")
-    with pytest.raises(ValueError, match="budget"):
+    with pytest.raises(ValueError, match="budget must be >= 1, got 0"):
         TEGStrategy("random", budget=0)
+    with pytest.raises(TypeError, match="budget must be an int, got '5'"):
+        TEGStrategy("random", budget="5")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="seed must be an int, got 1.7"):
+        TEGStrategy("random", seed=1.7)  # type: ignore[arg-type]
 
 
 def test_best_refuses_when_every_result_is_bad() -> None:

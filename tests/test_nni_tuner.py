@@ -192,12 +192,12 @@ def test_import_data_and_update_search_space_check_their_input(caplog: pytest.Lo
 
 def test_constructor_refuses_non_integer_and_mistyped_args() -> None:
     for bad in (2.7, True, "3"):
-        with pytest.raises(TypeError, match="budget must be an integer"):
+        with pytest.raises(TypeError, match="TEGTuner budget must be an int, got"):
             TEGTuner(budget=bad)
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match="TEGTuner budget must be >= 1, got 0"):
         TEGTuner(budget=0)
     for bad in (1.5, None, False):
-        with pytest.raises(TypeError, match="seed must be an integer"):
+        with pytest.raises(TypeError, match="TEGTuner seed must be an int, got"):
             TEGTuner(seed=bad)
     with pytest.raises(TypeError, match="strategy must be a name"):
         TEGTuner(strategy=5)  # type: ignore[arg-type]

@@ -148,7 +148,9 @@ def test_sampler_and_pruner_together(space, scorer) -> None:
 def test_bad_options_are_rejected() -> None:
     with pytest.raises(ValueError, match="quantile"):
         TEGPruner(quantile=-0.1)
-    with pytest.raises(ValueError, match="n_warmup_trials"):
+    with pytest.raises(ValueError, match="n_warmup_trials must be >= 0, got -1"):
         TEGPruner(n_warmup_trials=-1)
+    with pytest.raises(TypeError, match="n_warmup_trials must be an int, got '3'"):
+        TEGPruner(n_warmup_trials="3")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="training_pruner must be an Optuna pruner"):
         TEGPruner(training_pruner="median")  # type: ignore[arg-type]

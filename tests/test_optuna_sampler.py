@@ -273,8 +273,10 @@ def test_enqueued_architecture_is_kept_and_gets_attrs(space, fake) -> None:
 def test_bad_arguments_are_clear(space, fake) -> None:
     with pytest.raises(ValueError, match="unknown strategy"):
         TEGSampler(space, fake, strategy="annealing")
-    with pytest.raises(ValueError, match="steps_per_trial"):
+    with pytest.raises(ValueError, match="steps_per_trial must be >= 1, got 0"):
         TEGSampler(space, fake, steps_per_trial=0)
+    with pytest.raises(TypeError, match="steps_per_trial must be an int, got 2.0"):
+        TEGSampler(space, fake, steps_per_trial=2.0)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         TEGSampler(space, fake, strategy_options={"no_such_option": 1})
 

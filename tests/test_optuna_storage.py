@@ -117,8 +117,12 @@ def test_journal_paths_that_are_not_journal_files(tmp_path) -> None:
 def test_bad_heartbeat_options() -> None:
     with pytest.raises(ValueError, match="heartbeat_interval"):
         create_storage("sqlite://", heartbeat_interval=0)
-    with pytest.raises(ValueError, match="max_retry"):
+    with pytest.raises(ValueError, match="max_retry must be >= 0, got -1"):
         create_storage("sqlite://", max_retry=-1)
+    with pytest.raises(TypeError, match="grace_period must be an int, got 1.5"):
+        create_storage("sqlite://", grace_period=1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="heartbeat_interval must be an int, got True"):
+        create_storage("sqlite://", heartbeat_interval=True)
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from types import MappingProxyType
 
+from .._checks import check_int
 from ._cifar import load_cifar
 from ._embedded import load_embedded
 from ._folder import load_folder
@@ -56,13 +57,12 @@ def load_data(name: str | os.PathLike[str] | None = None, root: str | os.PathLik
             datasets keep their native resolution (32, or 16 for ImageNet16-120).
 
     Raises:
-        ValueError: unknown ``name`` (the message lists the known names) or bad ``image_size``.
-        TypeError: ``name`` is neither a string, a path nor ``None``.
+        ValueError: unknown ``name`` (the message lists the known names) or ``image_size`` < 1.
+        TypeError: ``name`` is neither a string, a path nor ``None``, or ``image_size`` is not an int.
         DataNotFoundError: the dataset's files are missing; the message says where the loader looked
             and how to fix it.
     """
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-        raise ValueError(f"image_size must be a positive int; got {image_size!r}")
+    image_size = check_int("image_size", image_size, minimum=1)
     data_root = Path(root) if root is not None else default_data_root()
     if name is None:
         return _load_default(data_root, download=download)

@@ -19,6 +19,7 @@ from nni.nas.execution.event import FinalMetricEvent, ModelEventType, TrainingEn
 from nni.nas.space import ExecutableModelSpace, ModelStatus
 from nni.nas.strategy import Strategy as NNIStrategy
 
+from teg_plugin._checks import check_int
 from teg_plugin.nni._hints import model_space_hint
 from teg_plugin.nni._metrics import score_from_metrics
 from teg_plugin.nni._user_space import NNIChoiceSpace, space_from_model_space
@@ -63,6 +64,10 @@ class TEGStrategy(NNIStrategy):
         seed: seed of all the algorithm's randomness.
         budget: models to submit at most (``None``: only the engine's budget).
         **options: options of the algorithm (e.g. ``population_size=32``), see :func:`make_strategy`.
+
+    Raises:
+        ValueError: an unknown ``name`` or a ``budget`` below 1.
+        TypeError: ``seed`` or ``budget`` is not an int.
     """
 
     def __init__(
@@ -81,14 +86,14 @@ class TEGStrategy(NNIStrategy):
                 f"unknown TEG strategy {name!r} for NNI; choose from {', '.join(NNI_STRATEGY_NAMES)} "
                 "(the pruning strategy scores supernets: use `teg-nas search --strategy prune`)"
             )
-        if budget is not None and budget < 1:
-            raise ValueError(f"budget must be at least 1 (or None), got {budget}")
+        checked_seed = check_int("seed", seed)
+        checked_budget = None if budget is None else check_int("budget", budget, minimum=1)
         self.name = key
         #: Whether the space is read from the model space when the experiment starts (``space=None``).
         self.derive_space = space is None
         self.space: SearchSpace | None = get_space(space) if isinstance(space, str) else space
-        self.seed = int(seed)
-        self.budget = budget
+        self.seed = checked_seed
+        self.budget = checked_budget
         self.options = dict(options)
         self.algorithm: TEGAlgorithm | None = None
         if self.space is not None:

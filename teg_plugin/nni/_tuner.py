@@ -14,7 +14,6 @@ each trial reports a TEG final result (``examples/nnictl/trial.py``).
 from __future__ import annotations
 
 import logging
-import numbers
 import threading
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, Literal
@@ -22,6 +21,7 @@ from typing import Any, Literal
 import nni
 from nni.tuner import Tuner
 
+from teg_plugin._checks import check_int
 from teg_plugin.nni._metrics import score_from_metrics
 from teg_plugin.scores import TEGScore
 from teg_plugin.spaces import SearchSpace, get_space
@@ -82,10 +82,8 @@ class TEGTuner(Tuner):
             raise ValueError(
                 f"unknown TEG strategy {strategy!r} for the NNI tuner; choose from {', '.join(TUNER_STRATEGY_NAMES)}"
             )
-        checked_seed = _integer("seed", seed)
-        checked_budget = None if budget is None else _integer("budget", budget)
-        if checked_budget is not None and checked_budget < 1:
-            raise ValueError(f"TEGTuner budget must be at least 1 (or None), got {budget!r}")
+        checked_seed = check_int("TEGTuner seed", seed)
+        checked_budget = None if budget is None else check_int("TEGTuner budget", budget, minimum=1)
         if not isinstance(space, (str, SearchSpace)):
             raise TypeError(f"TEGTuner space must be a space name or a SearchSpace, got {space!r}")
         self.strategy_name = key
@@ -318,10 +316,3 @@ class TEGTuner(Tuner):
             return self.space.from_params({name: params[name] for name in self.space.choices() if name in params}), None
         except (ValueError, TypeError) as exc:
             return None, str(exc)
-
-
-def _integer(name: str, value: Any) -> int:
-    """``value`` as an ``int``; ``TypeError`` unless it is an integer (``bool`` excluded, NumPy ints fine)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"TEGTuner {name} must be an integer, got {value!r}")
-    return int(value)

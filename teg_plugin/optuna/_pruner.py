@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from optuna.pruners import BasePruner
 
+from teg_plugin._checks import check_int
 from teg_plugin.optuna._attrs import (
     count_strictly_better,
     score_from_user_attrs,
@@ -148,8 +149,7 @@ def should_prune_zero_cost(
 def _check_options(quantile: float, n_warmup_trials: int) -> None:
     if not 0.0 <= float(quantile) <= 1.0:
         raise ValueError(f"quantile must be in [0, 1], got {quantile!r}")
-    if isinstance(n_warmup_trials, bool) or not isinstance(n_warmup_trials, int) or n_warmup_trials < 0:
-        raise ValueError(f"n_warmup_trials must be an int >= 0, got {n_warmup_trials!r}")
+    check_int("n_warmup_trials", n_warmup_trials, minimum=0)
 
 
 def _decide(

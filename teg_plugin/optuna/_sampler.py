@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import TrialState
 
+from teg_plugin._checks import check_int
 from teg_plugin.optuna._attrs import score_from_user_attrs, teg_user_attrs, write_user_attrs
 from teg_plugin.optuna._suggest import search_space as _search_space
 from teg_plugin.optuna._user_space import TrialSpace
@@ -135,8 +136,7 @@ class TEGSampler(BaseSampler):
     ) -> None:
         if scorer.space.name != space.name:
             raise ValueError(f"the scorer scores {scorer.space.name!r} but the sampler searches {space.name!r}")
-        if isinstance(steps_per_trial, bool) or not isinstance(steps_per_trial, int) or steps_per_trial < 1:
-            raise ValueError(f"steps_per_trial must be an int >= 1, got {steps_per_trial!r}")
+        steps_per_trial = check_int("steps_per_trial", steps_per_trial, minimum=1)
         if strategy.strip().lower() not in STRATEGY_NAMES:
             raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGY_NAMES)}")
         if strategy.strip().lower() == "prune" and (isinstance(space, TrialSpace) or type(space) is ChoiceSpace):

@@ -10,6 +10,7 @@ from pathlib import Path
 import optuna
 from optuna.storages import BaseStorage
 
+from teg_plugin._checks import check_int
 from teg_plugin._database import (
     DEFAULT_STORAGE_URL,
     describe,
@@ -56,7 +57,8 @@ def create_storage(
 
     Raises:
         ValueError: a malformed URL, an unknown database, a database that cannot be opened, an
-            empty journal path, or a non-positive interval.
+            empty journal path, a non-positive interval or a negative ``max_retry``.
+        TypeError: an interval or ``max_retry`` that is not an int.
         teg_plugin._database.MissingDriverError: (an ``ImportError``) the URL's database driver is
             not installed; the message says how to install it.
 
@@ -73,11 +75,9 @@ def create_storage(
     if not isinstance(url, str) or not url.strip():
         raise ValueError(f"storage URL must be a non-empty string, got {url!r}")
     url = url.strip()
-    for name, value in (("heartbeat_interval", heartbeat_interval), ("grace_period", grace_period)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-            raise ValueError(f"{name} must be a positive int or None, got {value!r}")
-    if max_retry is not None and (isinstance(max_retry, bool) or not isinstance(max_retry, int) or max_retry < 0):
-        raise ValueError(f"max_retry must be an int >= 0 or None, got {max_retry!r}")
+    for name, value, minimum in (("heartbeat_interval", heartbeat_interval, 1), ("grace_period", grace_period, 1), ("max_retry", max_retry, 0)):
+        if value is not None:
+            check_int(name, value, minimum=minimum)
 
     journal = journal_path(url)
     if journal is not None:

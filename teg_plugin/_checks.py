@@ -1,4 +1,4 @@
-"""Argument checks shared by the strategies: one clear error at the API boundary, never a late one."""
+"""Argument checks for public APIs: one clear error at the boundary, never a late one from deep inside."""
 
 from __future__ import annotations
 
