@@ -237,6 +237,9 @@ def test_bench_search_one_scorer_or_one_per_seed(capsys, shared_data) -> None:
     assert varied["runs"][0]["best_arch"] == shared["runs"][0]["best_arch"]
     for run in varied["runs"]:
         assert 0 < run["test_accuracy"] <= 100 and run["n_proposed"] == 3
+        # The pick is one of the proposals, so the oracle among them is at least as good.
+        assert run["test_accuracy"] <= run["best_proposed_test_accuracy"] <= 100
+    assert varied["best_proposed_cifar10_test_mean"] == sum(r["best_proposed_test_accuracy"] for r in varied["runs"]) / 2
 
 
 def test_bench_search_prune_warns_that_its_seeds_repeat(capsys, shared_data) -> None:

@@ -19,13 +19,19 @@ from teg_plugin.strategies import make_strategy
 
 @dataclass(frozen=True)
 class SearchRun:
-    """One seed's search: the chosen architecture, its benchmark accuracy, and the cost."""
+    """One seed's search: the chosen architecture, its benchmark accuracy, and the cost.
+
+    ``best_proposed_test_accuracy`` is the highest test accuracy among every architecture the
+    search proposed (an oracle pick among them, which no strategy can see): the gap to
+    ``test_accuracy`` is what the TEG ranking lost choosing among what the search found.
+    """
 
     seed: int
     score_seed: int
     best_arch: str
     test_accuracy: float
     valid_accuracy: float
+    best_proposed_test_accuracy: float
     n_proposed: int
     n_distinct: int
     n_supernet_evaluations: int
@@ -45,6 +51,10 @@ class SearchSummary:
     @property
     def test_std(self) -> float:
         return statistics.pstdev(r.test_accuracy for r in self.runs) if len(self.runs) > 1 else 0.0
+
+    @property
+    def best_proposed_test_mean(self) -> float:
+        return statistics.fmean(r.best_proposed_test_accuracy for r in self.runs)
 
     @property
     def seconds_mean(self) -> float:
@@ -105,6 +115,7 @@ def run_search_benchmark(
                 best_arch=best,
                 test_accuracy=test[best],
                 valid_accuracy=valid[best],
+                best_proposed_test_accuracy=max(test[scorer.space.format(a)] for a in proposed),
                 n_proposed=len(proposed),
                 n_distinct=len({scorer.space.canonical(a) for a in proposed}),
                 n_supernet_evaluations=int(getattr(search, "n_supernet_evaluations", 0)),

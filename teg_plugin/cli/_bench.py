@@ -124,6 +124,7 @@ def _run_search(args: argparse.Namespace) -> int:
         "vary_score_seed": args.vary_score_seed,
         "cifar10_test_mean": summary.test_mean,
         "cifar10_test_std": summary.test_std,
+        "best_proposed_cifar10_test_mean": summary.best_proposed_test_mean,
         "seconds_per_seed_mean": summary.seconds_mean,
         "data": scorer.data.source,
         "runs": [asdict(r) for r in summary.runs],
@@ -134,10 +135,10 @@ def _run_search(args: argparse.Namespace) -> int:
         print(
             f"# {summary.strategy}, budget {summary.budget}, {args.seeds} seeds; data: {scorer.data.source}\n"
             f"CIFAR-10 test of the chosen arch: {summary.test_mean:.2f} +- {summary.test_std:.2f}  "
-            f"({summary.seconds_mean:.0f} s per seed)"
+            f"({summary.seconds_mean:.0f} s per seed); the best proposed arch's: {summary.best_proposed_test_mean:.2f}"
         )
         rows = [asdict(r) for r in summary.runs]
-        print(render(rows, "table", ("seed", "score_seed", "test_accuracy", "valid_accuracy", "n_distinct", "n_supernet_evaluations", "seconds", "best_arch")))
+        print(render(rows, "table", ("seed", "score_seed", "test_accuracy", "valid_accuracy", "best_proposed_test_accuracy", "n_distinct", "n_supernet_evaluations", "seconds", "best_arch")))
     return 0
 
 
