@@ -233,9 +233,15 @@ def _run_tasks(tasks: list[Callable[[], T]], device: torch.device) -> list[T]:
     threads = _threads_saved if _threads_users else torch.get_num_threads()
     if device.type != "cpu" or threads <= 1 or len(tasks) <= 1:
         return [task() for task in tasks]
-    with _intra_op_threads(1), ThreadPoolExecutor(max_workers=min(threads, len(tasks))) as pool:
-        futures = [pool.submit(task) for task in tasks]
-        return [f.result() for f in futures]
+    with _intra_op_threads(1):
+        pool = ThreadPoolExecutor(max_workers=min(threads, len(tasks)))
+        try:
+            futures = [pool.submit(task) for task in tasks]
+            return [f.result() for f in futures]
+        finally:
+            # After a task's error or Ctrl-C, drop the tasks not started: waiting for every queued
+            # Jacobian held an interrupt up for seconds. Running tasks still end before the return.
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 _threads_lock = threading.Lock()
