@@ -311,6 +311,35 @@ def test_search_and_plot_on_a_journal_file(capsys, tmp_path) -> None:
     assert code == 2 and "no such journal file" in err
 
 
+def test_ctrl_c_while_starting_is_one_line(capsys, monkeypatch) -> None:
+    # Building the parser imports every subcommand (PyTorch, SciPy: seconds); Ctrl-C then was a traceback.
+    from teg_plugin.cli import _main
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_main, "build_parser", interrupted)
+    try:
+        code, out, err = _run(capsys, "score", "--sample", "1")
+    except KeyboardInterrupt:  # not raised on: it would stop the whole test session
+        pytest.fail("KeyboardInterrupt escaped teg_plugin.cli.main")
+    assert (code, out, err) == (130, "", "teg-nas: interrupted\n")
+
+
+def test_ctrl_c_right_after_start_is_one_line() -> None:
+    # The real thing: SIGINT half a second in, while Python still imports (`teg-nas score --help`
+    # alone takes seconds), or later on a faster machine: either way one line and status 130.
+    argv = [sys.executable, "-m", "teg_plugin.cli", "score", "--sample", "2", "--dataset", "synthetic", "--no-cache"]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert (process.returncode, out, err) == (130, "", "teg-nas: interrupted\n")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_search_fails_its_trial_quietly_and_resumes(tmp_path, signum: int) -> None:

@@ -220,7 +220,7 @@ def test_plots_module_does_not_import_optuna():
 
 
 def test_cli_plot_writes_standalone_html(study_url, tmp_path, capsys):
-    from teg_plugin.cli._main import main
+    from teg_plugin.cli import main
 
     out = tmp_path / "figs"
     assert main(["plot", "--storage", study_url, "--study-name", "teg-demo", "--out", str(out)]) == 0
@@ -235,7 +235,7 @@ def test_cli_plot_writes_standalone_html(study_url, tmp_path, capsys):
 
 
 def test_cli_plot_errors(study_url, tmp_path, capsys):
-    from teg_plugin.cli._main import main
+    from teg_plugin.cli import main
 
     assert main(["plot", "--storage", study_url, "--study-name", "nope", "--out", str(tmp_path)]) == 2
     assert "no study 'nope'" in (err := capsys.readouterr().err) and "available: teg-demo" in err

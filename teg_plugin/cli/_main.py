@@ -74,9 +74,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, MissingDriverError) as err:  # OSError: e.g. --out naming a file
         print(f"teg-nas: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("teg-nas: interrupted", file=sys.stderr)
-        return 130
-    finally:
+    finally:  # a KeyboardInterrupt goes on to teg_plugin.cli.main, which reports it
         if previous_sigterm is not None:
             signal.signal(signal.SIGTERM, previous_sigterm)
