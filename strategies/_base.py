@@ -7,8 +7,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from teg_plugin.scores import TEGScore, best_index
 from teg_plugin._checks import check_int
+from teg_plugin.scores import TEGScore, best_index
 
 if TYPE_CHECKING:
     from typing import Self

@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
+from teg_plugin._checks import check_int
 from teg_plugin.scores import TEGScore
 from teg_plugin.strategies._base import ArchT, Strategy
-from teg_plugin._checks import check_int
 
 if TYPE_CHECKING:
     from teg_plugin.spaces._base import SearchSpace

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from teg_plugin._checks import check_real
 from teg_plugin.scores import TEGScore
 from teg_plugin.strategies._adam import Adam
 from teg_plugin.strategies._base import ArchT, Strategy
-from teg_plugin._checks import check_real
 from teg_plugin.strategies._reward import BAD_REWARD, DEFAULT_WINDOW, TEGReward
 
 if TYPE_CHECKING:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from collections import deque
 
-from teg_plugin.scores import HIGHER_IS_BETTER, INDICATORS, TEGScore
 from teg_plugin._checks import check_int, check_real
+from teg_plugin.scores import HIGHER_IS_BETTER, INDICATORS, TEGScore
 
 #: Reward of a ``bad`` score: -1 per indicator, the lowest reward a good score can receive (each
 #: indicator's term is a change divided by a range that contains it, so it lies in [-1, 1]).
