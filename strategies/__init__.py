@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from teg_plugin.strategies._base import ArchT, Strategy
 from teg_plugin.strategies._evolution import EvolutionStrategy, Tournament
-from teg_plugin.strategies._factory import STRATEGY_NAMES, make_strategy
+from teg_plugin.strategies._factory import STRATEGY_NAMES, make_strategy, strategy_key
 from teg_plugin.strategies._pruning import PruneCandidate, PruneRound, PruningStrategy, ScoreMask
 from teg_plugin.strategies._random import RandomStrategy
 from teg_plugin.strategies._reinforce import Policy, ReinforceStrategy
@@ -30,4 +30,5 @@ __all__ = [
     "TEGReward",
     "Tournament",
     "make_strategy",
+    "strategy_key",
 ]

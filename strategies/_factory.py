@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from teg_plugin.strategies._base import ArchT, Strategy
@@ -16,6 +17,35 @@ if TYPE_CHECKING:
 
 #: The names :func:`make_strategy` accepts.
 STRATEGY_NAMES: tuple[str, ...] = ("random", "evolution", "reinforce", "prune")
+
+
+def strategy_key(name: object, choices: Sequence[str] = STRATEGY_NAMES, *, hint: str = "") -> str:
+    """The canonical form (stripped, lower-case) of the strategy name ``name``, one of ``choices``.
+
+    Args:
+        name: a strategy name as a user typed it.
+        choices: the names the caller accepts (a subset of :data:`STRATEGY_NAMES`).
+        hint: a sentence appended to the error for a name outside ``choices``.
+
+    Raises:
+        TypeError: ``name`` is not a string.
+        ValueError: ``name`` is not one of ``choices``.
+
+    Example:
+        >>> strategy_key(" Evolution")
+        'evolution'
+        >>> strategy_key("prune", ("random", "evolution"))
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown strategy 'prune'; choose from random, evolution
+    """
+    listed = ", ".join(choices)
+    if not isinstance(name, str):
+        raise TypeError(f"strategy name must be a str, one of {listed}; got {name!r}")
+    key = name.strip().lower()
+    if key not in choices:
+        raise ValueError(f"unknown strategy {name!r}; choose from {listed}" + (f" ({hint})" if hint else ""))
+    return key
 
 
 def make_strategy(
@@ -46,12 +76,8 @@ def make_strategy(
         >>> type(make_strategy("evolution", NB201Space(), seed=3, population_size=8, tournament_size=2)).__name__
         'EvolutionStrategy'
     """
-    if not isinstance(name, str):
-        raise TypeError(f"strategy name must be a str, one of {', '.join(STRATEGY_NAMES)}; got {name!r}")
-    key = name.strip().lower()
+    key = strategy_key(name)
     classes = {"random": RandomStrategy, "evolution": EvolutionStrategy, "reinforce": ReinforceStrategy, "prune": PruningStrategy}
-    if key not in classes:
-        raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGY_NAMES)}")
     cls = classes[key]
     accepted = [p for p in inspect.signature(cls).parameters if p not in ("space", "seed", "score_mask")]
     unknown = sorted(set(options) - set(accepted))

@@ -164,6 +164,8 @@ def test_unknown_strategy_name_and_bad_numbers() -> None:
         TEGStrategy("random", budget="5")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="seed must be an int, got 1.7"):
         TEGStrategy("random", seed=1.7)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="strategy name must be a str, one of random, evolution, reinforce; got 5"):
+        TEGStrategy(5)  # type: ignore[arg-type]
 
 
 def test_best_refuses_when_every_result_is_bad() -> None:

@@ -199,7 +199,7 @@ def test_constructor_refuses_non_integer_and_mistyped_args() -> None:
     for bad in (1.5, None, False):
         with pytest.raises(TypeError, match="TEGTuner seed must be an int, got"):
             TEGTuner(seed=bad)
-    with pytest.raises(TypeError, match="strategy must be a name"):
+    with pytest.raises(TypeError, match="strategy name must be a str"):
         TEGTuner(strategy=5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="space must be"):
         TEGTuner(space=5)  # type: ignore[arg-type]

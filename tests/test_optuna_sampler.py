@@ -273,6 +273,11 @@ def test_enqueued_architecture_is_kept_and_gets_attrs(space, fake) -> None:
 def test_bad_arguments_are_clear(space, fake) -> None:
     with pytest.raises(ValueError, match="unknown strategy"):
         TEGSampler(space, fake, strategy="annealing")
+    with pytest.raises(TypeError, match="strategy name must be a str"):
+        TEGSampler(space, fake, strategy=None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="seed must be an int, got 1.7"):
+        TEGSampler(space, fake, seed=1.7)  # type: ignore[arg-type]
+    TEGSampler(space, fake, strategy=" Random ")  # names are matched like make_strategy matches them
     with pytest.raises(ValueError, match="steps_per_trial must be >= 1, got 0"):
         TEGSampler(space, fake, steps_per_trial=0)
     with pytest.raises(TypeError, match="steps_per_trial must be an int, got 2.0"):

@@ -26,7 +26,7 @@ from teg_plugin.nni._user_space import NNIChoiceSpace, space_from_model_space
 from teg_plugin.scores import TEGScore, rank_sums
 from teg_plugin.spaces import SearchSpace, get_space
 from teg_plugin.strategies import Strategy as TEGAlgorithm
-from teg_plugin.strategies import make_strategy
+from teg_plugin.strategies import make_strategy, strategy_key
 
 _logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class TEGStrategy(NNIStrategy):
 
     Raises:
         ValueError: an unknown ``name`` or a ``budget`` below 1.
-        TypeError: ``seed`` or ``budget`` is not an int.
+        TypeError: ``name`` is not a str, or ``seed`` or ``budget`` is not an int.
     """
 
     def __init__(
@@ -80,12 +80,9 @@ class TEGStrategy(NNIStrategy):
         **options: Any,
     ) -> None:
         super().__init__()
-        key = name.strip().lower()
-        if key not in NNI_STRATEGY_NAMES:
-            raise ValueError(
-                f"unknown TEG strategy {name!r} for NNI; choose from {', '.join(NNI_STRATEGY_NAMES)} "
-                "(the pruning strategy scores supernets: use `teg-nas search --strategy prune`)"
-            )
+        key = strategy_key(
+            name, NNI_STRATEGY_NAMES, hint="the pruning strategy scores supernets: use `teg-nas search --strategy prune`"
+        )
         checked_seed = check_int("seed", seed)
         checked_budget = None if budget is None else check_int("budget", budget, minimum=1)
         self.name = key

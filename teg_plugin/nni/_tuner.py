@@ -26,7 +26,7 @@ from teg_plugin.nni._metrics import score_from_metrics
 from teg_plugin.scores import TEGScore
 from teg_plugin.spaces import SearchSpace, get_space
 from teg_plugin.strategies import Strategy as TEGAlgorithm
-from teg_plugin.strategies import make_strategy
+from teg_plugin.strategies import make_strategy, strategy_key
 
 _logger = logging.getLogger(__name__)
 
@@ -75,13 +75,7 @@ class TEGTuner(Tuner):
         space: SearchSpace | str = "nas-bench-201",
         **options: Any,
     ) -> None:
-        if not isinstance(strategy, str):
-            raise TypeError(f"TEGTuner strategy must be a name ({', '.join(TUNER_STRATEGY_NAMES)}), got {strategy!r}")
-        key = strategy.strip().lower()
-        if key not in TUNER_STRATEGY_NAMES:
-            raise ValueError(
-                f"unknown TEG strategy {strategy!r} for the NNI tuner; choose from {', '.join(TUNER_STRATEGY_NAMES)}"
-            )
+        key = strategy_key(strategy, TUNER_STRATEGY_NAMES, hint="the NNI tuner proposes single architectures")
         checked_seed = check_int("TEGTuner seed", seed)
         checked_budget = None if budget is None else check_int("TEGTuner budget", budget, minimum=1)
         if not isinstance(space, (str, SearchSpace)):

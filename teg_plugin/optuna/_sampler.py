@@ -17,7 +17,7 @@ from teg_plugin.optuna._suggest import search_space as _search_space
 from teg_plugin.optuna._user_space import TrialSpace
 from teg_plugin.scores import TEGScore, rank_sums
 from teg_plugin.spaces import ChoiceSpace
-from teg_plugin.strategies import STRATEGY_NAMES, Strategy, make_strategy
+from teg_plugin.strategies import Strategy, make_strategy, strategy_key
 
 if TYPE_CHECKING:
     import optuna
@@ -94,6 +94,12 @@ class TEGSampler(BaseSampler):
         warn_independent_sampling: warn (once per parameter) when a parameter outside ``space`` is
             sampled by the fallback sampler.
 
+    Raises:
+        TypeError: ``strategy`` is not a string, ``seed`` or ``steps_per_trial`` is not an int, or
+            ``strategy_options`` holds an option the strategy does not take.
+        ValueError: an unknown ``strategy`` (or ``"prune"`` on a user space, which has no supernet),
+            ``steps_per_trial`` below 1, a bad option value, or a ``scorer`` of another space.
+
     Example:
         Zero-cost search (the objective returns TEG values):
 
@@ -137,9 +143,9 @@ class TEGSampler(BaseSampler):
         if scorer.space.name != space.name:
             raise ValueError(f"the scorer scores {scorer.space.name!r} but the sampler searches {space.name!r}")
         steps_per_trial = check_int("steps_per_trial", steps_per_trial, minimum=1)
-        if strategy.strip().lower() not in STRATEGY_NAMES:
-            raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGY_NAMES)}")
-        if strategy.strip().lower() == "prune" and (isinstance(space, TrialSpace) or type(space) is ChoiceSpace):
+        strategy = strategy_key(strategy)
+        seed = check_int("seed", seed)
+        if strategy == "prune" and (isinstance(space, TrialSpace) or type(space) is ChoiceSpace):
             raise ValueError(
                 f"strategy 'prune' prunes a supernet, and the user space {space.name!r} has none: use "
                 "'evolution', 'random' or 'reinforce'"
@@ -147,7 +153,7 @@ class TEGSampler(BaseSampler):
         self._space = space
         self._scorer = scorer
         self._strategy_name = strategy
-        self._seed = int(seed)
+        self._seed = seed
         self._steps = steps_per_trial
         self._options = dict(strategy_options or {})
         self._new_strategy()  # fail now, not in the first trial, on a bad option
