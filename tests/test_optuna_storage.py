@@ -235,3 +235,4 @@ def test_a_long_wait_for_a_stale_trial_is_explained_then_the_search_goes_on(tmp_
     assert [t.state for t in study.trials][:2] == [TrialState.FAIL, TrialState.COMPLETE]
     notices = [r.getMessage() for r in caplog.records if "wait for trial(s) [0], still RUNNING" in r.getMessage()]
     assert len(notices) == 1
+    assert "study.tell(0, state=optuna.trial.TrialState.FAIL)" in notices[0]  # the way out for a trial without heartbeat

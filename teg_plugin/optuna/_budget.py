@@ -94,11 +94,14 @@ def within_budget(objective: Callable[[optuna.Trial], Any], space: SearchSpace, 
                 waiting_since = None
                 if not explained and time.monotonic() - wait_started > _WAIT_NOTICE_S:
                     explained = True
+                    running = [t.number for t in ahead if t.state == TrialState.RUNNING]
                     _logger.warning(
                         "teg-nas: the last trial(s) of the budget wait for trial(s) %s, still RUNNING (another "
                         "worker's, or a stopped worker's, which Optuna's heartbeat fails after its grace period; "
-                        "then this search goes on)",
-                        [t.number for t in ahead if t.state == TrialState.RUNNING],
+                        "then this search goes on). A trial started outside study.optimize (study.ask) has no "
+                        "heartbeat and is never failed: if no worker runs it, fail it "
+                        "(study.tell(%d, state=optuna.trial.TrialState.FAIL))",
+                        running, running[0],
                     )
             time.sleep(_BUDGET_POLL_S)
             with warnings.catch_warnings():  # fail a dead worker's trial (a no-op without heartbeat)
