@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import optuna
 import pytest
@@ -330,14 +331,25 @@ def test_ctrl_c_right_after_start_is_one_line() -> None:
     # The real thing: SIGINT half a second in, while Python still imports (`teg-nas score --help`
     # alone takes seconds), or later on a faster machine: either way one line and status 130.
     argv = [sys.executable, "-m", "teg_plugin.cli", "score", "--sample", "2", "--dataset", "synthetic", "--no-cache"]
+    started = time.monotonic()
+    assert _signalled(argv, signal.SIGINT, lambda: time.monotonic() - started >= 0.5) == (130, "", "teg-nas: interrupted\n")
+
+
+def _signalled(argv: list[str], signum: int, ready: Callable[[], bool], *, within_s: float = 180) -> tuple[int, str, str]:
+    """Start ``argv``, send it ``signum`` once ``ready()`` (polled) holds, and return its exit status,
+    stdout and stderr. Fails if the process ends first or ``ready`` is not met within ``within_s``."""
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.5)
-        process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + within_s
+        while not ready():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the command never got going"
+            time.sleep(0.05)
+        process.send_signal(signum)
         out, err = process.communicate(timeout=120)
     finally:
         process.kill()
-    assert (process.returncode, out, err) == (130, "", "teg-nas: interrupted\n")
+    return process.returncode, out, err
 
 
 @pytest.mark.slow
@@ -350,18 +362,10 @@ def test_an_interrupted_search_fails_its_trial_quietly_and_resumes(tmp_path, sig
     storage = f"journal:{journal}"
     argv = [sys.executable, "-m", "teg_plugin.cli", "search", "--storage", storage, "--study-name", "stop",
             *FAST, "--no-cache", "--budget", "500"]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 180
-        while not (journal.exists() and journal.read_text().count('"op_code"') >= 20):  # a few trials in
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the search never got going"
-            time.sleep(0.2)
-        process.send_signal(signum)
-        out, err = process.communicate(timeout=120)
-    finally:
-        process.kill()
-    assert process.returncode == 130, err
+    returncode, out, err = _signalled(
+        argv, signum, lambda: journal.exists() and journal.read_text().count('"op_code"') >= 20  # a few trials in
+    )
+    assert returncode == 130, err
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "teg-nas: interrupted", err
     from teg_plugin.optuna import create_storage
 
