@@ -8,6 +8,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
+from teg_plugin._checks import check_int
+
 if TYPE_CHECKING:
     import optuna
     from torch import nn
@@ -67,10 +69,12 @@ class SearchSpace(ABC, Generic[ArchT]):
         in the order drawn. Isomorphic architectures count as different.
 
         Raises:
+            TypeError: ``k`` is not an integer.
             ValueError: ``k`` is below 1 or above the number of choice combinations.
         """
         combinations = math.prod(len(options) for options in self.choices().values())
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= combinations:
+        k = check_int("the number of architectures to sample", k)
+        if not 1 <= k <= combinations:
             raise ValueError(f"the number of architectures to sample must be an int in [1, {combinations}] "
                              f"for {self.name}; got {k!r}")
         chosen: dict[ArchT, None] = {}

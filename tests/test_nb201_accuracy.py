@@ -50,9 +50,9 @@ def test_bad_lookups(acc: NB201Accuracy) -> None:
         acc.valid(15625)
     with pytest.raises(IndexError):
         acc.test(-1)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="an arch string or an integer index, got 1.5"):
         acc.valid(1.5)  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="got True"):
         acc.valid(True)
     with pytest.raises(ArchStringError):
         acc.test("|none~0|")

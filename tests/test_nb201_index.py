@@ -72,7 +72,7 @@ def test_arch_at_out_of_range(bad: int) -> None:
 
 @pytest.mark.parametrize("bad", [1.0, "3", None, True])
 def test_arch_at_non_int(bad: object) -> None:
-    with pytest.raises(ValueError, match="must be an integer"):
+    with pytest.raises(TypeError, match="an NB201 index must be an int, got"):
         arch_at(bad)  # type: ignore[arg-type]
 
 

@@ -137,3 +137,19 @@ def test_from_params_unknown_op() -> None:
     params = {**to_params(RESNET), "2<-1": "conv_5x5"}
     with pytest.raises(ArchStringError, match=r"2<-1='conv_5x5'"):
         from_params(params)
+
+
+def test_sample_distinct_draws_k_different_archs_in_draw_order() -> None:
+    from teg_plugin.spaces import NB201Space
+
+    space = NB201Space()
+    archs = space.sample_distinct(random.Random(3), 40)
+    assert len(set(archs)) == 40
+    assert archs == space.sample_distinct(random.Random(3), 40)
+    rng = random.Random(3)
+    first = space.sample(rng)  # the first draw is the first arch: repeats are skipped, not reordered
+    assert archs[0] == first
+    with pytest.raises(ValueError, match=r"must be an int in \[1, 15625\] for nas-bench-201; got 0"):
+        space.sample_distinct(random.Random(0), 0)
+    with pytest.raises(TypeError, match="the number of architectures to sample must be an int, got 2.0"):
+        space.sample_distinct(random.Random(0), 2.0)  # type: ignore[arg-type]

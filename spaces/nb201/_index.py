@@ -10,10 +10,10 @@ never touched.
 from __future__ import annotations
 
 import itertools
-import operator
 import random
 from functools import lru_cache
 
+from teg_plugin._checks import check_int
 from teg_plugin.spaces.nb201._arch import EDGES, OPS, NB201Arch
 
 #: Number of cells in NAS-Bench-201 (5 ops on 6 edges).
@@ -35,24 +35,29 @@ def _index_map() -> dict[NB201Arch, int]:
     return {arch: i for i, arch in enumerate(all_archs())}
 
 
-def arch_at(index: int) -> NB201Arch:
-    """The cell with NB201 index ``index``.
+def checked_index(index: object) -> int:
+    """``index`` as an ``int`` in ``0 .. NUM_ARCHS - 1``.
 
     Any integer type is accepted (``int``, ``numpy.int64``, ...; anything with ``__index__``).
 
     Raises:
-        ValueError: ``index`` is not an integer (``bool``, ``float`` and ``str`` are refused).
+        TypeError: ``index`` is not an integer (``bool``, ``float`` and ``str`` are refused).
         IndexError: ``index`` is outside ``0 .. NUM_ARCHS - 1`` (negative indices are not wrapped).
     """
-    if isinstance(index, bool):
-        raise ValueError(f"an NB201 index must be an integer, got bool {index!r}")
-    try:
-        index = operator.index(index)
-    except TypeError:
-        raise ValueError(f"an NB201 index must be an integer, got {type(index).__name__} {index!r}") from None
-    if not 0 <= index < NUM_ARCHS:
-        raise IndexError(f"NB201 index {index} out of range 0..{NUM_ARCHS - 1}")
-    return all_archs()[index]
+    number = check_int("an NB201 index", index)
+    if not 0 <= number < NUM_ARCHS:
+        raise IndexError(f"NB201 index {number} out of range 0..{NUM_ARCHS - 1}")
+    return number
+
+
+def arch_at(index: int) -> NB201Arch:
+    """The cell with NB201 index ``index``; ``index`` is checked by :func:`checked_index`.
+
+    Raises:
+        TypeError: ``index`` is not an integer.
+        IndexError: ``index`` is outside ``0 .. NUM_ARCHS - 1``.
+    """
+    return all_archs()[checked_index(index)]
 
 
 def index_of(arch: NB201Arch) -> int:

@@ -60,7 +60,12 @@ class NB201Space(SearchSpace[NB201Arch]):
         return _index.index_of(arch)
 
     def arch_at(self, index: int) -> NB201Arch:
-        """The architecture with NB201 index ``index``."""
+        """The architecture with NB201 index ``index``.
+
+        Raises:
+            TypeError: ``index`` is not an integer.
+            IndexError: ``index`` is outside ``0 .. 15624``.
+        """
         return _index.arch_at(index)
 
     def build_proxy_network(

@@ -18,7 +18,6 @@ to raise and prove that a search never loads accuracies.
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -26,7 +25,7 @@ from importlib import resources
 import numpy as np
 
 from teg_plugin.spaces.nb201._arch import NB201Arch
-from teg_plugin.spaces.nb201._index import NUM_ARCHS, index_of
+from teg_plugin.spaces.nb201._index import NUM_ARCHS, checked_index, index_of
 
 RESOURCE_NAME = "nb201_cifar10_accuracy.npz"
 
@@ -96,14 +95,7 @@ def _to_index(arch_or_index: ArchOrIndex) -> int:
         return index_of(arch_or_index)
     if isinstance(arch_or_index, str):
         return index_of(NB201Arch.parse(arch_or_index))
-    if isinstance(arch_or_index, bool):
-        raise TypeError("an NB201 index must be an integer, not a bool")
     try:
-        index = operator.index(arch_or_index)
+        return checked_index(arch_or_index)
     except TypeError:
-        raise TypeError(
-            f"expected an NB201Arch, an arch string or an integer index, got {type(arch_or_index).__name__}"
-        ) from None
-    if not 0 <= index < NUM_ARCHS:
-        raise IndexError(f"NB201 index {index} out of range 0..{NUM_ARCHS - 1}")
-    return index
+        raise TypeError(f"expected an NB201Arch, an arch string or an integer index, got {arch_or_index!r}") from None
