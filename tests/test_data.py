@@ -196,6 +196,32 @@ def test_default_falls_back_to_embedded_with_notice(tmp_path: Path, caplog: pyte
     assert "\n" not in notices[0]
 
 
+@pytest.mark.parametrize(
+    ("name", "root", "download", "expected"),
+    [
+        ("embedded", "somewhere", False, "the data root 'somewhere' (--data-root) ignored for the embedded dataset"),
+        ("synthetic", None, True, "download (--download; only CIFAR-10/100 can be downloaded) ignored for the synthetic dataset"),
+        ("embedded", "x", True, "the data root 'x' (--data-root) and download (--download"),
+    ],
+)
+def test_settings_a_dataset_does_not_use_are_named_once(
+    name: str, root: str | None, download: bool, expected: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="teg_plugin.data"):
+        load_data(name, root, download=download)
+    notices = [r.getMessage() for r in caplog.records if r.name.startswith("teg_plugin.data")]
+    assert len(notices) == 1 and expected in notices[0], notices
+
+
+def test_settings_a_dataset_uses_are_not_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="teg_plugin.data"):
+        load_data("embedded")
+        load_data("synthetic")
+        with pytest.raises(DataNotFoundError):
+            load_data("cifar10", tmp_path)  # the root is used (and holds nothing), no download asked
+    assert not [r for r in caplog.records if r.name.startswith("teg_plugin.data")]
+
+
 def test_default_root_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                        caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setenv("TEG_DATA_ROOT", str(tmp_path / "env-root"))

@@ -52,7 +52,8 @@ def load_data(name: str | os.PathLike[str] | None = None, root: str | os.PathLik
             Python prints to stderr as a single line when logging is not configured.
         root: Where dataset files live (for ``folder``: the image folder itself). Defaults to
             :func:`default_data_root`.
-        download: Fetch CIFAR-10/100 into ``root`` if missing. Other datasets ignore it.
+        download: Fetch CIFAR-10/100 into ``root`` if missing. Other datasets ignore it, with a
+            warning (as do ``synthetic``, ``embedded`` and a folder path for an explicit ``root``).
         image_size: Side length images of a folder dataset are resized and centre-cropped to. Named
             datasets keep their native resolution (32, or 16 for ImageNet16-120).
 
@@ -67,6 +68,7 @@ def load_data(name: str | os.PathLike[str] | None = None, root: str | os.PathLik
     if name is None:
         return _load_default(data_root, download=download)
     kind = dataset_kind(name)
+    _warn_unused(kind, root, download)
     if kind == "path":
         return load_folder(Path(name), image_size=image_size)  # type: ignore[arg-type]
     if kind in ("cifar10", "cifar100"):
@@ -78,6 +80,18 @@ def load_data(name: str | os.PathLike[str] | None = None, root: str | os.PathLik
     if kind == "synthetic":
         return load_synthetic()
     return load_embedded()
+
+
+def _warn_unused(kind: str, root: str | os.PathLike[str] | None, download: bool) -> None:
+    """One warning when the caller gave a data root or asked for a download that ``kind`` has no use for."""
+    unused = []
+    if root is not None and kind in ("synthetic", "embedded", "path"):
+        unused.append(f"the data root {os.fspath(root)!r} (--data-root)")
+    if download and kind not in ("cifar10", "cifar100"):
+        unused.append("download (--download; only CIFAR-10/100 can be downloaded)")
+    if unused:
+        what = "an image folder given by its path" if kind == "path" else f"the {kind} dataset"
+        logger.warning("teg-plugin: %s ignored for %s", " and ".join(unused), what)
 
 
 def dataset_kind(name: str | os.PathLike[str]) -> str:
