@@ -65,3 +65,28 @@ def check_real(
     if not ok:
         raise ValueError(f"{name} must be {expected}, got {value!r}")
     return number
+
+
+#: The largest seed Optuna's samplers and NumPy's generators take (their seeds are 0 .. 2**32 - 1).
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(name: str, value: object) -> int:
+    """``value`` as a seed for Optuna's and NumPy's generators: an int in ``0 .. MAX_SEED``.
+
+    Raises:
+        TypeError: ``value`` is not an integer.
+        ValueError: it is outside ``0 .. MAX_SEED``.
+
+    Example:
+        >>> check_seed("seed", 7)
+        7
+        >>> check_seed("seed", -1)
+        Traceback (most recent call last):
+        ...
+        ValueError: seed must be an int from 0 to 4294967295, got -1
+    """
+    number = check_int(name, value)
+    if not 0 <= number <= MAX_SEED:
+        raise ValueError(f"{name} must be an int from 0 to {MAX_SEED}, got {number}")
+    return number

@@ -158,6 +158,18 @@ def test_argparse_errors_exit_2(capsys) -> None:
     assert info.value.code == 2  # --arch, --index and --sample are mutually exclusive
 
 
+@pytest.mark.parametrize("command", [["search"], ["score", "--sample", "2"], ["bench", "correlation", "--truth", "t.csv"],
+                                     ["bench", "speed"]])
+@pytest.mark.parametrize("seed", ["-1", "4294967296", "1.5"])
+def test_seeds_outside_what_optuna_and_numpy_take_are_refused_by_name(capsys, tmp_path, command, seed) -> None:
+    storage = tmp_path / "never.db"
+    with pytest.raises(SystemExit) as info:
+        main([*command, "--seed", seed, *FAST, "--no-cache", *(["--storage", f"sqlite:///{storage}"] if command == ["search"] else [])])
+    assert info.value.code == 2
+    assert f"argument --seed: must be an int from 0 to 4294967295, got '{seed}'" in capsys.readouterr().err
+    assert not storage.exists()  # refused before anything is created
+
+
 def test_score_cache_rerun_hits(capsys, tmp_path) -> None:
     path = str(tmp_path / "cli-cache.sqlite")
     first = _score_json(capsys, "--index", "6111", "11472", "--cache", path)

@@ -277,6 +277,8 @@ def test_bad_arguments_are_clear(space, fake) -> None:
         TEGSampler(space, fake, strategy=None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="seed must be an int, got 1.7"):
         TEGSampler(space, fake, seed=1.7)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="seed must be an int from 0 to 4294967295, got -1"):
+        TEGSampler(space, fake, seed=-1)  # Optuna's RandomSampler would fail inside NumPy
     TEGSampler(space, fake, strategy=" Random ")  # names are matched like make_strategy matches them
     with pytest.raises(ValueError, match="steps_per_trial must be >= 1, got 0"):
         TEGSampler(space, fake, steps_per_trial=0)

@@ -11,7 +11,7 @@ import sys
 import torch
 
 from teg_plugin.benchmarks.correlation import DEFAULT_BOOTSTRAP
-from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer, render
+from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer, render, seed_arg
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     corr.add_argument("--naslib", default=None, help="NAS-Bench-Suite-Zero proxy CSV; the sample is drawn among its archs")
     corr.add_argument("--proxies", default=None, help="CSV of published proxies for all archs (NASWOT v1, Zen)")
     corr.add_argument("--sample", type=int, default=100, metavar="K", help="architectures to score (default: %(default)s)")
-    corr.add_argument("--seed", type=int, default=0, help="sampling (and bootstrap) seed (default: %(default)s)")
+    corr.add_argument("--seed", type=seed_arg, default=0, help="sampling (and bootstrap) seed (default: %(default)s)")
     corr.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="N",
                       help="bootstrap resamples for the 95%% interval of Kendall tau; 0: none (default: %(default)s)")
     _common(corr)
@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     speed = which.add_parser("speed", help="fast path vs plain implementation of the same definitions")
     speed.add_argument("--archs", type=int, default=5, metavar="K", help="random architectures to time (default: %(default)s)")
-    speed.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
+    speed.add_argument("--seed", type=seed_arg, default=0, help="sampling seed (default: %(default)s)")
     add_space_option(speed)
     _common(speed)
     speed.set_defaults(run=_run_speed)

@@ -10,10 +10,19 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from teg_plugin._checks import MAX_SEED, check_seed
 from teg_plugin.config import TEGConfig
 from teg_plugin.data import DATASET_NAMES
 from teg_plugin.scorer import DEVICES, TEGScorer
 from teg_plugin.spaces import space_names
+
+
+def seed_arg(text: str) -> int:
+    """argparse type of ``--seed``: an int in ``0 .. 2**32 - 1``, the seeds Optuna and NumPy take."""
+    try:
+        return check_seed("seed", int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an int from 0 to {MAX_SEED}, got {text!r}") from None
 
 
 def add_space_option(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ import random
 from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
-from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer, render
+from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer, render, seed_arg
 from teg_plugin.cli._main import UsageError
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--arch", nargs="+", metavar="STR", help="architecture strings")
     which.add_argument("--index", nargs="+", type=int, metavar="N", help="benchmark indices (NAS-Bench-201)")
     which.add_argument("--sample", type=int, metavar="K", help="score K different random architectures")
-    parser.add_argument("--seed", type=int, default=None, help="seed that draws the --sample architectures (default: 0)")
+    parser.add_argument("--seed", type=seed_arg, default=None, help="seed that draws the --sample architectures (default: 0)")
     add_scoring_options(parser)
     parser.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from teg_plugin._database import DEFAULT_STORAGE_URL, is_sqlite_memory, journal_path, parse_database_url
-from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer
+from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer, seed_arg
 from teg_plugin.spaces import space_name
 
 #: Default budget: ~10 minutes of scoring on a 2-core CPU at the paper's protocol (3 repeats).
@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help="architectures (trials) the study holds when done (default: %(default)s)")
     parser.add_argument("--storage", default=DEFAULT_STORAGE_URL, help="Optuna storage URL, or journal:PATH (default: %(default)s)")
     parser.add_argument("--study-name", default=None, help="study name (default: teg-<space>-<strategy>[-multi]-seed<seed>); an existing study made with the same settings resumes")
-    parser.add_argument("--seed", type=int, default=0, help="search seed (default: %(default)s)")
+    parser.add_argument("--seed", type=seed_arg, default=0, help="search seed (default: %(default)s)")
     parser.add_argument("--objective", choices=("rank", "multi"), default="rank", help="single rank-based objective, or three objectives (T, E, G) for a Pareto front")
     parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the study and the score cache (default: %(default)s)")
     add_scoring_options(parser)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import TrialState
 
-from teg_plugin._checks import check_int
+from teg_plugin._checks import check_int, check_seed
 from teg_plugin.optuna._attrs import score_from_user_attrs, teg_user_attrs, write_user_attrs
 from teg_plugin.optuna._suggest import search_space as _search_space
 from teg_plugin.optuna._user_space import TrialSpace
@@ -88,7 +88,7 @@ class TEGSampler(BaseSampler):
             the objective's score free.
         strategy: ``"evolution"`` (default), ``"random"``, ``"reinforce"`` or ``"prune"``
             (see :func:`teg_plugin.strategies.make_strategy`).
-        seed: seed of the strategy and of the fallback sampler.
+        seed: seed of the strategy and of the fallback sampler, ``0 .. 2**32 - 1`` (as Optuna's samplers).
         steps_per_trial: 1 for zero-cost search, ``k > 1`` for guided search.
         strategy_options: keyword arguments of the strategy (e.g. ``{"population_size": 32}``).
         warn_independent_sampling: warn (once per parameter) when a parameter outside ``space`` is
@@ -98,7 +98,7 @@ class TEGSampler(BaseSampler):
         TypeError: ``strategy`` is not a string, ``seed`` or ``steps_per_trial`` is not an int, or
             ``strategy_options`` holds an option the strategy does not take.
         ValueError: an unknown ``strategy`` (or ``"prune"`` on a user space, which has no supernet),
-            ``steps_per_trial`` below 1, a bad option value, or a ``scorer`` of another space.
+            a ``seed`` outside ``0 .. 2**32 - 1``, ``steps_per_trial`` below 1, a bad option value, or a ``scorer`` of another space.
 
     Example:
         Zero-cost search (the objective returns TEG values):
@@ -144,7 +144,7 @@ class TEGSampler(BaseSampler):
             raise ValueError(f"the scorer scores {scorer.space.name!r} but the sampler searches {space.name!r}")
         steps_per_trial = check_int("steps_per_trial", steps_per_trial, minimum=1)
         strategy = strategy_key(strategy)
-        seed = check_int("seed", seed)
+        seed = check_seed("seed", seed)  # the fallback RandomSampler takes 0 .. 2**32 - 1
         if strategy == "prune" and (isinstance(space, TrialSpace) or type(space) is ChoiceSpace):
             raise ValueError(
                 f"strategy 'prune' prunes a supernet, and the user space {space.name!r} has none: use "
