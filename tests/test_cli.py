@@ -407,3 +407,11 @@ def test_bench_tables_that_cannot_serve_are_refused_before_any_search(capsys, tm
     assert code == 2 and f"{latin} is not a UTF-8 CSV table" in err
     code, out, err = _run(capsys, "bench", "correlation", "--truth", str(latin), "--bootstrap", "-5", *FAST, "--no-cache")
     assert code == 2 and "--bootstrap must be 0" in err
+    truth = tmp_path / "truth.csv"
+    truth.write_text("arch_str,cifar10_test\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|,10\n")
+    swapped = tmp_path / "swapped.csv"  # a proxy table of the other kind
+    swapped.write_text("arch_str,naswot_v1_score_cifar10\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|,1\n")
+    code, out, err = _run(capsys, "bench", "correlation", "--truth", str(truth), "--naslib", str(swapped), *FAST, "--no-cache")
+    assert code == 2 and f"NAS-Bench-Suite-Zero proxy table {swapped} holds none of the columns nwot, synflow" in err
+    code, out, err = _run(capsys, "bench", "correlation", "--truth", str(truth), "--proxies", str(tmp_path / "nope.csv"), *FAST, "--no-cache")
+    assert code == 2 and f"published-proxy table not found: {tmp_path / 'nope.csv'}" in err

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import kendalltau, spearmanr
 
+from teg_plugin._checks import check_seed
 from teg_plugin.benchmarks.truth import read_columns, read_truth
 from teg_plugin.scorer import TEGScorer
 from teg_plugin.scores import rank_sums
@@ -114,10 +115,20 @@ def run_correlation(
     With ``naslib_path`` the sample is drawn among the architectures that table covers, so every
     published proxy is compared on exactly the same architectures. ``bootstrap`` resamples (seeded
     with ``seed``) give each row's 95% interval of Kendall τ; 0 skips them.
+
+    Raises:
+        FileNotFoundError: a table is missing (the message says which).
+        ValueError: a table is not what it should be (no such columns, not UTF-8 CSV), a sampled
+            architecture is missing from the truth, or ``seed`` is outside ``0 .. 2**32 - 1``.
     """
+    check_seed("seed", seed)
     truth = read_truth(truth_path, truth_column)
-    naslib = read_columns(naslib_path) if naslib_path else None
-    proxies = read_columns(proxies_path) if proxies_path else None
+    naslib = (
+        read_columns(naslib_path, what="NAS-Bench-Suite-Zero proxy table", expected=NASLIB_PROXIES)
+        if naslib_path
+        else None
+    )
+    proxies = read_columns(proxies_path, what="published-proxy table", expected=ALL_ARCH_PROXIES) if proxies_path else None
     archs = sample_archs(scorer, k, seed, pool=list(naslib) if naslib else None)
     texts = [scorer.space.format(a) for a in archs]
     missing = [t for t in texts if t not in truth]
