@@ -378,7 +378,8 @@ def test_an_interrupted_search_fails_its_trial_quietly_and_resumes(tmp_path, sig
         argv, signum, lambda: journal.exists() and journal.read_text().count('"op_code"') >= 20  # a few trials in
     )
     assert returncode == 130, err
-    assert "Traceback" not in err and err.strip().splitlines()[-1] == "teg-nas: interrupted", err
+    assert "Traceback" not in err and "failed with value" not in err, err  # Optuna logs no failure: it is an interruption
+    assert err.strip().splitlines()[-1] == "teg-nas: interrupted", err
     from teg_plugin.optuna import create_storage
 
     study = optuna.load_study(study_name="stop", storage=create_storage(storage))

@@ -63,6 +63,13 @@ def within_budget(objective: Callable[[optuna.Trial], Any], space: SearchSpace, 
             # no failure, and an interrupted one is reported by the caller in one line.
             optuna.logging.get_logger("optuna.study._optimize").addFilter(hide)
             logging_filter_installed = True
+        try:
+            return run_within_budget(trial)
+        except KeyboardInterrupt:
+            hide.numbers.add(trial.number)
+            raise
+
+    def run_within_budget(trial: optuna.Trial) -> Any:
         study = trial.study
         expirable = _heartbeat_enabled(study)
         waiting_since: float | None = None
@@ -125,8 +132,9 @@ def _heartbeat_enabled(study: optuna.Study) -> bool:
 
 
 class _QuietTrialFailures(logging.Filter):
-    """Drops Optuna's two "Trial N failed ..." warnings for trials that raised :class:`BudgetReached`,
-    and the traceback Optuna logs for a trial interrupted by ``KeyboardInterrupt``."""
+    """Drops Optuna's two "Trial N failed ..." warnings for the trials in :attr:`numbers` (those that
+    raised :class:`BudgetReached` or were interrupted by ``KeyboardInterrupt``), and the traceback
+    Optuna logs for either exception."""
 
     def __init__(self) -> None:
         super().__init__()
