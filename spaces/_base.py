@@ -48,6 +48,10 @@ class SearchSpace(ABC, Generic[ArchT]):
     #: the NB201 defaults for this space, e.g. ``{"width": 1}`` for the DARTS proxy network.
     protocol_defaults: ClassVar[Mapping[str, int]] = {}
 
+    #: Whether :meth:`build_proxy_network` builds masks with several options per choice (a supernet),
+    #: which supernet pruning needs. Spaces of single architectures only set it to ``False``.
+    has_supernet: ClassVar[bool] = True
+
     @abstractmethod
     def parse(self, text: str) -> ArchT:
         """Parse the space's text form; raise ``ValueError`` with a clear message if malformed."""

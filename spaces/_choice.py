@@ -87,6 +87,7 @@ class ChoiceSpace(SearchSpace[ChoiceArch]):
     """
 
     name: ClassVar[str] = "custom"
+    has_supernet: ClassVar[bool] = False
 
     def __init__(
         self,

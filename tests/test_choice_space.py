@@ -131,6 +131,17 @@ def test_scorer_scores_a_choice_arch_and_strategies_search_it() -> None:
 def test_a_choice_space_has_no_supernet() -> None:
     with pytest.raises(ValueError, match="has no supernet"):
         SPACE.build_proxy_network(SPACE.full_mask(), width=3, cells_per_stage=1, num_classes=10)
+    assert not SPACE.has_supernet
+    # so the scorer refuses its supernet masks at once (pruning with TEG cannot run on it); single
+    # architectures, as masks, are still scored
+    scorer = TEGScorer(SPACE, data="synthetic", config=CONFIG, device="cpu")
+    pruning = make_strategy("prune", SPACE, score_mask=scorer.score_mask_repeats)
+    with pytest.raises(ValueError, match="test-cnn has no supernet .* search this space with 'evolution'"):
+        pruning.ask()
+    assert scorer.n_measured == 0
+    arch = SPACE.sample(random.Random(0))
+    as_mask, as_arch = scorer.score_mask(SPACE.mask_of(arch)), scorer.score(arch)
+    assert (as_mask.ntk_cond, as_mask.regions, as_mask.kr_mse) == (as_arch.ntk_cond, as_arch.regions, as_arch.kr_mse)
 
 
 def test_without_thin_builder_e_is_counted_on_the_model_itself() -> None:

@@ -14,9 +14,7 @@ from optuna.trial import TrialState
 from teg_plugin._checks import check_int, check_seed
 from teg_plugin.optuna._attrs import score_from_user_attrs, teg_user_attrs, write_user_attrs
 from teg_plugin.optuna._suggest import search_space as _search_space
-from teg_plugin.optuna._user_space import TrialSpace
 from teg_plugin.scores import TEGScore, rank_sums
-from teg_plugin.spaces import ChoiceSpace
 from teg_plugin.strategies import Strategy, make_strategy, strategy_key
 
 if TYPE_CHECKING:
@@ -145,9 +143,9 @@ class TEGSampler(BaseSampler):
         steps_per_trial = check_int("steps_per_trial", steps_per_trial, minimum=1)
         strategy = strategy_key(strategy)
         seed = check_seed("seed", seed)  # the fallback RandomSampler takes 0 .. 2**32 - 1
-        if strategy == "prune" and (isinstance(space, TrialSpace) or type(space) is ChoiceSpace):
+        if strategy == "prune" and not space.has_supernet:
             raise ValueError(
-                f"strategy 'prune' prunes a supernet, and the user space {space.name!r} has none: use "
+                f"strategy 'prune' prunes a supernet, and the space {space.name!r} has none: use "
                 "'evolution', 'random' or 'reinforce'"
             )
         self._space = space
