@@ -13,8 +13,11 @@ from teg_plugin.config import TEGConfig
 from teg_plugin.data import ImageData, load_data
 from teg_plugin.indicators.measure import CandidateNetworks, measure_networks
 from teg_plugin.indicators.ntk import is_weight
+from teg_plugin.indicators.regions import NoReLUError  # raised by ModuleScorer.score; importable from here
 from teg_plugin.inputs import ScoringInputs
 from teg_plugin.scores import TEGScore, final_ranks
+
+__all__ = ["ModuleScorer", "NoReLUError", "score_module"]
 
 #: A model, or a builder called with the protocol's width that returns one.
 ModelOrBuilder = nn.Module | Callable[[int], nn.Module]
@@ -27,7 +30,7 @@ class ModuleScorer:
     protocol's name-seeded Kaiming weights unless ``reinitialise=False``, in train mode, on
     ``device``); hooks live on those copies only. T and G need logits ``(batch, classes)``; E needs
     ReLU-family activation modules (``nn.ReLU``, ``nn.ReLU6``...; a functional ``F.relu`` is
-    invisible) and raises :class:`~teg_plugin.indicators.regions.NoReLUError` without them.
+    invisible) and raises :class:`NoReLUError` without them.
 
     E's thin network is the user's to give: ``thin(width)`` returning a network that takes the
     protocol's crops ``(batch, regions_width, 3, 3)``. Without it, E counts the patterns of the model

@@ -9,8 +9,7 @@ import torch
 from torch import nn
 
 from teg_plugin.config import TEGConfig
-from teg_plugin.indicators.regions import NoReLUError
-from teg_plugin.modules import ModuleScorer, score_module
+from teg_plugin.modules import ModuleScorer, NoReLUError, score_module
 from teg_plugin.scorer import TEGScorer
 from teg_plugin.spaces import NB201Space
 
