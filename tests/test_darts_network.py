@@ -19,6 +19,7 @@ from teg_plugin.spaces.darts import (
     DartsCell,
     DartsNetwork,
     DartsSpace,
+    GenotypeError,
     build_eval_network,
     count_parameters,
 )
@@ -221,6 +222,13 @@ def test_darts_paper_parameter_counts() -> None:
     assert v1 == pytest.approx(3.3e6, abs=0.15e6)
     assert count_parameters(DARTS_V2, auxiliary=True) == v2
     assert count_parameters(DARTS_V2, num_classes=100) == v2 + 90 * (576 + 1)
+    # the genotype's text (a trial's `arch` attribute) works too; anything else is a clear TypeError
+    assert count_parameters(DARTS_V2.format()) == v2
+    assert build_eval_network(DARTS_V2.format(), width=4, layers=5).genotype == DARTS_V2
+    with pytest.raises(TypeError, match="expected a DartsGenotype or its Genotype"):
+        count_parameters(None)  # type: ignore[arg-type]
+    with pytest.raises(GenotypeError, match="normal"):
+        build_eval_network("Genotype(reduce=[])")
 
 
 def test_eval_network_layout_and_auxiliary_head() -> None:

@@ -7,6 +7,7 @@ from teg_plugin.spaces.darts._genotype import (
     OPS,
     DartsGenotype,
     GenotypeError,
+    as_genotype,
     parse_genotype,
 )
 from teg_plugin.spaces.darts._mask import MASK_KEYS
@@ -31,6 +32,7 @@ __all__ = [
     "DartsNetwork",
     "DartsSpace",
     "GenotypeError",
+    "as_genotype",
     "build_eval_network",
     "count_parameters",
     "parse_genotype",

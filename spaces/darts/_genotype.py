@@ -182,6 +182,20 @@ def _check_pair(cell: str, k: int, pair: object) -> Pair:
     return (op, source)
 
 
+def as_genotype(genotype: DartsGenotype | str) -> DartsGenotype:
+    """``genotype`` itself, or the genotype its ``Genotype(...)`` text describes (:func:`parse_genotype`).
+
+    Raises:
+        TypeError: neither a :class:`DartsGenotype` nor a str.
+        GenotypeError: a text that describes no valid genotype.
+    """
+    if isinstance(genotype, DartsGenotype):
+        return genotype
+    if isinstance(genotype, str):
+        return parse_genotype(genotype)
+    raise TypeError(f"expected a DartsGenotype or its Genotype(...) text, got {type(genotype).__name__}")
+
+
 def parse_genotype(text: str) -> DartsGenotype:
     """Parse DARTS's ``Genotype(normal=[...], normal_concat=[2, 3, 4, 5], reduce=[...], reduce_concat=...)``.
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from teg_plugin.spaces._supernet import edge_mean
-from teg_plugin.spaces.darts._genotype import NODES, DartsGenotype
+from teg_plugin.spaces.darts._genotype import NODES, DartsGenotype, as_genotype
 from teg_plugin.spaces.darts._mask import EDGE_NAMES, cell_edges, check_mask, genotype_mask
 from teg_plugin.spaces.darts._ops import FactorizedReduce, ReLUConvBN, batch_norm, make_op
 
@@ -226,7 +226,7 @@ class DartsEvalNetwork(nn.Module):
 
     def __init__(
         self,
-        genotype: DartsGenotype,
+        genotype: DartsGenotype | str,
         *,
         width: int = 36,
         layers: int = 20,
@@ -241,6 +241,7 @@ class DartsEvalNetwork(nn.Module):
                 "width, layers, num_classes, in_channels and stem_multiplier must be positive, got "
                 f"{width}, {layers}, {num_classes}, {in_channels}, {stem_multiplier}"
             )
+        genotype = as_genotype(genotype)
         mask = genotype_mask(genotype)
         #: The genotype this network was built from.
         self.genotype = genotype
@@ -267,7 +268,7 @@ class DartsEvalNetwork(nn.Module):
 
 
 def build_eval_network(
-    genotype: DartsGenotype,
+    genotype: DartsGenotype | str,
     *,
     width: int = 36,
     layers: int = 20,
@@ -275,13 +276,14 @@ def build_eval_network(
     in_channels: int = 3,
     auxiliary: bool = False,
 ) -> DartsEvalNetwork:
-    """DARTS's CIFAR evaluation network of ``genotype`` (DARTS: C=36, 20 layers)."""
+    """DARTS's CIFAR evaluation network of ``genotype`` (DARTS: C=36, 20 layers); ``genotype`` may be
+    given as its ``Genotype(...)`` text (e.g. a trial's ``arch`` attribute)."""
     return DartsEvalNetwork(
         genotype, width=width, layers=layers, num_classes=num_classes, in_channels=in_channels, auxiliary=auxiliary
     )
 
 
-def count_parameters(genotype: DartsGenotype, **kwargs: int | bool) -> int:
+def count_parameters(genotype: DartsGenotype | str, **kwargs: int | bool) -> int:
     """Trainable parameters of :func:`build_eval_network` ``(genotype, **kwargs)``, without the
     auxiliary head (as DARTS reports model sizes).
 

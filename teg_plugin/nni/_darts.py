@@ -35,7 +35,7 @@ from nni.nas.nn.pytorch import ModelSpace
 from torch import nn
 
 from teg_plugin.nni._space import freeze_in_context
-from teg_plugin.spaces.darts import DartsGenotype, DartsSpace, GenotypeError, build_eval_network
+from teg_plugin.spaces.darts import DartsGenotype, DartsSpace, GenotypeError, as_genotype, build_eval_network
 from teg_plugin.spaces.darts._genotype import CELLS, NODES
 
 _SPACE = DartsSpace()
@@ -73,9 +73,7 @@ def sample_from_genotype(genotype: DartsGenotype | str) -> dict[str, str]:
         >>> sample["normal/node5/inputs"], sample["normal/node5/op0"], sample["normal/node5/op1"]
         ('0+2', 'skip_connect', 'dil_conv_3x3')
     """
-    if isinstance(genotype, str):
-        genotype = _SPACE.parse(genotype)
-    return _SPACE.to_params(genotype)
+    return _SPACE.to_params(as_genotype(genotype))
 
 
 _HUB_LABEL = re.compile(r"^(?:.*/)?(normal|reduce)/(op|input)_(\d+)_(\d+)$")
