@@ -227,8 +227,7 @@ def test_bench_correlation_json(capsys, shared_data, tmp_path) -> None:
     assert rows["naswot_v1_score_cifar10"]["kendall_tau"] is None  # constant predictor
     assert rows["zen_cifar10"]["n"] == 0 and rows["zen_cifar10"]["spearman_rho"] is None
     assert result["truth_column"] == "cifar10_test" and "synthetic" in result["data"]
-    lo, hi = rows["nwot"]["kendall_tau_ci95"]
-    assert lo <= rows["nwot"]["kendall_tau"] <= hi
+    assert rows["nwot"]["kendall_tau_ci95"] == [None, None]  # 6 pairs: too few for an interval
     assert rows["naswot_v1_score_cifar10"]["kendall_tau_ci95"] == [None, None]
 
 

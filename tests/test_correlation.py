@@ -38,3 +38,12 @@ def test_bootstrap_interval_brackets_tau_narrows_with_n_and_is_seeded() -> None:
 def test_constant_predictor_has_no_interval() -> None:
     row = correlation([1.0] * 20, list(range(20)), "constant", bootstrap=100)
     assert math.isnan(row.kendall) and all(math.isnan(bound) for bound in row.kendall_ci)
+
+
+def test_too_few_pairs_get_no_interval() -> None:
+    # Three pairs: a percentile bootstrap gave [0.45, 1.0] around tau = 0.333 before.
+    row = correlation([1.0, 3.0, 2.0], [1.0, 2.0, 3.0], "tiny", bootstrap=100)
+    assert row.kendall == kendalltau([1.0, 3.0, 2.0], [1.0, 2.0, 3.0])[0]
+    assert all(math.isnan(bound) for bound in row.kendall_ci)
+    lo, hi = correlation(*_noisy(10, 1.0, 2), "ten", bootstrap=100).kendall_ci
+    assert lo <= hi  # from ten pairs on, an interval is given

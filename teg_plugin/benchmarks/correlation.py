@@ -40,6 +40,9 @@ ALL_ARCH_PROXIES: dict[str, float] = {"naswot_v1_score_cifar10": 1.0, "zen_cifar
 #: Bootstrap resamples behind each Kendall τ confidence interval, unless told otherwise.
 DEFAULT_BOOTSTRAP = 1000
 
+#: Fewest (prediction, truth) pairs a bootstrap interval of Kendall τ is given for.
+MIN_PAIRS_FOR_INTERVAL = 10
+
 
 @dataclass(frozen=True)
 class CorrelationRow:
@@ -61,7 +64,9 @@ def correlation(
 ) -> CorrelationRow:
     """Kendall τ and Spearman ρ of ``predicted`` (higher = better) against ``truth``, NaN pairs dropped.
 
-    With ``bootstrap > 0``, also a 95% interval of τ from that many resamples drawn with ``seed``.
+    With ``bootstrap > 0``, also a 95% interval of τ from that many resamples drawn with ``seed``;
+    with fewer than :data:`MIN_PAIRS_FOR_INTERVAL` pairs there is none (NaN): resampling so few pairs
+    gives percentile intervals that need not even contain τ.
     """
     pairs = [(p, t) for p, t in zip(predicted, truth) if not (math.isnan(p) or math.isnan(t))]
     if len(pairs) < 3:
@@ -69,7 +74,7 @@ def correlation(
     p, t = np.array(pairs).T
     if np.ptp(p) == 0 or np.ptp(t) == 0:  # a constant side: both coefficients are undefined
         return CorrelationRow(name, len(pairs), math.nan, math.nan)
-    ci = _kendall_interval(p, t, bootstrap, seed) if bootstrap > 0 else (math.nan, math.nan)
+    ci = _kendall_interval(p, t, bootstrap, seed) if bootstrap > 0 and len(pairs) >= MIN_PAIRS_FOR_INTERVAL else (math.nan, math.nan)
     return CorrelationRow(name, len(pairs), float(kendalltau(p, t)[0]), float(spearmanr(p, t)[0]), ci)
 
 

@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     corr.add_argument("--sample", type=int, default=100, metavar="K", help="architectures to score (default: %(default)s)")
     corr.add_argument("--seed", type=seed_arg, default=0, help="sampling (and bootstrap) seed (default: %(default)s)")
     corr.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="N",
-                      help="bootstrap resamples for the 95%% interval of Kendall tau; 0: none (default: %(default)s)")
+                      help="bootstrap resamples for the 95%% interval of Kendall tau; 0: none; none below 10 pairs (default: %(default)s)")
     _common(corr)
     corr.set_defaults(run=_run_correlation, space="nas-bench-201")
 
