@@ -243,6 +243,10 @@ def test_cli_plot_errors(study_url, tmp_path, capsys):
     assert main(["plot", "--storage", f"sqlite:///{missing}", "--out", str(tmp_path)]) == 2
     assert "no such SQLite file" in capsys.readouterr().err and not missing.exists()
     assert main(["plot", "--storage", str(missing), "--out", str(tmp_path)]) == 2
+    a_file = tmp_path / "figures.html"
+    a_file.write_text("mine")
+    assert main(["plot", "--storage", study_url, "--out", str(a_file)]) == 2
+    assert f"--out {a_file} is a file; give a folder" in capsys.readouterr().err and a_file.read_text() == "mine"
     # two studies and no --study-name: asks to pick, naming both
     two = f"sqlite:///{tmp_path / 'two.sqlite'}"
     optuna.create_study(study_name="a", storage=two)

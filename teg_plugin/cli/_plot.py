@@ -41,9 +41,11 @@ def run(args: argparse.Namespace) -> int:
             import kaleido  # noqa: F401
         except ImportError:
             raise ValueError("--format png needs the kaleido package (pip install kaleido); use --format html") from None
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder (created if missing)")
     study = load_study(args.storage, args.study_name)
     figures = study_figures(study)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = _safe(study.study_name)
     for graph_id, fig in figures.items():
