@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--storage", default=DEFAULT_STORAGE_URL, help="Optuna storage URL, or journal:PATH (default: %(default)s)")
     parser.add_argument("--study-name", default=None, help="study name (default: teg-<space>-<strategy>[-multi]-seed<seed>); an existing study made with the same settings resumes")
     parser.add_argument("--seed", type=seed_arg, default=0, help="search seed (default: %(default)s)")
-    parser.add_argument("--objective", choices=("rank", "multi"), default="rank", help="single rank-based objective, or three objectives (T, E, G) for a Pareto front")
+    parser.add_argument("--objective", choices=("rank", "multi"), default="rank", help="rank: one rank-based objective; multi: three objectives (T, E, G) for a Pareto front (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the study and the score cache (default: %(default)s)")
     add_scoring_options(parser)
     parser.add_argument("--format", choices=("text", "json"), default="text", help="result format (default: %(default)s)")
