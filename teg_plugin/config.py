@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 #: when a space does not set its own in ``protocol_defaults``).
 SPACE_DEPENDENT: dict[str, int] = {"width": 3}
 
+#: Initialisation schemes of :attr:`TEGConfig.init`; the first is the default (the paper's).
+INIT_SCHEMES: tuple[str, ...] = ("kaiming-normal", "torch-default")
+
 
 @dataclass(frozen=True)
 class TEGConfig:
@@ -40,6 +43,14 @@ class TEGConfig:
         singular_rtol: Θ(train, train) counts as singular (the architecture is flagged bad) when its
             smallest eigenvalue is at most this fraction of its largest. The default sits just above
             float32 round-off, the precision the Jacobians are computed in.
+        init: how conv and linear layers are initialised (name-seeded either way, see
+            :func:`~teg_plugin.indicators.init.init_network`): ``"kaiming-normal"`` (the default, the
+            paper's: Kaiming normal, fan-in, ReLU gain; zero biases) or ``"torch-default"``
+            (PyTorch's own layer initialisation, Kaiming uniform with ``a = sqrt(5)``, i.e. weights
+            and biases uniform in ``±1/sqrt(fan_in)``), which TE-NAS's released code ends up using:
+            its launch script asks for ``kaiming_normal``, a name none of its initialisation
+            branches matches. Left out of :meth:`to_dict` (and so of the fingerprint) at its
+            default, so caches made before the setting existed stay valid.
 
     Raises:
         ValueError: a setting of the wrong type or out of range (the message names it and its range).
@@ -59,6 +70,7 @@ class TEGConfig:
     regions_batch_size: int = 1000
     regions_crop: int = 3
     singular_rtol: float = 1e-7
+    init: str = "kaiming-normal"
 
     def __post_init__(self) -> None:
         # Integers of any integer type (numpy's too) are stored as int, so fingerprints stay JSON.
@@ -80,6 +92,8 @@ class TEGConfig:
         except (TypeError, ValueError):
             raise ValueError(f"TEGConfig.singular_rtol must be a number in (0, 1), got {self.singular_rtol!r}") from None
         object.__setattr__(self, "singular_rtol", rtol)
+        if self.init not in INIT_SCHEMES:
+            raise ValueError(f"TEGConfig.init must be one of {', '.join(INIT_SCHEMES)}, got {self.init!r}")
 
     @classmethod
     def for_space(cls, space: SearchSpace, **settings: Any) -> TEGConfig:
@@ -110,7 +124,10 @@ class TEGConfig:
         return replace(self, **unset) if unset else self
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        values = asdict(self)
+        if values["init"] == INIT_SCHEMES[0]:  # the default is left out: older fingerprints stay valid
+            del values["init"]
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TEGConfig:

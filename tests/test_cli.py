@@ -148,6 +148,16 @@ def test_closed_stdout_pipe_ends_quietly() -> None:
     assert done.stdout.strip() == "rc=141" and "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
 
 
+def test_init_option_changes_the_weights_and_is_checked(capsys) -> None:
+    paper = _score_json(capsys, "--index", "6111", "--no-cache")[0]
+    torch_default = _score_json(capsys, "--index", "6111", "--no-cache", "--init", "torch-default")[0]
+    assert torch_default["ntk_cond"] != paper["ntk_cond"]
+    assert _score_json(capsys, "--index", "6111", "--no-cache", "--init", "torch-default")[0]["ntk_cond"] == torch_default["ntk_cond"]
+    with pytest.raises(SystemExit) as info:
+        main(["score", "--index", "1", "--init", "xavier"])
+    assert info.value.code == 2 and "invalid choice: 'xavier'" in capsys.readouterr().err
+
+
 def test_argparse_errors_exit_2(capsys) -> None:
     with pytest.raises(SystemExit) as info:
         main(["score", "--index", "1", "--format", "xml"])

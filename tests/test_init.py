@@ -67,6 +67,25 @@ def test_kaiming_std_on_big_layers() -> None:
     assert torch.equal(conv.bias, torch.zeros(96)) and torch.equal(linear.bias, torch.zeros(400))
 
 
+def test_torch_default_scheme_is_uniform_within_one_over_sqrt_fan_in_and_name_seeded() -> None:
+    def layers() -> nn.ModuleDict:
+        return nn.ModuleDict({"conv": nn.Conv2d(64, 96, 3), "fc": nn.Linear(1200, 400), "bn": nn.BatchNorm2d(5)})
+
+    net = init_network(layers(), seed=0, scheme="torch-default")
+    for module, fan_in in ((net["conv"], 64 * 9), (net["fc"], 1200)):
+        bound = 1.0 / math.sqrt(fan_in)
+        for param in (module.weight, module.bias):
+            assert param.abs().max().item() <= bound
+            assert param.std().item() == pytest.approx(bound / math.sqrt(3.0), rel=0.05 if param.numel() > 1000 else 0.3)
+    assert torch.equal(net["bn"].weight, torch.ones(5)) and torch.equal(net["bn"].bias, torch.zeros(5))
+    again = init_network(layers(), seed=0, scheme="torch-default")
+    assert all(torch.equal(a, b) for a, b in zip(net.parameters(), again.parameters()))
+    kaiming = init_network(layers(), seed=0)
+    assert not torch.equal(kaiming["conv"].weight, net["conv"].weight)
+    with pytest.raises(ValueError, match="unknown initialisation scheme 'xavier'; choose from kaiming-normal, torch-default"):
+        init_network(layers(), seed=0, scheme="xavier")
+
+
 def test_norm_layers_and_biases_reset_other_parameters_kept() -> None:
     class Custom(nn.Module):
         def __init__(self) -> None:

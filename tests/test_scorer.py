@@ -432,6 +432,18 @@ def test_config_validation() -> None:
     config = TEGConfig(repeat=1, batch_size=8)
     assert TEGConfig.from_dict(config.to_dict()) == config
     assert config.fingerprint() == TEGConfig(batch_size=8, repeat=1).fingerprint() != TEGConfig().fingerprint()
+    with pytest.raises(ValueError, match="TEGConfig.init must be one of kaiming-normal, torch-default, got 'xavier'"):
+        TEGConfig(init="xavier")
+
+
+def test_init_setting_enters_the_fingerprint_only_when_not_the_default() -> None:
+    # The values printed by the version before `init` existed: caches made then stay valid.
+    assert TEGConfig().fingerprint() == "f112ebdff9cd8824"
+    assert TEGConfig(repeat=1, seed=4).fingerprint() == "46f9b574a56c2770"
+    assert "init" not in TEGConfig().to_dict()
+    torch_default = TEGConfig(init="torch-default")
+    assert torch_default.fingerprint() != TEGConfig().fingerprint()
+    assert TEGConfig.from_dict(torch_default.to_dict()) == torch_default
 
 
 def test_supernet_progress_counts_every_new_mask_towards_the_expected_total(make_scorer, tmp_path, capsys) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from teg_plugin._checks import MAX_SEED, check_seed
-from teg_plugin.config import TEGConfig
+from teg_plugin.config import INIT_SCHEMES, TEGConfig
 from teg_plugin.data import DATASET_NAMES
 from teg_plugin.scorer import DEVICES, TEGScorer
 from teg_plugin.spaces import space_names
@@ -43,6 +43,9 @@ def add_scoring_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per NTK batch (default: %(default)s)")
     group.add_argument("--repeat", type=int, default=defaults.repeat, help="random initialisations averaged (default: %(default)s)")
     group.add_argument("--score-seed", type=int, default=defaults.seed, help="seed of the scoring inputs and weights (default: %(default)s)")
+    group.add_argument("--init", choices=INIT_SCHEMES, default=defaults.init,
+                       help="weight initialisation: the paper's kaiming-normal, or torch-default (PyTorch's, which "
+                            "TE-NAS's released code ends up using) (default: %(default)s)")
     group.add_argument("--device", default="auto", choices=DEVICES, help="where to compute (default: %(default)s)")
     cache = group.add_mutually_exclusive_group()
     cache.add_argument("--cache", default=None, metavar="PATH|URL", help="score cache: a SQLite file or a SQLAlchemy URL (default: $TEG_CACHE or ~/.cache/teg-plugin/scores.sqlite)")
@@ -56,7 +59,7 @@ def make_scorer(args: argparse.Namespace) -> TEGScorer:
     from teg_plugin.spaces import get_space
 
     space = get_space(args.space)
-    config = TEGConfig.for_space(space, batch_size=args.batch_size, repeat=args.repeat, seed=args.score_seed)
+    config = TEGConfig.for_space(space, batch_size=args.batch_size, repeat=args.repeat, seed=args.score_seed, init=args.init)
     cache = None if args.no_cache else ScoreCache(args.cache)  # before the data: a bad cache fails fast
     data = load_data(args.dataset, args.data_root, download=args.download)
     return TEGScorer(space, data, config, device=args.device, cache=cache)

@@ -180,7 +180,7 @@ def _check_resumable(study: Any, args: argparse.Namespace, directions: list[str]
     differ = [f"{key} {stored.get(key)!r} (now {value!r})" for key, value in settings.items() if stored.get(key) != value]
     if differ:
         if stored.get("scoring_fingerprint") != settings["scoring_fingerprint"]:
-            differ.append("the scoring fingerprint covers --dataset, --data-root, --batch-size, --repeat and --score-seed")
+            differ.append("the scoring fingerprint covers --dataset, --data-root, --batch-size, --repeat, --score-seed and --init")
         raise ValueError(
             f"{where} was searched with other settings: {'; '.join(differ)}. Resume it with the same settings, or "
             "choose another --study-name"

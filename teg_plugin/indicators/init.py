@@ -14,6 +14,8 @@ import math
 import torch
 from torch import nn
 
+from teg_plugin.config import INIT_SCHEMES
+
 _CONV_OR_LINEAR = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 _NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm)
 
@@ -31,23 +33,40 @@ def _generator(seed: int, name: str) -> torch.Generator:
 
 
 @torch.no_grad()
-def init_network(model: nn.Module, seed: int) -> nn.Module:
+def init_network(model: nn.Module, seed: int, scheme: str = "kaiming-normal") -> nn.Module:
     """Initialise ``model`` in place, deterministically per parameter name; returns ``model``.
 
-    Conv and linear weights: Kaiming normal, fan-in, ReLU gain (std = sqrt(2 / fan_in)); their
-    biases 0. Normalisation layers: weight 1, bias 0. Any other parameter keeps its values.
-    Values are drawn on the CPU and copied to the parameter's device, so they do not depend on it.
+    Conv and linear layers, by ``scheme``:
+
+    * ``"kaiming-normal"``: weights Kaiming normal, fan-in, ReLU gain (std = sqrt(2 / fan_in));
+      biases 0 (the paper's initialisation);
+    * ``"torch-default"``: weights and biases uniform in ``±1/sqrt(fan_in)``, the distribution of
+      PyTorch's own layer initialisation (Kaiming uniform with ``a = sqrt(5)``).
+
+    Normalisation layers: weight 1, bias 0. Any other parameter keeps its values. Values are drawn
+    on the CPU and copied to the parameter's device, so they do not depend on it.
+
+    Raises:
+        ValueError: an unknown ``scheme``.
     """
+    if scheme not in INIT_SCHEMES:
+        raise ValueError(f"unknown initialisation scheme {scheme!r}; choose from {', '.join(INIT_SCHEMES)}")
     for module_name, module in model.named_modules():
         prefix = f"{module_name}." if module_name else ""
         if isinstance(module, _CONV_OR_LINEAR):
             weight = module.weight
             fan_in = weight[0].numel()
-            std = math.sqrt(2.0) / math.sqrt(fan_in)
-            values = torch.randn(weight.shape, generator=_generator(seed, prefix + "weight"), dtype=torch.float32)
-            weight.copy_(values.mul_(std))
-            if module.bias is not None:
-                module.bias.zero_()
+            if scheme == "kaiming-normal":
+                values = torch.randn(weight.shape, generator=_generator(seed, prefix + "weight"), dtype=torch.float32)
+                weight.copy_(values.mul_(math.sqrt(2.0) / math.sqrt(fan_in)))
+                if module.bias is not None:
+                    module.bias.zero_()
+            else:
+                bound = 1.0 / math.sqrt(fan_in)
+                for name, param in (("weight", weight), ("bias", module.bias)):
+                    if param is not None:
+                        values = torch.rand(param.shape, generator=_generator(seed, prefix + name), dtype=torch.float32)
+                        param.copy_(values.mul_(2.0 * bound).sub_(bound))
         elif isinstance(module, _NORM):
             if getattr(module, "weight", None) is not None:
                 module.weight.fill_(1.0)

@@ -57,7 +57,7 @@ class CandidateNetworks:
             crop)``); when it returns ``None``, E's patterns are counted on (a fresh copy of) the
             proxy network itself, over the repeat's training and held-out images.
         generalization_parameter: which proxy-network weights enter G's Jacobian.
-        initialise: re-initialise the networks (Kaiming, name-seeded); ``False`` keeps their weights.
+        initialise: re-initialise the networks (name-seeded, by ``config.init``); ``False`` keeps their weights.
     """
 
     proxy: Callable[[], nn.Module]
@@ -176,7 +176,7 @@ class _ProxyRepeat:
     def build(
         cls, networks: CandidateNetworks, inputs: ScoringInputs, config: TEGConfig, repeat: int, device: torch.device
     ) -> _ProxyRepeat:
-        net = _prepare(networks.proxy(), networks.initialise, stable_seed(config.seed, "proxy", repeat), device)
+        net = _prepare(networks.proxy(), networks.initialise, stable_seed(config.seed, "proxy", repeat), config.init, device)
         batch = inputs.repeats[repeat].to(device)
         named = select_parameters(net, is_weight)
         # G's parameters are a subset of T's: its training-batch Jacobian is a column slice of T's.
@@ -205,11 +205,11 @@ class _ProxyRepeat:
         return kappa, mse
 
 
-def _prepare(net: nn.Module, initialise: bool, seed: int, device: torch.device) -> nn.Module:
+def _prepare(net: nn.Module, initialise: bool, seed: int, scheme: str, device: torch.device) -> nn.Module:
     if not isinstance(net, nn.Module):
         raise TypeError(f"a network builder returned a {type(net).__name__}, not an nn.Module")
     if initialise:
-        init_network(net, seed)
+        init_network(net, seed, scheme)
     return net.to(device).train()
 
 
@@ -220,10 +220,10 @@ def _regions(
     if thin is None:
         # No thin network: a fresh copy of the proxy network (hooks on the one whose Jacobians other
         # threads compute would record their passes too), with its weights, on the repeat's images.
-        net = _prepare(networks.proxy(), networks.initialise, stable_seed(config.seed, "proxy", repeat), device)
+        net = _prepare(networks.proxy(), networks.initialise, stable_seed(config.seed, "proxy", repeat), config.init, device)
         patterns = activation_patterns(net, (batch.train_x.to(device), batch.val_x.to(device)))
     else:
-        thin = _prepare(thin, networks.initialise, stable_seed(config.seed, "thin", repeat), device)
+        thin = _prepare(thin, networks.initialise, stable_seed(config.seed, "thin", repeat), config.init, device)
         patterns = activation_patterns(thin, (b.to(device) for b in batch.region_batches))
     return float(count_distinct_patterns(patterns))
 

@@ -90,7 +90,7 @@ def _masked_supernet(space: SearchSpace, mask: Mask, config: TEGConfig, inputs: 
         num_classes=inputs.num_classes,
         in_channels=inputs.in_channels,
     )
-    init_network(net, stable_seed(config.seed, "proxy", r))
+    init_network(net, stable_seed(config.seed, "proxy", r), config.init)
     _apply_mask(net, mask, space.full_mask())
     return net
 
@@ -135,7 +135,7 @@ def _count_regions_pairwise(
     space: SearchSpace, mask: Mask, config: TEGConfig, inputs: ScoringInputs, batch: RepeatInputs, r: int
 ) -> float:
     thin = space.build_thin_network(space.full_mask(), width=config.regions_width, num_classes=inputs.num_classes)
-    init_network(thin, stable_seed(config.seed, "thin", r))
+    init_network(thin, stable_seed(config.seed, "thin", r), config.init)
     is_active = _apply_mask(thin, mask, space.full_mask())
     captured: list[torch.Tensor] = []
     for name, module in thin.named_modules():
