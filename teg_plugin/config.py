@@ -70,7 +70,7 @@ class TEGConfig:
     regions_batch_size: int = 1000
     regions_crop: int = 3
     singular_rtol: float = 1e-7
-    init: str = "kaiming-normal"
+    init: str = INIT_SCHEMES[0]
 
     def __post_init__(self) -> None:
         # Integers of any integer type (numpy's too) are stored as int, so fingerprints stay JSON.

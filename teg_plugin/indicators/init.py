@@ -33,7 +33,7 @@ def _generator(seed: int, name: str) -> torch.Generator:
 
 
 @torch.no_grad()
-def init_network(model: nn.Module, seed: int, scheme: str = "kaiming-normal") -> nn.Module:
+def init_network(model: nn.Module, seed: int, scheme: str = INIT_SCHEMES[0]) -> nn.Module:
     """Initialise ``model`` in place, deterministically per parameter name; returns ``model``.
 
     Conv and linear layers, by ``scheme``:
@@ -56,7 +56,7 @@ def init_network(model: nn.Module, seed: int, scheme: str = "kaiming-normal") ->
         if isinstance(module, _CONV_OR_LINEAR):
             weight = module.weight
             fan_in = weight[0].numel()
-            if scheme == "kaiming-normal":
+            if scheme == INIT_SCHEMES[0]:  # kaiming-normal
                 values = torch.randn(weight.shape, generator=_generator(seed, prefix + "weight"), dtype=torch.float32)
                 weight.copy_(values.mul_(math.sqrt(2.0) / math.sqrt(fan_in)))
                 if module.bias is not None:
