@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from collections.abc import Callable
@@ -9,6 +10,8 @@ from types import TracebackType
 from typing import Any
 
 import optuna
+
+from teg_plugin.optuna._quiet import OPTIMIZE_LOGGER, QuietTrialFailures
 
 
 class StopBetweenTrials:
@@ -20,6 +23,9 @@ class StopBetweenTrials:
     only asks the study to stop after the current trial; the ``with`` block then ends with
     ``KeyboardInterrupt``. A second signal always interrupts at once. Outside the main thread,
     signals cannot be handled and nothing changes.
+
+    Optuna's warnings about a trial failed this way are dropped while the block runs (the caller
+    reports the interruption), wherever in the wrapped objective the interrupt was raised.
     """
 
     _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -28,6 +34,7 @@ class StopBetweenTrials:
         self._study = study
         self._in_objective = False
         self._previous: dict[int, Any] = {}
+        self._quiet = QuietTrialFailures((KeyboardInterrupt,))
         #: Whether a signal arrived.
         self.requested = False
 
@@ -35,13 +42,17 @@ class StopBetweenTrials:
         """``func``, interruptible at once while it runs."""
 
         def run(trial: optuna.Trial) -> Any:
-            if self.requested:
-                raise KeyboardInterrupt
-            self._in_objective = True
             try:
-                return func(trial)
-            finally:
-                self._in_objective = False
+                if self.requested:  # a signal came while Optuna prepared this trial
+                    raise KeyboardInterrupt
+                self._in_objective = True
+                try:
+                    return func(trial)
+                finally:
+                    self._in_objective = False
+            except KeyboardInterrupt:
+                self._quiet.numbers.add(trial.number)
+                raise
 
         return run
 
@@ -56,6 +67,7 @@ class StopBetweenTrials:
             pass
 
     def __enter__(self) -> StopBetweenTrials:
+        logging.getLogger(OPTIMIZE_LOGGER).addFilter(self._quiet)
         if threading.current_thread() is threading.main_thread():
             self._previous = {signum: signal.signal(signum, self._handle) for signum in self._SIGNALS}
         return self
@@ -65,5 +77,6 @@ class StopBetweenTrials:
     ) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+        logging.getLogger(OPTIMIZE_LOGGER).removeFilter(self._quiet)
         if kind is None and self.requested:
             raise KeyboardInterrupt

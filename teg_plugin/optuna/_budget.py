@@ -8,6 +8,8 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from teg_plugin.optuna._quiet import OPTIMIZE_LOGGER, QuietTrialFailures
+
 if TYPE_CHECKING:
     import optuna
 
@@ -53,7 +55,7 @@ def within_budget(objective: Callable[[optuna.Trial], Any], space: SearchSpace, 
 
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
     unfinished = (TrialState.RUNNING, TrialState.WAITING)
-    hide = _QuietTrialFailures()
+    hide = QuietTrialFailures((BudgetReached, KeyboardInterrupt))
     logging_filter_installed = False
 
     def run(trial: optuna.Trial) -> Any:
@@ -61,7 +63,7 @@ def within_budget(objective: Callable[[optuna.Trial], Any], space: SearchSpace, 
         if not logging_filter_installed:
             # Optuna logs every failed trial as two warnings, one with a traceback; a surplus trial is
             # no failure, and an interrupted one is reported by the caller in one line.
-            optuna.logging.get_logger("optuna.study._optimize").addFilter(hide)
+            optuna.logging.get_logger(OPTIMIZE_LOGGER).addFilter(hide)
             logging_filter_installed = True
         try:
             return run_within_budget(trial)
@@ -129,19 +131,3 @@ def _heartbeat_enabled(study: optuna.Study) -> bool:
     except ImportError:  # pragma: no cover - an Optuna without it: assume the safe, bounded wait
         return False
     return bool(is_heartbeat_enabled(study._storage))
-
-
-class _QuietTrialFailures(logging.Filter):
-    """Drops Optuna's two "Trial N failed ..." warnings for the trials in :attr:`numbers` (those that
-    raised :class:`BudgetReached` or were interrupted by ``KeyboardInterrupt``), and the traceback
-    Optuna logs for either exception."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.numbers: set[int] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], (BudgetReached, KeyboardInterrupt)):
-            return False
-        message = record.getMessage()
-        return not any(message.startswith(f"Trial {number} failed with value ") for number in self.numbers)

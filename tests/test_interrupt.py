@@ -1,0 +1,73 @@
+"""StopBetweenTrials (teg-nas search's Ctrl-C / SIGTERM handling) in-process, with real signals."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Iterator
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from teg_plugin.cli._interrupt import StopBetweenTrials
+
+
+class SignallingSampler(optuna.samplers.RandomSampler):
+    """Sends this process SIGINT while Optuna prepares trial ``at`` (outside the objective)."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__(seed=0)
+        self.at = at
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.number == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.fixture
+def optuna_warnings() -> Iterator[list[str]]:
+    """Messages Optuna's loggers emit during the test (Optuna's root logger does not propagate)."""
+    messages: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("optuna")
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)
+
+
+def run(study: optuna.Study, n_trials: int) -> list[int]:
+    called: list[int] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        called.append(trial.number)
+        return trial.suggest_float("x", 0, 1)
+
+    with StopBetweenTrials(study) as stopper:
+        study.optimize(stopper.objective(objective), n_trials=n_trials)
+    return called
+
+
+def test_a_signal_while_optuna_prepares_a_trial_fails_that_trial_without_optuna_warnings(optuna_warnings) -> None:
+    study = optuna.create_study(sampler=SignallingSampler(at=2))
+    with pytest.raises(KeyboardInterrupt):
+        run(study, n_trials=5)
+    # Trials 0 and 1 ran; trial 2 was prepared when the signal came: it fails, its objective never runs.
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL]
+    assert not [m for m in optuna_warnings if "failed" in m], optuna_warnings  # the caller reports it in one line
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_real_failures_are_still_logged_and_the_filter_is_removed(optuna_warnings) -> None:
+    study = optuna.create_study()
+    filters = list(logging.getLogger("optuna.study._optimize").filters)
+
+    def broken(trial: optuna.Trial) -> float:
+        raise ValueError("a real bug")
+
+    with StopBetweenTrials(study) as stopper:
+        study.optimize(stopper.objective(broken), n_trials=1, catch=(ValueError,))
+    assert any("Trial 0 failed with value None" in m for m in optuna_warnings)
+    assert logging.getLogger("optuna.study._optimize").filters == filters
