@@ -8,7 +8,7 @@ from collections.abc import Hashable, Iterable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from teg_plugin._checks import check_int
-from teg_plugin.scores import TEGScore, best_index
+from teg_plugin.scores import TEGScore, best_distinct_index
 
 if TYPE_CHECKING:
     from typing import Self
@@ -129,11 +129,14 @@ class Strategy(ABC, Generic[ArchT]):
         return self
 
     def best(self) -> ArchT:
-        """The told architecture with the lowest TEG rank-sum over the whole history (the first
-        among equals). Raises ``ValueError`` before the first tell."""
+        """The told architecture with the lowest TEG rank-sum among the distinct architectures of
+        the whole history (each ranked once, with its first told score; the first told among
+        equals), as :func:`teg_plugin.scores.distinct_order` ranks them. Raises ``ValueError``
+        before the first tell."""
         if not self._history:
             raise ValueError("no architecture has been told yet")
-        return self._history[best_index([score for _, score in self._history])][0]
+        archs = [arch for arch, _ in self._history]
+        return archs[best_distinct_index(archs, [score for _, score in self._history])]
 
     def is_finished(self) -> bool:
         """Whether the strategy has nothing more to propose (``False``: the caller owns the budget)."""

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from teg_plugin.scores import INDICATORS, TEGScore, final_ranks, indicator_ranks, rank_sums
+from teg_plugin.scores import INDICATORS, TEGScore, final_ranks, first_occurrences, indicator_ranks, rank_sums
 
 if TYPE_CHECKING:
     import optuna
@@ -212,10 +212,7 @@ def records_from_study(study: optuna.Study) -> list[TEGRecord]:
 def rank_records(scores_or_records: Iterable[Any]) -> list[RankedRecord]:
     """Every record (sorted by ``order``) with its architecture's TEG rank among the distinct ones."""
     records = sorted(as_records(scores_or_records), key=lambda r: r.order)
-    first: dict[str, TEGRecord] = {}
-    for record in records:
-        first.setdefault(record.arch, record)
-    distinct = list(first.values())
+    distinct = [records[i] for i in first_occurrences([r.arch for r in records])]
     scores = [r.score() for r in distinct]
     sums = rank_sums(scores)
     positions = final_ranks(scores)

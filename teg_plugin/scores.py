@@ -5,13 +5,18 @@ ascending (lower = more trainable), number of linear regions descending (more = 
 kernel-regression MSE ascending (lower = generalises better). Ties share the average rank. The lowest
 rank-sum is best. An architecture flagged ``bad`` (undefined or non-finite indicator) ranks after
 every good one.
+
+A search's final answer ranks the *set* of architectures it evaluated (:func:`distinct_order`): an
+architecture evaluated several times enters the ranks once, so how often a search revisits one
+does not shift the ranks of the others. Strategies, the Optuna adapter, the NNI adapter and the
+figures all pick through it.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -155,3 +160,40 @@ def best_index(scores: Sequence[TEGScore]) -> int:
     if not scores:
         raise ValueError("cannot pick the best of no scores")
     return int(np.argmin(rank_sums(scores)))
+
+
+def first_occurrences(keys: Sequence[Hashable]) -> list[int]:
+    """Positions of the first occurrence of each distinct key, in order of appearance."""
+    first: dict[Hashable, int] = {}
+    for position, key in enumerate(keys):
+        first.setdefault(key, position)
+    return list(first.values())
+
+
+def distinct_order(keys: Sequence[Hashable], scores: Sequence[TEGScore]) -> list[int]:
+    """Positions of ``scores``, one per distinct key (its first occurrence), best rank-sum first.
+
+    The rank-sums are those of the distinct keys' scores among themselves: a key that occurs several
+    times is ranked once, with the score at its first occurrence. Among equal rank-sums the key
+    that occurs first comes first; bad scores come last.
+
+    Example:
+        >>> a, b, c = TEGScore(1, 1, 1), TEGScore(2, 3, 2), TEGScore(3, 2, 3)
+        >>> distinct_order(["a", "b", "c", "c"], [a, b, c, c])   # a and b tie; "c" twice counts once
+        [0, 1, 2]
+        >>> best_index([a, b, c, c])                             # ranked as a multiset, b would win
+        1
+    """
+    if len(keys) != len(scores):
+        raise ValueError(f"{len(keys)} keys for {len(scores)} scores")
+    positions = first_occurrences(keys)
+    sums = rank_sums([scores[p] for p in positions])
+    return [positions[i] for i in sorted(range(len(positions)), key=lambda i: (sums[i], i))]
+
+
+def best_distinct_index(keys: Sequence[Hashable], scores: Sequence[TEGScore]) -> int:
+    """Position of the best of the distinct keys by rank-sum (:func:`distinct_order`'s first);
+    raises ``ValueError`` on an empty list."""
+    if not scores:
+        raise ValueError("cannot pick the best of no scores")
+    return distinct_order(keys, scores)[0]

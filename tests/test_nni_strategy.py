@@ -29,7 +29,7 @@ from nni.nas.experiment import NasExperiment, NasExperimentConfig  # noqa: E402
 from nni.nas.nn.pytorch import ModelSpace  # noqa: E402
 from nni.tools.nnictl.config_utils import Experiments  # noqa: E402
 
-from teg_plugin.scores import best_index, rank_sums  # noqa: E402
+from teg_plugin.scores import best_distinct_index, distinct_order  # noqa: E402
 from teg_plugin.spaces import NB201Space  # noqa: E402
 from teg_plugin.strategies import make_strategy  # noqa: E402
 
@@ -96,13 +96,11 @@ def test_strategy_end_to_end(name: str, evaluator: TEGEvaluator, nni_home: Path)
             expected.bad,
         )
 
-    # export_top_models: each architecture once, best TEG rank-sum (over all results) first.
-    scores = [score for _, score in results]
-    assert arch_from_sample(top[0]) == results[best_index(scores)][0] == strategy.best()
+    # export_top_models: each architecture once, ranked among the distinct ones, best first.
+    archs, scores = [arch for arch, _ in results], [score for _, score in results]
+    assert arch_from_sample(top[0]) == archs[best_distinct_index(archs, scores)] == strategy.best()
     top_archs = [arch_from_sample(sample) for sample in top]
-    assert len(set(top_archs)) == len(top_archs) == len({arch for arch, _ in results})
-    sums = dict(zip([arch for arch, _ in results], rank_sums(scores)))
-    assert [sums[a] for a in top_archs] == sorted(sums[a] for a in top_archs)
+    assert top_archs == [archs[i] for i in distinct_order(archs, scores)]
     # Every model was submitted to and trained by NNI's engine.
     models = list(strategy.list_models(sort=False))
     assert len(models) == BUDGET

@@ -35,7 +35,7 @@ from torch import nn  # noqa: E402
 
 from teg_plugin.nni._user_space import MAX_OPTIONS, sample_text  # noqa: E402
 from teg_plugin.scorer import TEGScorer  # noqa: E402
-from teg_plugin.scores import TEGScore, rank_sums  # noqa: E402
+from teg_plugin.scores import TEGScore, distinct_order  # noqa: E402
 from teg_plugin.spaces import ChoiceArch  # noqa: E402
 from teg_plugin.strategies import make_strategy  # noqa: E402
 
@@ -316,12 +316,11 @@ def test_strategy_searches_a_user_space(
         algorithm.tell(arch, score)
         sample = strategy.sample_of(arch)
         assert evaluator.evaluate(frozen(sample), sample=sample)["ntk_cond"] == score.ntk_cond
-    # export_top_models: each architecture once, best TEG rank-sum first; best() is the first.
-    sums = {arch: s for (arch, _), s in zip(results, rank_sums([score for _, score in results]))}
+    # export_top_models: each architecture once, ranked among the distinct ones; best() is the first.
+    archs, scores = [arch for arch, _ in results], [score for _, score in results]
     top_archs = [strategy.space.arch_of_sample(sample) for sample in top]
     assert top_archs[0] == strategy.best()
-    assert len(set(top_archs)) == len(top_archs) == len(sums)
-    assert [sums[a] for a in top_archs] == sorted(sums[a] for a in top_archs)
+    assert top_archs == [archs[i] for i in distinct_order(archs, scores)]
 
 
 def test_user_space_search_is_deterministic(nni_home: Path) -> None:

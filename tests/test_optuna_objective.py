@@ -154,6 +154,19 @@ def test_best_trial_counts_each_architecture_once_as_the_dashboard_note_does() -
     assert best_trial(study).user_attrs["arch"] == noted.arch == "b" and best_trial(study).number == 0
 
 
+def test_best_trial_picks_what_the_strategy_picks(space) -> None:
+    # teg-nas search reports best_trial, bench search Strategy.best(): one definition for both.
+    from teg_plugin.strategies import EvolutionStrategy
+
+    a, b, c = space.arch_at(0), space.arch_at(1), space.arch_at(2)
+    scores = {a: TEGScore(1, 1, 1), b: TEGScore(2, 3, 2), c: TEGScore(3, 2, 3)}
+    study, strategy = optuna.create_study(), EvolutionStrategy(space, seed=0)
+    for arch in (a, b, c, c):  # as a multiset, c's repeat would make b the winner
+        study.add_trial(create_trial(value=0.0, user_attrs=teg_user_attrs(space, arch, scores[arch])))
+        strategy.tell(arch, scores[arch])
+    assert space.parse(best_trial(study).user_attrs["arch"]) == strategy.best() == a
+
+
 def test_the_search_never_reads_benchmark_accuracies(space, scorer, monkeypatch) -> None:
     import teg_plugin.benchmarks.nb201_accuracy as accuracy
 

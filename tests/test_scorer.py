@@ -22,7 +22,16 @@ from teg_plugin.indicators.measure import measure_mask
 from teg_plugin.indicators.ntk import centred_one_hot
 from teg_plugin.inputs import ScoringInputs
 from teg_plugin.scorer import TEGScorer, _mask_text, resolve_device
-from teg_plugin.scores import TEGScore, best_index, final_ranks, indicator_ranks, rank_sums
+from teg_plugin.scores import (
+    TEGScore,
+    best_distinct_index,
+    best_index,
+    distinct_order,
+    final_ranks,
+    first_occurrences,
+    indicator_ranks,
+    rank_sums,
+)
 from teg_plugin.spaces.nb201 import NB201Arch
 from teg_plugin.spaces.nb201._isomorphism import canonical_key
 
@@ -184,6 +193,22 @@ def test_a_non_finite_indicator_is_always_bad() -> None:
     assert isinstance(good.ntk_cond, float) and TEGScore(np.float32(2), np.int64(3), 1).regions == 3.0
     with pytest.raises(TypeError, match="TEGScore.regions must be a real number"):
         TEGScore(1.0, "many", 1.0)
+
+
+def test_distinct_order_ranks_each_architecture_once() -> None:
+    # b wins if c's repeat enters the ranks (as a multiset, c's two copies push b's rivals down);
+    # ranked as the set {a, b, c}, a and b tie and a, told first, wins.
+    a, b, c = TEGScore(1, 1, 1), TEGScore(2, 3, 2), TEGScore(3, 2, 3)
+    assert best_index([a, b, c, c]) == 1
+    assert distinct_order(["a", "b", "c", "c"], [a, b, c, c]) == [0, 1, 2]
+    assert best_distinct_index(["a", "b", "c", "c"], [a, b, c, c]) == 0
+    # A repeated key keeps its first score and position; bad ones come last; positions index the input.
+    assert distinct_order(["x", "y", "x", "z"], [TEGScore.flagged("bad"), b, a, a]) == [3, 1, 0]
+    assert first_occurrences(["x", "y", "x", "z", "y"]) == [0, 1, 3]
+    with pytest.raises(ValueError, match="2 keys for 1 scores"):
+        distinct_order(["a", "b"], [a])
+    with pytest.raises(ValueError, match="no scores"):
+        best_distinct_index([], [])
 
 
 # --- the score cache -----------------------------------------------------------------------------

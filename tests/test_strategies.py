@@ -161,6 +161,18 @@ def test_only_bad_scores_still_work(name: str) -> None:
     strategy.ask()
 
 
+@pytest.mark.parametrize("name", STRATEGY_NAMES)
+def test_best_ranks_each_distinct_architecture_once(name: str) -> None:
+    a, b, c = SPACE.arch_at(0), SPACE.arch_at(1), SPACE.arch_at(2)
+    scores = {a: TEGScore(1, 1, 1), b: TEGScore(2, 3, 2), c: TEGScore(3, 2, 3)}
+    strategy = build(name, seed=0)
+    for arch in (a, b, c, c):
+        strategy.tell(arch, scores[arch])
+    # Ranked as a multiset (c twice), b would win; among {a, b, c}, a ties b and was told first.
+    assert best_index([score for _, score in strategy.history]) == 1
+    assert strategy.best() == a
+
+
 def test_best_before_any_tell_and_wrong_score_type() -> None:
     strategy = RandomStrategy(SPACE)
     with pytest.raises(ValueError, match="no architecture"):

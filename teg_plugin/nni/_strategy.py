@@ -23,7 +23,7 @@ from teg_plugin._checks import check_int
 from teg_plugin.nni._hints import model_space_hint
 from teg_plugin.nni._metrics import score_from_metrics
 from teg_plugin.nni._user_space import NNIChoiceSpace, space_from_model_space
-from teg_plugin.scores import TEGScore, rank_sums
+from teg_plugin.scores import TEGScore, distinct_order
 from teg_plugin.spaces import SearchSpace, get_space
 from teg_plugin.strategies import Strategy as TEGAlgorithm
 from teg_plugin.strategies import make_strategy, strategy_key
@@ -245,8 +245,8 @@ class TEGStrategy(NNIStrategy):
             return [(arch, score) for _, arch, score in self._results]
 
     def best(self) -> Hashable:
-        """The architecture with the lowest TEG rank-sum among all results (:meth:`sample_of` gives its
-        NNI sample). ``ValueError`` if there is no result, or every result is bad (as when every
+        """The architecture with the lowest TEG rank-sum among the distinct architectures of all
+        results (:meth:`Strategy.best <teg_plugin.strategies.Strategy.best>`; :meth:`sample_of` gives its NNI sample). ``ValueError`` if there is no result, or every result is bad (as when every
         trial failed: :attr:`results` holds the reasons)."""
         if self.algorithm is None:
             raise ValueError("no results yet: the experiment has not started")
@@ -257,22 +257,24 @@ class TEGStrategy(NNIStrategy):
         return self.algorithm.best()
 
     def list_models(self, sort: bool = True, limit: int | None = None) -> Iterator[ExecutableModelSpace]:
-        """The submitted models; with ``sort``, each architecture once, best TEG rank-sum first
-        (``bad`` ones and models without a result left out)."""
+        """The submitted models; with ``sort``, each architecture once, ranked among the distinct
+        architectures as :meth:`best` ranks them, best TEG rank-sum first (``bad`` ones and
+        architectures without a trained model left out)."""
         if not sort:
             yield from super().list_models(sort=False, limit=limit)
             return
         with self._lock:
             results = list(self._results)
-        sums = rank_sums([score for _, _, score in results])
-        order = sorted(range(len(results)), key=lambda i: (sums[i], i))
-        seen: set[Hashable] = set()
+        usable: dict[Hashable, ExecutableModelSpace] = {}  # each architecture's first trained model
+        for model, arch, score in results:
+            if model is not None and not score.bad and model.status == ModelStatus.Trained:
+                usable.setdefault(arch, model)
+        order = distinct_order([arch for _, arch, _ in results], [score for _, _, score in results])
         count = 0
         for i in order:
-            model, arch, score = results[i]
-            if model is None or score.bad or arch in seen or model.status != ModelStatus.Trained:
+            model = usable.get(results[i][1])
+            if model is None or results[i][2].bad:
                 continue
-            seen.add(arch)
             if limit is not None and count >= limit:
                 return
             count += 1

@@ -9,7 +9,7 @@ import optuna
 
 from teg_plugin.optuna._attrs import normalized_rank_sum, scored_trials, teg_user_attrs
 from teg_plugin.optuna._suggest import suggest
-from teg_plugin.scores import INDICATORS, TEGScore, best_index
+from teg_plugin.scores import INDICATORS, best_distinct_index
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -133,9 +133,6 @@ def best_trial(study: optuna.Study) -> FrozenTrial:
             )
         raise ValueError("no complete trial has TEG user attributes (arch, ntk_cond, regions, kr_mse, bad)")
     # Each architecture counts once (a search may propose one twice), at its first complete trial,
-    # as in the figures and the dashboard note (teg_plugin.plots.rank_records).
-    distinct: dict[str, tuple[FrozenTrial, TEGScore]] = {}
-    for trial, score in complete:
-        distinct.setdefault(str(trial.user_attrs["arch"]), (trial, score))
-    candidates = list(distinct.values())
-    return candidates[best_index([score for _, score in candidates])][0]
+    # as in Strategy.best(), the figures and the dashboard note.
+    archs = [str(trial.user_attrs["arch"]) for trial, _ in complete]
+    return complete[best_distinct_index(archs, [score for _, score in complete])][0]
