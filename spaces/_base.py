@@ -52,6 +52,16 @@ class SearchSpace(ABC, Generic[ArchT]):
     #: which supernet pruning needs. Spaces of single architectures only set it to ``False``.
     has_supernet: ClassVar[bool] = True
 
+    def check_buildable(self, mask: Mask) -> None:
+        """Raise ``ValueError`` if ``mask`` needs a supernet (several options on a choice) and the
+        space has none (:attr:`has_supernet`); the message says which strategies can search it."""
+        if not self.has_supernet and any(len(options) != 1 for options in mask.values()):
+            raise ValueError(
+                f"{self.name} has no supernet (it builds single architectures only), so its masks with "
+                "several options per choice cannot be scored: supernet pruning needs NAS-Bench-201 or DARTS; "
+                "search this space with 'evolution', 'random' or 'reinforce'"
+            )
+
     @abstractmethod
     def parse(self, text: str) -> ArchT:
         """Parse the space's text form; raise ``ValueError`` with a clear message if malformed."""

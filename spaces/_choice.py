@@ -201,11 +201,7 @@ class ChoiceSpace(SearchSpace[ChoiceArch]):
         return super().generalization_parameter(name) if self._g_filter is None else bool(self._g_filter(name))
 
     def _arch_of(self, mask: Mask) -> ChoiceArch:
-        if any(len(options) != 1 for options in mask.values()):
-            raise ValueError(
-                f"{self.name} has no supernet: only single architectures can be built (supernet pruning needs a "
-                "space with masks, such as nas-bench-201 or darts)"
-            )
+        self.check_buildable(mask)
         return self.arch_from_mask(mask)
 
     def _with(self, arch: ChoiceArch, key: str, option: Any) -> ChoiceArch:

@@ -192,7 +192,7 @@ class TEGScorer:
         Raises:
             ValueError: ``mask`` has several options on a choice and the space has no supernet.
         """
-        self._check_supernet(mask)
+        self.space.check_buildable(mask)  # before any measurement starts
         text = _mask_text(mask)
         if text not in self._memo:
             cached = self.cache.get(self._key(text)) if self.cache is not None else None
@@ -213,7 +213,7 @@ class TEGScorer:
         Raises:
             ValueError: ``mask`` has several options on a choice and the space has no supernet.
         """
-        self._check_supernet(mask)
+        self.space.check_buildable(mask)  # before any measurement starts
         text = _mask_text(mask)
         texts = [f"r{r}:{text}" for r in range(self.config.repeat)]
         if not all(t in self._memo for t in texts):
@@ -225,14 +225,6 @@ class TEGScorer:
                 self._measure_mask_repeats(mask, text)
             self._tick_supernet_progress()
         return tuple(self._memo[t] for t in texts)
-
-    def _check_supernet(self, mask: Mask) -> None:
-        if not self.space.has_supernet and any(len(options) != 1 for options in mask.values()):
-            raise ValueError(
-                f"{self.space.name} has no supernet (it builds single architectures only), so its masks with "
-                "several options per choice cannot be scored: supernet pruning needs NAS-Bench-201 or DARTS; "
-                "search this space with 'evolution', 'random' or 'reinforce'"
-            )
 
     def _measure_mask_repeats(self, mask: Mask, text: str) -> None:
         """Measure ``mask``; memoise and cache its mean (under ``text``) and each repeat."""
