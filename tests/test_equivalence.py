@@ -99,23 +99,24 @@ def test_both_flag_a_disconnected_architecture(
     assert "condition number" in fast.reason and "singular" in fast.reason
 
 
-def test_fast_path_independent_of_thread_count(
-    space: NB201Space, embedded_inputs: ScoringInputs, small_config: TEGConfig
-) -> None:
+def test_fast_path_independent_of_thread_count(space: NB201Space, embedded: ImageData) -> None:
     # The test session runs single-threaded (see conftest); the scorer may run tasks in threads.
-    mask = space.mask_of(space.parse(ARCHS[0]))
-    one = measure_mask(space, mask, embedded_inputs, small_config, CPU)
+    # Bit-identical, so one score cache serves processes run with any thread count. The protocol's
+    # batch of 64 (BLAS splits its float64 products across threads; batches of 8 it does not).
+    config = TEGConfig(repeat=1, batch_size=64, regions_batch_size=100, regions_batches=2)
+    inputs = ScoringInputs.draw(embedded, config)
     saved = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        two = measure_mask(space, mask, embedded_inputs, small_config, CPU)
-    finally:
-        torch.set_num_threads(saved)
-    assert torch.get_num_threads() == saved
-    # Equal up to float64 round-off: the kernel algebra (BLAS) may sum in another order with more threads.
-    assert one.bad is two.bad is False and one.regions == two.regions
-    assert one.ntk_cond == pytest.approx(two.ntk_cond, rel=1e-12)
-    assert one.kr_mse == pytest.approx(two.kr_mse, rel=1e-12)
+    for text in ARCHS[:2]:
+        mask = space.mask_of(space.parse(text))
+        scores = []
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            try:
+                scores.append(measure_mask(space, mask, inputs, config, CPU))
+            finally:
+                torch.set_num_threads(saved)
+        assert torch.get_num_threads() == saved
+        assert len({(s.ntk_cond, s.regions, s.kr_mse, s.bad) for s in scores}) == 1, scores
 
 
 @pytest.fixture(scope="module")

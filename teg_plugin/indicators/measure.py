@@ -8,8 +8,8 @@ Faster than the plain definition (:mod:`teg_plugin.reference.plain`) but equal t
 * on the CPU, the independent Jacobians (training and held-out batch of each repeat) and region
   counts run in parallel threads with one intra-op thread each: for such thin networks PyTorch's
   own intra-op parallelism mostly spins (measured: 5x the CPU time of this scheme on a loaded
-  2-core machine). Each task runs single-threaded, so results agree across thread counts to float
-  round-off (about 1e-15). (Channels-last layout was faster still, but PyTorch 2.14's CPU channels-last convolution
+  2-core machine). Each task, and the float64 kernel algebra after them, runs single-threaded, so
+  scores are bit-identical whatever the thread count (``torch.set_num_threads``, ``OMP_NUM_THREADS``). (Channels-last layout was faster still, but PyTorch 2.14's CPU channels-last convolution
   backward gave a wrong first Jacobian row — 2e-2 relative error — so it is not used.)
 """
 
@@ -146,7 +146,8 @@ def measure_repeats(
     seconds = (time.perf_counter() - start) / config.repeat
     scores = []
     for r, rep in enumerate(repeats):
-        kappa, mse = rep.indicators(results[2 * r], results[2 * r + 1])
+        with _single_threaded_on_cpu(device):  # float64 products summed in one order, whatever the thread count
+            kappa, mse = rep.indicators(results[2 * r], results[2 * r + 1])
         reasons = []
         if math.isnan(kappa):
             reasons.append(_UNDEFINED_KAPPA)
@@ -226,6 +227,16 @@ def _regions(
         thin = _prepare(thin, networks.initialise, stable_seed(config.seed, "thin", repeat), config.init, device)
         patterns = activation_patterns(thin, (b.to(device) for b in batch.region_batches))
     return float(count_distinct_patterns(patterns))
+
+
+@contextmanager
+def _single_threaded_on_cpu(device: torch.device) -> Iterator[None]:
+    """One intra-op thread while active, on the CPU (elsewhere nothing changes)."""
+    if device.type != "cpu":
+        yield
+        return
+    with _intra_op_threads(1):
+        yield
 
 
 def _run_tasks(tasks: list[Callable[[], T]], device: torch.device) -> list[T]:
