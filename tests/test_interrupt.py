@@ -52,12 +52,33 @@ def run(study: optuna.Study, n_trials: int) -> list[int]:
 
 def test_a_signal_while_optuna_prepares_a_trial_fails_that_trial_without_optuna_warnings(optuna_warnings) -> None:
     study = optuna.create_study(sampler=SignallingSampler(at=2))
-    with pytest.raises(KeyboardInterrupt):
-        run(study, n_trials=5)
+    handler = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (a background job ignores it)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run(study, n_trials=5)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    finally:
+        signal.signal(signal.SIGINT, handler)
     # Trials 0 and 1 ran; trial 2 was prepared when the signal came: it fails, its objective never runs.
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL]
     assert not [m for m in optuna_warnings if "failed" in m], optuna_warnings  # the caller reports it in one line
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_an_ignored_signal_stays_ignored() -> None:
+    handler = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # `nohup`, or a background job of a script
+    try:
+        study = optuna.create_study()
+        with StopBetweenTrials(study) as stopper:
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) == stopper._handle  # not ignored: handled
+            os.kill(os.getpid(), signal.SIGINT)
+            study.optimize(stopper.objective(lambda trial: 1.0), n_trials=2)
+        assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2 and not stopper.requested
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, handler)
 
 
 def test_real_failures_are_still_logged_and_the_filter_is_removed(optuna_warnings) -> None:
@@ -71,3 +92,16 @@ def test_real_failures_are_still_logged_and_the_filter_is_removed(optuna_warning
         study.optimize(stopper.objective(broken), n_trials=1, catch=(ValueError,))
     assert any("Trial 0 failed with value None" in m for m in optuna_warnings)
     assert logging.getLogger("optuna.study._optimize").filters == filters
+
+
+def test_an_ignored_sigterm_stays_ignored_by_the_cli() -> None:
+    from teg_plugin.cli._main import stop_on_sigterm
+
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        assert stop_on_sigterm() == signal.SIG_IGN and signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        assert stop_on_sigterm() == signal.SIG_DFL and signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN)
+    finally:
+        signal.signal(signal.SIGTERM, handler)

@@ -22,7 +22,7 @@ class StopBetweenTrials:
     works (asking, telling, writing the storage, where an exception would leave the trial half told)
     only asks the study to stop after the current trial; the ``with`` block then ends with
     ``KeyboardInterrupt``. A second signal always interrupts at once. Outside the main thread,
-    signals cannot be handled and nothing changes.
+    signals cannot be handled and nothing changes; a signal the process ignores stays ignored.
 
     Optuna's warnings about a trial failed this way are dropped while the block runs (the caller
     reports the interruption), wherever in the wrapped objective the interrupt was raised.
@@ -69,7 +69,12 @@ class StopBetweenTrials:
     def __enter__(self) -> StopBetweenTrials:
         logging.getLogger(OPTIMIZE_LOGGER).addFilter(self._quiet)
         if threading.current_thread() is threading.main_thread():
-            self._previous = {signum: signal.signal(signum, self._handle) for signum in self._SIGNALS}
+            # An ignored signal stays ignored (`nohup`, a background job of a non-interactive shell).
+            self._previous = {
+                signum: signal.signal(signum, self._handle)
+                for signum in self._SIGNALS
+                if signal.getsignal(signum) != signal.SIG_IGN
+            }
         return self
 
     def __exit__(

@@ -25,10 +25,13 @@ def stop_on_sigterm() -> Any:
     """Treat SIGTERM (``kill``, ``timeout``, batch schedulers) as Ctrl-C: the running Optuna trial is
     then marked failed instead of being left RUNNING, and a resumed search does not wait for it.
 
-    Returns the previous handler (``None`` outside the main thread, where nothing is changed).
+    Returns the previous handler (``None`` outside the main thread, where nothing is changed). An
+    ignored SIGTERM stays ignored.
     """
     if threading.current_thread() is not threading.main_thread():
         return None
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        return signal.SIG_IGN
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
