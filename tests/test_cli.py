@@ -359,7 +359,12 @@ def test_ctrl_c_right_after_start_is_one_line() -> None:
 def _signalled(argv: list[str], signum: int, ready: Callable[[], bool], *, within_s: float = 180) -> tuple[int, str, str]:
     """Start ``argv``, send it ``signum`` once ``ready()`` (polled) holds, and return its exit status,
     stdout and stderr. Fails if the process ends first or ``ready`` is not met within ``within_s``."""
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The child starts with SIGINT handled, as from a terminal, even when this suite runs as a
+    # background job (which starts with SIGINT ignored, and teg-nas keeps an ignored signal ignored).
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + within_s
         while not ready():
