@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import optuna
 import pytest
+import torch
 
 from teg_plugin.cli import main
 from teg_plugin.spaces.nb201 import NB201Space
@@ -214,6 +215,9 @@ def test_bench_speed_json(capsys) -> None:
     assert result["same_ranking"] is True and result["archs"] == 1
     assert result["speedup"] > 0 and len(result["fast_seconds"]) == len(result["plain_seconds"]) == 1
     assert result["max_relative_difference"] < 1e-5
+    # What it ran on, beside the numbers (scores and timings depend on it).
+    assert result["device"] == "cpu" and result["cpu"] and result["torch"] == torch.__version__
+    assert isinstance(result["torch_threads"], int) and isinstance(result["onednn"], bool)
 
 
 def test_bench_correlation_json(capsys, shared_data, tmp_path) -> None:
@@ -237,6 +241,7 @@ def test_bench_correlation_json(capsys, shared_data, tmp_path) -> None:
     assert rows["naswot_v1_score_cifar10"]["kendall_tau"] is None  # constant predictor
     assert rows["zen_cifar10"]["n"] == 0 and rows["zen_cifar10"]["spearman_rho"] is None
     assert result["truth_column"] == "cifar10_test" and "synthetic" in result["data"]
+    assert result["environment"]["cpu"] and result["environment"]["python"].startswith("3.")
     assert rows["nwot"]["kendall_tau_ci95"] == [None, None]  # 6 pairs: too few for an interval
     assert rows["naswot_v1_score_cifar10"]["kendall_tau_ci95"] == [None, None]
 
@@ -262,6 +267,7 @@ def test_bench_search_one_scorer_or_one_per_seed(capsys, shared_data) -> None:
         # The pick is one of the proposals, so the oracle among them is at least as good.
         assert run["test_accuracy"] <= run["best_proposed_test_accuracy"] <= 100
     assert varied["best_proposed_cifar10_test_mean"] == sum(r["best_proposed_test_accuracy"] for r in varied["runs"]) / 2
+    assert varied["environment"]["device"] == "cpu" and varied["environment"]["torch"] == torch.__version__
 
 
 def test_bench_search_prune_warns_that_its_seeds_repeat(capsys, shared_data) -> None:

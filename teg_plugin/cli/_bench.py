@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import sys
-
-import torch
+from typing import Any
 
 from teg_plugin.benchmarks.correlation import DEFAULT_BOOTSTRAP
+from teg_plugin.benchmarks.environment import environment
 from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer, render, seed_arg
 
 
@@ -84,9 +83,11 @@ def _run_correlation(args: argparse.Namespace) -> int:
         for r in rows
     ]
     if args.format == "json":
-        print(json.dumps({"truth_column": args.truth_column, "data": scorer.data.source, "rows": dicts}, indent=2))
+        print(json.dumps({"truth_column": args.truth_column, "data": scorer.data.source,
+                          "environment": environment(scorer.device), "rows": dicts}, indent=2))
     else:
         print(f"# {args.sample} NB201 archs (seed {args.seed}) vs {args.truth_column}; data: {scorer.data.source}")
+        print(f"# {_environment_line(scorer.device)}")
         for row in dicts:
             lo, hi = row["kendall_tau_ci95"]
             row["kendall_tau_ci95"] = "" if lo is None or hi is None else f"[{lo:.3f}, {hi:.3f}]"
@@ -127,6 +128,7 @@ def _run_search(args: argparse.Namespace) -> int:
         "best_proposed_cifar10_test_mean": summary.best_proposed_test_mean,
         "seconds_per_seed_mean": summary.seconds_mean,
         "data": scorer.data.source,
+        "environment": environment(scorer.device),
         "runs": [asdict(r) for r in summary.runs],
     }
     if args.format == "json":
@@ -134,6 +136,7 @@ def _run_search(args: argparse.Namespace) -> int:
     else:
         print(
             f"# {summary.strategy}, budget {summary.budget}, {args.seeds} seeds; data: {scorer.data.source}\n"
+            f"# {_environment_line(scorer.device)}\n"
             f"CIFAR-10 test of the chosen arch: {summary.test_mean:.2f} +- {summary.test_std:.2f}  "
             f"({summary.seconds_mean:.0f} s per seed); the best proposed arch's: {summary.best_proposed_test_mean:.2f}"
         )
@@ -148,9 +151,7 @@ def _run_speed(args: argparse.Namespace) -> int:
     scorer = make_scorer(args)
     result = run_speed(scorer, args.archs, args.seed, progress=not args.quiet)
     summary = {
-        "device": str(scorer.device),
-        "cpu": platform.processor() or platform.machine(),
-        "torch_threads": torch.get_num_threads(),
+        **environment(scorer.device),
         "archs": len(result.archs),
         "repeat": scorer.config.repeat,
         "fast_median_s": result.fast_median,
@@ -167,6 +168,10 @@ def _run_speed(args: argparse.Namespace) -> int:
         for key, value in summary.items():
             print(f"{key:24s} {value:.4g}" if isinstance(value, float) else f"{key:24s} {value}")
     return 0 if result.same_ranking else 1
+
+
+def _environment_line(device: Any) -> str:
+    return "; ".join(f"{key}: {value}" for key, value in environment(device).items())
 
 
 def _finite(value: float) -> float | None:
