@@ -14,7 +14,7 @@ from teg_plugin.cli._common import add_scoring_options, add_space_option, make_s
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("bench", help="benchmarks: ranking quality and speed")
+    parser = sub.add_parser("bench", help="benchmarks: ranking quality, search quality and speed")
     which = parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
 
     corr = which.add_parser("correlation", help="Kendall/Spearman of TEG vs NB201 accuracy, beside published proxies")
