@@ -38,6 +38,15 @@ def optuna_warnings() -> Iterator[list[str]]:
     logger.removeHandler(handler)
 
 
+@pytest.fixture
+def terminal_sigint() -> Iterator[None]:
+    """SIGINT handled as in a terminal (a background job of a script starts with it ignored)."""
+    handler = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, handler)
+
+
 def run(study: optuna.Study, n_trials: int) -> list[int]:
     called: list[int] = []
 
@@ -50,19 +59,65 @@ def run(study: optuna.Study, n_trials: int) -> list[int]:
     return called
 
 
-def test_a_signal_while_optuna_prepares_a_trial_fails_that_trial_without_optuna_warnings(optuna_warnings) -> None:
+def test_a_signal_while_optuna_prepares_a_trial_fails_that_trial_without_optuna_warnings(
+    terminal_sigint, optuna_warnings
+) -> None:
     study = optuna.create_study(sampler=SignallingSampler(at=2))
-    handler = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (a background job ignores it)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run(study, n_trials=5)
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
-    finally:
-        signal.signal(signal.SIGINT, handler)
+    with pytest.raises(KeyboardInterrupt):
+        run(study, n_trials=5)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
     # Trials 0 and 1 ran; trial 2 was prepared when the signal came: it fails, its objective never runs.
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL]
     assert not [m for m in optuna_warnings if "failed" in m], optuna_warnings  # the caller reports it in one line
+
+
+class SignallingJournal(optuna.storages.journal.JournalFileBackend):
+    """A journal file that sends this process SIGINT on its next write once ``armed``."""
+
+    armed = False
+
+    def append_logs(self, logs: list[dict]) -> None:
+        if self.armed:
+            self.armed = False
+            os.kill(os.getpid(), signal.SIGINT)  # handled here, with Optuna's storage code below on the stack
+        super().append_logs(logs)
+
+
+def test_a_signal_inside_the_storage_code_an_objective_calls_stops_after_that_trial(tmp_path, terminal_sigint) -> None:
+    """Optuna's journal lock breaks when an exception is raised inside it (FileNotFoundError replaces
+    the interrupt): a signal that lands in storage code, even from the objective, only stops the study."""
+    backend = SignallingJournal(str(tmp_path / "journal.log"))
+    study = optuna.create_study(storage=optuna.storages.JournalStorage(backend), sampler=optuna.samplers.RandomSampler(0))
+    called: list[int] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        called.append(trial.number)
+        backend.armed = trial.number == 1  # the signal comes while suggest_float writes the parameter
+        return trial.suggest_float("x", 0, 1)
+
+    with pytest.raises(KeyboardInterrupt):
+        with StopBetweenTrials(study) as stopper:
+            study.optimize(stopper.objective(objective), n_trials=5)
+    assert called == [0, 1]
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
+
+
+def test_a_signal_in_the_objective_s_own_code_fails_its_trial_at_once(terminal_sigint, optuna_warnings) -> None:
+    study = optuna.create_study()
+    reached: list[int] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        if trial.number == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        reached.append(trial.number)  # not reached by trial 1: the interrupt comes first
+        return 1.0
+
+    with pytest.raises(KeyboardInterrupt):
+        with StopBetweenTrials(study) as stopper:
+            study.optimize(stopper.objective(objective), n_trials=5)
+    assert reached == [0]
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert not [m for m in optuna_warnings if "failed" in m], optuna_warnings
 
 
 def test_an_ignored_signal_stays_ignored() -> None:

@@ -6,12 +6,29 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any
 
 import optuna
 
 from teg_plugin.optuna._quiet import OPTIMIZE_LOGGER, QuietTrialFailures
+
+#: Packages whose code an exception raised at an arbitrary point can leave broken. Optuna's journal
+#: file lock, interrupted between renaming and removing its lock file, removes it again in its
+#: ``except BaseException`` and raises FileNotFoundError in place of the interrupt (seen with Optuna
+#: 5.0: the search then ended with "teg-nas: error: [Errno 2] ...lock...rename"); a database
+#: transaction cut half-way has the same kind of risk.
+_UNINTERRUPTIBLE_PACKAGES = ("optuna.storages", "sqlalchemy")
+
+
+def _in_uninterruptible_code(frame: FrameType | None) -> bool:
+    """Whether ``frame`` or any frame that called it runs code of :data:`_UNINTERRUPTIBLE_PACKAGES`."""
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if any(module == package or module.startswith(package + ".") for package in _UNINTERRUPTIBLE_PACKAGES):
+            return True
+        frame = frame.f_back
+    return False
 
 
 class StopBetweenTrials:
@@ -19,10 +36,12 @@ class StopBetweenTrials:
 
     A signal that arrives while the wrapped objective runs raises ``KeyboardInterrupt`` there: Optuna
     marks that trial failed, so no resumed search waits for it. One that arrives while Optuna itself
-    works (asking, telling, writing the storage, where an exception would leave the trial half told)
-    only asks the study to stop after the current trial; the ``with`` block then ends with
-    ``KeyboardInterrupt``. A second signal always interrupts at once. Outside the main thread,
-    signals cannot be handled and nothing changes; a signal the process ignores stays ignored.
+    works (asking, telling, where an exception would leave the trial half told) only asks the study to
+    stop after the current trial; the ``with`` block then ends with ``KeyboardInterrupt``. A second
+    signal interrupts at once. Neither is ever raised inside Optuna's storage code or SQLAlchemy, even
+    when the objective called them (``trial.suggest_*``, ``set_user_attr``): a signal there only asks
+    the study to stop after the current trial. Outside the main thread, signals cannot be handled and
+    nothing changes; a signal the process ignores stays ignored.
 
     Optuna's warnings about a trial failed this way are dropped while the block runs (the caller
     reports the interruption), wherever in the wrapped objective the interrupt was raised.
@@ -56,8 +75,8 @@ class StopBetweenTrials:
 
         return run
 
-    def _handle(self, signum: int, frame: object) -> None:
-        if self._in_objective or self.requested:
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if (self._in_objective or self.requested) and not _in_uninterruptible_code(frame):
             self.requested = True
             raise KeyboardInterrupt
         self.requested = True
