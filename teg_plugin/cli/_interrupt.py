@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
 import optuna
 
+from teg_plugin.cli._signals import take_over
 from teg_plugin.optuna._quiet import OPTIMIZE_LOGGER, QuietTrialFailures
 
 #: Packages whose code an exception raised at an arbitrary point can leave broken. Optuna's journal
@@ -87,13 +87,11 @@ class StopBetweenTrials:
 
     def __enter__(self) -> StopBetweenTrials:
         logging.getLogger(OPTIMIZE_LOGGER).addFilter(self._quiet)
-        if threading.current_thread() is threading.main_thread():
-            # An ignored signal stays ignored (`nohup`, a background job of a non-interactive shell).
-            self._previous = {
-                signum: signal.signal(signum, self._handle)
-                for signum in self._SIGNALS
-                if signal.getsignal(signum) != signal.SIG_IGN
-            }
+        self._previous = {
+            signum: previous
+            for signum in self._SIGNALS
+            if (previous := take_over(signum, self._handle)) is not None
+        }
         return self
 
     def __exit__(

@@ -7,12 +7,12 @@ import logging
 import os
 import signal
 import sys
-import threading
 import warnings
 from typing import Any
 
 from teg_plugin import __version__
 from teg_plugin._database import MissingDriverError
+from teg_plugin.cli._signals import take_over
 
 
 def silence_experimental_warnings() -> None:
@@ -25,18 +25,14 @@ def stop_on_sigterm() -> Any:
     """Treat SIGTERM (``kill``, ``timeout``, batch schedulers) as Ctrl-C: the running Optuna trial is
     then marked failed instead of being left RUNNING, and a resumed search does not wait for it.
 
-    Returns the previous handler (``None`` outside the main thread, where nothing is changed). An
-    ignored SIGTERM stays ignored.
+    Returns the handler to restore afterwards (see :func:`~teg_plugin.cli._signals.take_over`: ``None``
+    outside the main thread, where nothing is changed; an ignored SIGTERM stays ignored).
     """
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
-        return signal.SIG_IGN
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    return signal.signal(signal.SIGTERM, interrupt)
+    return take_over(signal.SIGTERM, interrupt)
 
 
 class UsageError(Exception):
