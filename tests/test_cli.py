@@ -244,6 +244,16 @@ def test_bench_correlation_json(capsys, shared_data, tmp_path) -> None:
     assert result["environment"]["cpu"] and result["environment"]["python"].startswith("3.")
     assert rows["nwot"]["kendall_tau_ci95"] == [None, None]  # 6 pairs: too few for an interval
     assert rows["naswot_v1_score_cifar10"]["kendall_tau_ci95"] == [None, None]
+    # Top end (default: the top 10%, here 1 of 6): the ceiling is the sample's best accuracy.
+    top = result["top"]
+    assert top["fraction"] == 0.1 and top["count"] == 1
+    assert top["sample_mean_accuracy"] < top["ceiling_accuracy"] <= 94.37
+    for name in ("TEG rank-sum (neg)", "nwot", "synflow"):
+        assert rows[name]["n_top"] == 1 and rows[name]["kendall_tau_top"] is None  # τ of one arch: undefined
+        assert rows[name]["top_mean_accuracy"] <= top["ceiling_accuracy"]
+    assert rows["zen_cifar10"]["top_mean_accuracy"] is None  # no predictions at all
+    # A constant predictor's pick is a random tie-break: on average the sample's mean.
+    assert rows["naswot_v1_score_cifar10"]["top_mean_accuracy"] == pytest.approx(top["sample_mean_accuracy"])
 
 
 def _bench_search(capsys, shared_data, *argv: str) -> tuple[dict, str]:
@@ -428,6 +438,8 @@ def test_bench_tables_that_cannot_serve_are_refused_before_any_search(capsys, tm
     assert code == 2 and f"{latin} is not a UTF-8 CSV table" in err
     code, out, err = _run(capsys, "bench", "correlation", "--truth", str(latin), "--bootstrap", "-5", *FAST, "--no-cache")
     assert code == 2 and "--bootstrap must be 0" in err
+    code, out, err = _run(capsys, "bench", "correlation", "--truth", str(latin), "--top", "1.5", *FAST, "--no-cache")
+    assert code == 2 and "--top must be a fraction in (0, 1], got 1.5" in err
     truth = tmp_path / "truth.csv"
     truth.write_text("arch_str,cifar10_test\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|,10\n")
     swapped = tmp_path / "swapped.csv"  # a proxy table of the other kind

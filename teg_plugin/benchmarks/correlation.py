@@ -43,6 +43,10 @@ DEFAULT_BOOTSTRAP = 1000
 #: Fewest (prediction, truth) pairs a bootstrap interval of Kendall τ is given for.
 MIN_PAIRS_FOR_INTERVAL = 10
 
+#: Fraction of the sample that the top-end measures look at, unless told otherwise: a search's answer
+#: is decided among good architectures, where a predictor's global τ says little.
+DEFAULT_TOP_FRACTION = 0.1
+
 
 @dataclass(frozen=True)
 class CorrelationRow:
@@ -50,6 +54,9 @@ class CorrelationRow:
 
     ``kendall_ci`` is a 95% percentile-bootstrap interval of ``kendall`` (architectures resampled
     with replacement, predictions fixed); NaN bounds when it was not computed or is undefined.
+    The top-end measures (see :func:`correlation`): ``kendall_top``, Kendall τ over the ``n_top``
+    architectures with a prediction among the most accurate ones, and ``top_accuracy``, the mean
+    accuracy of the architectures the predictor ranks best; NaN when not computed or undefined.
     """
 
     name: str
@@ -57,25 +64,101 @@ class CorrelationRow:
     kendall: float
     spearman: float
     kendall_ci: tuple[float, float] = (math.nan, math.nan)
+    n_top: int = 0
+    kendall_top: float = math.nan
+    top_accuracy: float = math.nan
+
+
+@dataclass(frozen=True)
+class CorrelationReport:
+    """What :func:`run_correlation` measured: a row per predictor, and the scale of its top-end columns.
+
+    ``top_count`` architectures (the top ``top_fraction`` of the sample) enter the top-end measures;
+    ``top_ceiling`` is the mean accuracy of the ``top_count`` most accurate ones, the most any
+    predictor's ``top_accuracy`` can reach, and ``sample_mean`` what a random choice gets on average.
+    """
+
+    rows: list[CorrelationRow]
+    top_fraction: float
+    top_count: int
+    top_ceiling: float
+    sample_mean: float
 
 
 def correlation(
-    predicted: Sequence[float], truth: Sequence[float], name: str, *, bootstrap: int = 0, seed: int = 0
+    predicted: Sequence[float],
+    truth: Sequence[float],
+    name: str,
+    *,
+    bootstrap: int = 0,
+    seed: int = 0,
+    top: float | None = None,
 ) -> CorrelationRow:
     """Kendall τ and Spearman ρ of ``predicted`` (higher = better) against ``truth``, NaN pairs dropped.
 
     With ``bootstrap > 0``, also a 95% interval of τ from that many resamples drawn with ``seed``;
     with fewer than :data:`MIN_PAIRS_FOR_INTERVAL` pairs there is none (NaN): resampling so few pairs
     gives percentile intervals that need not even contain τ.
+
+    With ``top`` (a fraction in (0, 1]), also the top-end measures over ``m`` =
+    :func:`top_count` architectures: ``kendall_top`` is τ within the most accurate ones (every
+    architecture at least as accurate as the ``m``-th best, so ties there are all in; those without a
+    prediction left out) and ``top_accuracy`` is the mean accuracy of the ``m`` the predictor ranks
+    highest (an architecture without a prediction is never among them; predictions tied across the
+    cut share its remaining places equally, which is the mean a random tie-break gives on average).
+    Both count only architectures with a truth value; ``top_accuracy`` is NaN when fewer than ``m``
+    have a prediction.
     """
     pairs = [(p, t) for p, t in zip(predicted, truth) if not (math.isnan(p) or math.isnan(t))]
+    top_fields = _top_end(predicted, truth, top) if top is not None else {}
     if len(pairs) < 3:
-        return CorrelationRow(name, len(pairs), math.nan, math.nan)
+        return CorrelationRow(name, len(pairs), math.nan, math.nan, **top_fields)
     p, t = np.array(pairs).T
     if np.ptp(p) == 0 or np.ptp(t) == 0:  # a constant side: both coefficients are undefined
-        return CorrelationRow(name, len(pairs), math.nan, math.nan)
+        return CorrelationRow(name, len(pairs), math.nan, math.nan, **top_fields)
     ci = _kendall_interval(p, t, bootstrap, seed) if bootstrap > 0 and len(pairs) >= MIN_PAIRS_FOR_INTERVAL else (math.nan, math.nan)
-    return CorrelationRow(name, len(pairs), float(kendalltau(p, t)[0]), float(spearmanr(p, t)[0]), ci)
+    return CorrelationRow(name, len(pairs), float(kendalltau(p, t)[0]), float(spearmanr(p, t)[0]), ci, **top_fields)
+
+
+def top_count(n: int, fraction: float) -> int:
+    """How many of ``n`` architectures "the top ``fraction``" means: ⌈fraction·n⌉, at least 1.
+
+    Raises:
+        ValueError: ``fraction`` is not in (0, 1].
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"the top fraction must be in (0, 1], got {fraction}")
+    return max(1, math.ceil(fraction * n - 1e-9))  # 0.1 * 500 must give 50, not 51
+
+
+def top_truth(truth: Sequence[float], fraction: float) -> list[float]:
+    """The ``top_count`` highest of the finite values in ``truth``, best first (the ceiling of ``top_accuracy``)."""
+    finite = sorted((t for t in truth if not math.isnan(t)), reverse=True)
+    return finite[: top_count(len(finite), fraction)] if finite else []
+
+
+def _top_end(predicted: Sequence[float], truth: Sequence[float], fraction: float) -> dict:
+    known = [(p, t) for p, t in zip(predicted, truth) if not math.isnan(t)]
+    if not known:
+        return {}
+    most_accurate = top_truth([t for _, t in known], fraction)
+    m, cut = len(most_accurate), most_accurate[-1]
+    best = [(p, t) for p, t in known if t >= cut and not math.isnan(p)]
+    kendall_top = math.nan
+    if len(best) >= 3 and len({p for p, _ in best}) > 1 and len({t for _, t in best}) > 1:
+        kendall_top = float(kendalltau([p for p, _ in best], [t for _, t in best])[0])
+    return {"n_top": len(best), "kendall_top": kendall_top, "top_accuracy": _mean_of_predicted_top(known, m)}
+
+
+def _mean_of_predicted_top(known: list[tuple[float, float]], m: int) -> float:
+    ranked = sorted(((p, t) for p, t in known if not math.isnan(p)), key=lambda pair: -pair[0])
+    if len(ranked) < m:
+        return math.nan
+    cut = ranked[m - 1][0]
+    above = [t for p, t in ranked if p > cut]
+    tied = [t for p, t in ranked if p == cut]
+    share = (m - len(above)) / len(tied)  # the places left at the cut, spread over the tied ones
+    return (sum(above) + share * sum(tied)) / m
 
 
 def _kendall_interval(p: np.ndarray, t: np.ndarray, resamples: int, seed: int) -> tuple[float, float]:
@@ -114,19 +197,23 @@ def run_correlation(
     truth_column: str = "cifar10_test",
     progress: bool = False,
     bootstrap: int = DEFAULT_BOOTSTRAP,
-) -> list[CorrelationRow]:
+    top: float = DEFAULT_TOP_FRACTION,
+) -> CorrelationReport:
     """Score ``k`` sampled archs and correlate TEG (each indicator, and the rank-sum) with accuracy.
 
     With ``naslib_path`` the sample is drawn among the architectures that table covers, so every
     published proxy is compared on exactly the same architectures. ``bootstrap`` resamples (seeded
-    with ``seed``) give each row's 95% interval of Kendall τ; 0 skips them.
+    with ``seed``) give each row's 95% interval of Kendall τ; 0 skips them. ``top`` is the fraction
+    of the sample the top-end measures look at (see :func:`correlation`).
 
     Raises:
         FileNotFoundError: a table is missing (the message says which).
         ValueError: a table is not what it should be (no such columns, not UTF-8 CSV), a sampled
-            architecture is missing from the truth, or ``seed`` is outside ``0 .. 2**32 - 1``.
+            architecture is missing from the truth, ``seed`` is outside ``0 .. 2**32 - 1`` or
+            ``top`` outside (0, 1].
     """
     check_seed("seed", seed)
+    top_count(k, top)  # refuses a bad fraction before any table is read or arch scored
     truth = read_truth(truth_path, truth_column)
     naslib = (
         read_columns(naslib_path, what="NAS-Bench-Suite-Zero proxy table", expected=NASLIB_PROXIES)
@@ -146,7 +233,7 @@ def run_correlation(
         return [v if not s.bad else math.nan for v, s in zip(values, scores)]
 
     def corr(values: Sequence[float], name: str) -> CorrelationRow:
-        return correlation(values, acc, name, bootstrap=bootstrap, seed=seed)
+        return correlation(values, acc, name, bootstrap=bootstrap, seed=seed, top=top)
 
     rows = [
         corr([-s for s in rank_sums(scores)], "TEG rank-sum (neg)"),
@@ -160,4 +247,5 @@ def run_correlation(
         for name, sign in names.items():
             values = [sign * table.get(t, {}).get(name, math.nan) for t in texts]
             rows.append(corr(values, name))
-    return rows
+    best = top_truth(acc, top)
+    return CorrelationReport(rows, top, len(best), sum(best) / len(best), sum(acc) / len(acc))

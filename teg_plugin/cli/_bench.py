@@ -8,7 +8,7 @@ import math
 import sys
 from typing import Any
 
-from teg_plugin.benchmarks.correlation import DEFAULT_BOOTSTRAP
+from teg_plugin.benchmarks.correlation import DEFAULT_BOOTSTRAP, DEFAULT_TOP_FRACTION
 from teg_plugin.benchmarks.environment import environment
 from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer, render, seed_arg
 
@@ -26,6 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     corr.add_argument("--seed", type=seed_arg, default=0, help="sampling (and bootstrap) seed (default: %(default)s)")
     corr.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="N",
                       help="bootstrap resamples for the 95%% interval of Kendall tau; 0: none; none below 10 pairs (default: %(default)s)")
+    corr.add_argument("--top", type=float, default=DEFAULT_TOP_FRACTION, metavar="FRACTION",
+                      help="fraction of the sample for the top-end columns: tau among the most accurate, and the mean "
+                           "accuracy of the ones each predictor ranks best (default: %(default)s)")
     _common(corr)
     corr.set_defaults(run=_run_correlation, space="nas-bench-201")
 
@@ -59,8 +62,10 @@ def _run_correlation(args: argparse.Namespace) -> int:
 
     if args.bootstrap < 0:
         raise ValueError(f"--bootstrap must be 0 (no interval) or more resamples, got {args.bootstrap}")
+    if not 0.0 < args.top <= 1.0:
+        raise ValueError(f"--top must be a fraction in (0, 1], got {args.top}")
     scorer = make_scorer(args)
-    rows = run_correlation(
+    report = run_correlation(
         scorer,
         args.truth,
         args.sample,
@@ -70,6 +75,7 @@ def _run_correlation(args: argparse.Namespace) -> int:
         truth_column=args.truth_column,
         progress=not args.quiet,
         bootstrap=args.bootstrap,
+        top=args.top,
     )
     # NaN (fewer than 3 pairs, or a constant predictor) becomes null: json.dumps would write NaN, not JSON.
     dicts = [
@@ -79,19 +85,29 @@ def _run_correlation(args: argparse.Namespace) -> int:
             "kendall_tau": _finite(r.kendall),
             "kendall_tau_ci95": [_finite(bound) for bound in r.kendall_ci],
             "spearman_rho": _finite(r.spearman),
+            "n_top": r.n_top,
+            "kendall_tau_top": _finite(r.kendall_top),
+            "top_mean_accuracy": _finite(r.top_accuracy),
         }
-        for r in rows
+        for r in report.rows
     ]
+    top = {"fraction": report.top_fraction, "count": report.top_count,
+           "ceiling_accuracy": report.top_ceiling, "sample_mean_accuracy": report.sample_mean}
     if args.format == "json":
         print(json.dumps({"truth_column": args.truth_column, "data": scorer.data.source,
-                          "environment": environment(scorer.device), "rows": dicts}, indent=2))
+                          "environment": environment(scorer.device), "top": top, "rows": dicts}, indent=2))
     else:
         print(f"# {args.sample} NB201 archs (seed {args.seed}) vs {args.truth_column}; data: {scorer.data.source}")
         print(f"# {_environment_line(scorer.device)}")
+        print(f"# top {report.top_fraction:g} = {report.top_count} archs: kendall_tau_top is tau among the most accurate "
+              f"(n_top of them have a prediction); top_mean_accuracy is the mean {args.truth_column} of the "
+              f"{report.top_count} each predictor ranks best (at most {report.top_ceiling:.2f}; "
+              f"the sample's mean {report.sample_mean:.2f})")
         for row in dicts:
             lo, hi = row["kendall_tau_ci95"]
             row["kendall_tau_ci95"] = "" if lo is None or hi is None else f"[{lo:.3f}, {hi:.3f}]"
-        print(render(dicts, "table", ("predictor", "n", "kendall_tau", "kendall_tau_ci95", "spearman_rho")))
+        print(render(dicts, "table", ("predictor", "n", "kendall_tau", "kendall_tau_ci95", "spearman_rho",
+                                      "n_top", "kendall_tau_top", "top_mean_accuracy")))
     return 0
 
 
