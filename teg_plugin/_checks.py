@@ -67,6 +67,28 @@ def check_real(
     return number
 
 
+def check_fraction(name: str, value: object) -> float:
+    """``value`` as a ``float`` in (0, 1]: a share of a set, 1 being all of it.
+
+    Raises:
+        TypeError: ``value`` is not a real number (bools and strings are not).
+        ValueError: it is NaN or outside (0, 1].
+
+    Example:
+        >>> check_fraction("top", 0.1)
+        0.1
+        >>> check_fraction("top", 1.5)
+        Traceback (most recent call last):
+        ...
+        ValueError: top must be a fraction in (0, 1], got 1.5
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a fraction in (0, 1], got {value!r}")
+    if not 0.0 < float(value) <= 1.0:
+        raise ValueError(f"{name} must be a fraction in (0, 1], got {value!r}")
+    return float(value)
+
+
 #: The largest seed Optuna's samplers and NumPy's generators take (their seeds are 0 .. 2**32 - 1).
 MAX_SEED = 2**32 - 1
 

@@ -54,7 +54,7 @@ def test_top_count_is_the_ceiling_of_the_fraction_and_refuses_bad_fractions() ->
     assert top_count(500, 0.1) == 50 and top_count(100, 0.07) == 7 and top_count(95, 0.1) == 10
     assert top_count(3, 0.01) == 1 and top_count(8, 1.0) == 8
     for bad in (0.0, -0.1, 1.5, math.nan):
-        with pytest.raises(ValueError, match=r"top fraction must be in \(0, 1\]"):
+        with pytest.raises(ValueError, match=r"top must be a fraction in \(0, 1\], got"):
             top_count(10, bad)
 
 

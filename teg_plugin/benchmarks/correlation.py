@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import kendalltau, spearmanr
 
-from teg_plugin._checks import check_seed
+from teg_plugin._checks import check_fraction, check_seed
 from teg_plugin.benchmarks.truth import read_columns, read_truth
 from teg_plugin.scorer import TEGScorer
 from teg_plugin.scores import rank_sums
@@ -126,8 +126,7 @@ def top_count(n: int, fraction: float) -> int:
     Raises:
         ValueError: ``fraction`` is not in (0, 1].
     """
-    if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"the top fraction must be in (0, 1], got {fraction}")
+    fraction = check_fraction("top", fraction)
     return max(1, math.ceil(fraction * n - 1e-9))  # 0.1 * 500 must give 50, not 51
 
 
@@ -144,10 +143,8 @@ def _top_end(predicted: Sequence[float], truth: Sequence[float], fraction: float
     most_accurate = top_truth([t for _, t in known], fraction)
     m, cut = len(most_accurate), most_accurate[-1]
     best = [(p, t) for p, t in known if t >= cut and not math.isnan(p)]
-    kendall_top = math.nan
-    if len(best) >= 3 and len({p for p, _ in best}) > 1 and len({t for _, t in best}) > 1:
-        kendall_top = float(kendalltau([p for p, _ in best], [t for _, t in best])[0])
-    return {"n_top": len(best), "kendall_top": kendall_top, "top_accuracy": _mean_of_predicted_top(known, m)}
+    within = correlation([p for p, _ in best], [t for _, t in best], "top")  # its τ, NaN where undefined
+    return {"n_top": len(best), "kendall_top": within.kendall, "top_accuracy": _mean_of_predicted_top(known, m)}
 
 
 def _mean_of_predicted_top(known: list[tuple[float, float]], m: int) -> float:
@@ -213,7 +210,7 @@ def run_correlation(
             ``top`` outside (0, 1].
     """
     check_seed("seed", seed)
-    top_count(k, top)  # refuses a bad fraction before any table is read or arch scored
+    check_fraction("top", top)  # before any table is read or arch scored
     truth = read_truth(truth_path, truth_column)
     naslib = (
         read_columns(naslib_path, what="NAS-Bench-Suite-Zero proxy table", expected=NASLIB_PROXIES)

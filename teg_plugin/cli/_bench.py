@@ -8,6 +8,7 @@ import math
 import sys
 from typing import Any
 
+from teg_plugin._checks import check_fraction
 from teg_plugin.benchmarks.correlation import DEFAULT_BOOTSTRAP, DEFAULT_TOP_FRACTION
 from teg_plugin.benchmarks.environment import environment
 from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer, render, seed_arg
@@ -62,8 +63,7 @@ def _run_correlation(args: argparse.Namespace) -> int:
 
     if args.bootstrap < 0:
         raise ValueError(f"--bootstrap must be 0 (no interval) or more resamples, got {args.bootstrap}")
-    if not 0.0 < args.top <= 1.0:
-        raise ValueError(f"--top must be a fraction in (0, 1], got {args.top}")
+    check_fraction("--top", args.top)
     scorer = make_scorer(args)
     report = run_correlation(
         scorer,
