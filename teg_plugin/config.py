@@ -17,8 +17,17 @@ if TYPE_CHECKING:
 #: when a space does not set its own in ``protocol_defaults``).
 SPACE_DEPENDENT: dict[str, int] = {"width": 3}
 
-#: Initialisation schemes of :attr:`TEGConfig.init`; the first is the default (the paper's).
-INIT_SCHEMES: tuple[str, ...] = ("kaiming-normal", "torch-default")
+#: Initialisation schemes of :attr:`TEGConfig.init`; the first is the default.
+INIT_SCHEMES: tuple[str, ...] = ("torch-default", "kaiming-normal")
+#: The scheme of scores made before :attr:`TEGConfig.init` existed: left out of their fingerprints.
+LEGACY_INIT = "kaiming-normal"
+
+#: How the NTK Jacobians are taken (:attr:`TEGConfig.ntk`).
+EXACT = "exact"
+FROZEN_BN = "frozen-bn"
+NTK_MODES: tuple[str, ...] = (EXACT, FROZEN_BN)
+#: The default of :attr:`TEGConfig.ntk`.
+DEFAULT_NTK = EXACT
 
 
 @dataclass(frozen=True)
@@ -44,13 +53,20 @@ class TEGConfig:
             smallest eigenvalue is at most this fraction of its largest. The default sits just above
             float32 round-off, the precision the Jacobians are computed in.
         init: how conv and linear layers are initialised (name-seeded either way, see
-            :func:`~teg_plugin.indicators.init.init_network`): ``"kaiming-normal"`` (the default, the
-            paper's: Kaiming normal, fan-in, ReLU gain; zero biases) or ``"torch-default"``
-            (PyTorch's own layer initialisation, Kaiming uniform with ``a = sqrt(5)``, i.e. weights
-            and biases uniform in ``±1/sqrt(fan_in)``), which TE-NAS's released code ends up using:
-            its launch script asks for ``kaiming_normal``, a name none of its initialisation
-            branches matches. Left out of :meth:`to_dict` (and so of the fingerprint) at its
-            default, so caches made before the setting existed stay valid.
+            :func:`~teg_plugin.indicators.init.init_network`): ``"torch-default"`` (the default:
+            PyTorch's own layer initialisation, Kaiming uniform with ``a = sqrt(5)``, i.e. weights
+            and biases uniform in ``±1/sqrt(fan_in)``), which the released code of TE-NAS and
+            TEG-NAS ends up running (their launch scripts ask for ``kaiming_norm``, a name none of
+            their initialisation branches matches), or ``"kaiming-normal"`` (the paper's text:
+            Kaiming normal, fan-in, ReLU gain; zero biases). ``"kaiming-normal"`` was the default
+            before 0.2; it is left out of :meth:`fingerprint`, so caches made with it stay valid under
+            it and are never served for ``"torch-default"``.
+        ntk: how the NTK Jacobians of T and G are taken: ``"exact"`` (BatchNorm in train mode on the
+            whole batch, so every row is a reverse pass through the batch: the definition as the
+            reference code runs it) or ``"frozen-bn"`` (BatchNorm's batch statistics taken in one
+            train-mode pass, then held fixed, so each row is a per-sample gradient,
+            :mod:`teg_plugin.indicators.frozen_bn`: the same forward values, about 1/batch of the
+            work). ``"exact"`` is left out of the fingerprint, like ``init``'s old default.
 
     Raises:
         ValueError: a setting of the wrong type or out of range (the message names it and its range).
@@ -71,6 +87,7 @@ class TEGConfig:
     regions_crop: int = 3
     singular_rtol: float = 1e-7
     init: str = INIT_SCHEMES[0]
+    ntk: str = DEFAULT_NTK
 
     def __post_init__(self) -> None:
         # Integers of any integer type (numpy's too) are stored as int, so fingerprints stay JSON.
@@ -94,6 +111,8 @@ class TEGConfig:
         object.__setattr__(self, "singular_rtol", rtol)
         if self.init not in INIT_SCHEMES:
             raise ValueError(f"TEGConfig.init must be one of {', '.join(INIT_SCHEMES)}, got {self.init!r}")
+        if self.ntk not in NTK_MODES:
+            raise ValueError(f"TEGConfig.ntk must be one of {', '.join(NTK_MODES)}, got {self.ntk!r}")
 
     @classmethod
     def for_space(cls, space: SearchSpace, **settings: Any) -> TEGConfig:
@@ -124,10 +143,8 @@ class TEGConfig:
         return replace(self, **unset) if unset else self
 
     def to_dict(self) -> dict[str, Any]:
-        values = asdict(self)
-        if values["init"] == INIT_SCHEMES[0]:  # the default is left out: older fingerprints stay valid
-            del values["init"]
-        return values
+        """Every setting by name (:meth:`from_dict` reads it back)."""
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TEGConfig:
@@ -138,5 +155,15 @@ class TEGConfig:
         return cls(**values)
 
     def fingerprint(self) -> str:
-        """A stable hex digest of every setting (part of the score-cache key)."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        """A stable hex digest of every setting (part of the score-cache key).
+
+        Settings added after the first release are left out at the values scores had before them
+        (``init="kaiming-normal"``, ``ntk="exact"``), so those scores' fingerprints, and cache keys,
+        stay valid, and are never confused with another setting's.
+        """
+        values = self.to_dict()
+        if values["init"] == LEGACY_INIT:
+            del values["init"]
+        if values["ntk"] == EXACT:
+            del values["ntk"]
+        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]

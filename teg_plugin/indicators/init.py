@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from teg_plugin.config import INIT_SCHEMES
+from teg_plugin.config import INIT_SCHEMES, LEGACY_INIT
 
 _CONV_OR_LINEAR = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 _NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm)
@@ -38,10 +38,11 @@ def init_network(model: nn.Module, seed: int, scheme: str = INIT_SCHEMES[0]) -> 
 
     Conv and linear layers, by ``scheme``:
 
+    * ``"torch-default"`` (the default): weights and biases uniform in ``±1/sqrt(fan_in)``, the
+      distribution of PyTorch's own layer initialisation (Kaiming uniform with ``a = sqrt(5)``),
+      which TE-NAS's and TEG-NAS's released code end up running;
     * ``"kaiming-normal"``: weights Kaiming normal, fan-in, ReLU gain (std = sqrt(2 / fan_in));
-      biases 0 (the paper's initialisation);
-    * ``"torch-default"``: weights and biases uniform in ``±1/sqrt(fan_in)``, the distribution of
-      PyTorch's own layer initialisation (Kaiming uniform with ``a = sqrt(5)``).
+      biases 0 (the initialisation the paper's text names).
 
     Normalisation layers: weight 1, bias 0. Any other parameter keeps its values. Values are drawn
     on the CPU and copied to the parameter's device, so they do not depend on it.
@@ -56,7 +57,7 @@ def init_network(model: nn.Module, seed: int, scheme: str = INIT_SCHEMES[0]) -> 
         if isinstance(module, _CONV_OR_LINEAR):
             weight = module.weight
             fan_in = weight[0].numel()
-            if scheme == INIT_SCHEMES[0]:  # kaiming-normal
+            if scheme == LEGACY_INIT:  # kaiming-normal
                 values = torch.randn(weight.shape, generator=_generator(seed, prefix + "weight"), dtype=torch.float32)
                 weight.copy_(values.mul_(math.sqrt(2.0) / math.sqrt(fan_in)))
                 if module.bias is not None:

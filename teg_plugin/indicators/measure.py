@@ -15,6 +15,7 @@ Faster than the plain definition (:mod:`teg_plugin.reference.plain`) but equal t
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 import time
@@ -27,7 +28,8 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from teg_plugin.config import TEGConfig
+from teg_plugin.config import FROZEN_BN, TEGConfig
+from teg_plugin.indicators.frozen_bn import frozen_bn_jacobian
 from teg_plugin.indicators.init import init_network, stable_seed
 from teg_plugin.indicators.ntk import (
     NonFiniteError,
@@ -164,13 +166,20 @@ _SINGULAR_KERNEL = "singular training kernel in NTK kernel regression"
 
 @dataclass
 class _ProxyRepeat:
-    """One repeat's proxy network, its inputs, and which Jacobian columns belong to G."""
+    """One repeat's proxy network, its inputs, and which Jacobian columns belong to G.
+
+    Under ``ntk="frozen-bn"`` the held-out Jacobian is taken on a copy of the network
+    (``val_net``): that path switches the BatchNorms of the network it runs on, and the two
+    Jacobians may run in parallel threads.
+    """
 
     net: nn.Module
+    val_net: nn.Module
     batch: RepeatInputs
-    t_params: list[nn.Parameter]
-    g_params: list[nn.Parameter]
+    t_names: list[str]
+    g_names: list[str]
     g_columns: torch.Tensor
+    ntk: str
     singular_rtol: float
 
     @classmethod
@@ -188,14 +197,21 @@ class _ProxyRepeat:
             offset += param.numel()
         if not columns:
             raise ValueError("no proxy-network weight is selected for G (generalization_parameter)")
-        g_params = [p for name, p in named if networks.generalization_parameter(name)]
-        return cls(net, batch, [p for _, p in named], g_params, torch.cat(columns), config.singular_rtol)
+        g_names = [name for name, _ in named if networks.generalization_parameter(name)]
+        val_net = copy.deepcopy(net) if config.ntk == FROZEN_BN else net
+        return cls(net, val_net, batch, [n for n, _ in named], g_names, torch.cat(columns), config.ntk, config.singular_rtol)
 
     def train_jacobian(self) -> torch.Tensor:
-        return ntk_jacobian(self.net, self.batch.train_x, self.t_params)
+        return self._jacobian(self.net, self.batch.train_x, self.t_names)
 
     def val_jacobian(self) -> torch.Tensor:
-        return ntk_jacobian(self.net, self.batch.val_x, self.g_params)
+        return self._jacobian(self.val_net, self.batch.val_x, self.g_names)
+
+    def _jacobian(self, net: nn.Module, x: torch.Tensor, names: list[str]) -> torch.Tensor:
+        if self.ntk == FROZEN_BN:
+            return frozen_bn_jacobian(net, x, names)
+        params = dict(net.named_parameters())
+        return ntk_jacobian(net, x, [params[name] for name in names])
 
     def indicators(self, j_train: torch.Tensor, j_val: torch.Tensor) -> tuple[float, float]:
         kappa = condition_number(gram(j_train))

@@ -46,8 +46,13 @@ def ntk_jacobian(model: nn.Module, inputs: torch.Tensor, parameters: Sequence[nn
         return _jacobian(model, inputs, parameters)
 
 
-def _jacobian(model: nn.Module, inputs: torch.Tensor, parameters: Sequence[nn.Parameter]) -> torch.Tensor:
-    logits = model(inputs)
+def check_logits(logits: object, inputs: torch.Tensor) -> None:
+    """Refuse a network output that is not finite logits of shape ``(batch, classes)``.
+
+    Raises:
+        ValueError: not a tensor of that shape.
+        NonFiniteError: NaN or inf logits.
+    """
     if not isinstance(logits, torch.Tensor):
         raise ValueError(
             f"the network must return a logits tensor of shape (batch, classes); got a {type(logits).__name__}"
@@ -59,6 +64,11 @@ def _jacobian(model: nn.Module, inputs: torch.Tensor, parameters: Sequence[nn.Pa
         )
     if not torch.isfinite(logits).all():
         raise NonFiniteError("the network produced non-finite logits")
+
+
+def _jacobian(model: nn.Module, inputs: torch.Tensor, parameters: Sequence[nn.Parameter]) -> torch.Tensor:
+    logits = model(inputs)
+    check_logits(logits, inputs)
     sums = logits.sum(dim=1)
     rows = []
     for i in range(sums.shape[0]):

@@ -3,7 +3,8 @@
 It follows the paper's formulation literally: the masked supernet (every option of every choice is
 computed; an option's output is multiplied by its mask weight, 1/k for each of a choice's k active
 options and 0 for the others, and only active options' ReLUs
-count for E), one backward pass per sample, separate Jacobians for T and for G, numpy linear
+count for E), one backward pass per sample (under ``ntk="frozen-bn"``: each sample run alone through the
+network with every BatchNorm normalising by the whole batch's statistics), separate Jacobians for T and for G, numpy linear
 algebra, and an O(N²) pairwise comparison of activation patterns. Nothing here is shared with
 :mod:`teg_plugin.indicators` except network construction and name-seeded initialisation.
 
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from teg_plugin.config import TEGConfig
+from teg_plugin.config import FROZEN_BN, TEGConfig
 from teg_plugin.indicators.init import init_network, stable_seed
 from teg_plugin.inputs import RepeatInputs, ScoringInputs
 from teg_plugin.scores import TEGScore
@@ -36,10 +37,11 @@ def plain_score(space: SearchSpace, mask: Mask, inputs: ScoringInputs, config: T
         proxy = _masked_supernet(space, mask, config, inputs, r)
         weights = [(n, p) for n, p in proxy.named_parameters() if n.endswith("weight")]
         cell_weights = [(n, p) for n, p in weights if space.generalization_parameter(n)]
-        j_t = _jacobian_loop(proxy, batch.train_x, weights)
+        jacobian = _frozen_bn_jacobian_loop if config.ntk == FROZEN_BN else _jacobian_loop
+        j_t = jacobian(proxy, batch.train_x, weights)
         conds.append(_condition_number(j_t @ j_t.T))
-        j_tr = _jacobian_loop(proxy, batch.train_x, cell_weights)
-        j_val = _jacobian_loop(proxy, batch.val_x, cell_weights)
+        j_tr = jacobian(proxy, batch.train_x, cell_weights)
+        j_val = jacobian(proxy, batch.val_x, cell_weights)
         mses.append(_kernel_regression(j_tr, j_val, batch, config.singular_rtol))
         regions.append(_count_regions_pairwise(space, mask, config, inputs, batch, r))
     bad = any(math.isnan(v) for v in conds + mses)
@@ -111,6 +113,27 @@ def _jacobian_loop(net: nn.Module, x: torch.Tensor, named: list[tuple[str, nn.Pa
         )
     net.zero_grad(set_to_none=True)
     return np.stack(rows)
+
+
+def _frozen_bn_jacobian_loop(net: nn.Module, x: torch.Tensor, named: list[tuple[str, nn.Parameter]]) -> np.ndarray:
+    """Row ``i``: the gradient of sample ``i``'s logit sum, with ``x[i]`` run alone through ``net``
+    and every BatchNorm normalising by the statistics the whole batch ``x`` has at its input."""
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    inputs_seen: dict[nn.Module, torch.Tensor] = {}
+    handles = [m.register_forward_pre_hook(lambda m, args: inputs_seen.__setitem__(m, args[0].detach())) for m in norms]
+    with torch.no_grad():
+        net(x)  # train mode: records what each BatchNorm sees for the whole batch
+    for handle in handles:
+        handle.remove()
+    for m in norms:
+        seen = inputs_seen[m].transpose(0, 1).reshape(inputs_seen[m].shape[1], -1)  # (channels, everything else)
+        m.running_mean = seen.mean(dim=1)
+        m.running_var = ((seen - seen.mean(dim=1, keepdim=True)) ** 2).mean(dim=1)
+        m.eval()
+    try:
+        return np.concatenate([_jacobian_loop(net, x[i : i + 1], named) for i in range(x.shape[0])])
+    finally:
+        net.train()
 
 
 def _condition_number(theta: np.ndarray) -> float:
