@@ -52,6 +52,28 @@ class SearchSpace(ABC, Generic[ArchT]):
     #: which supernet pruning needs. Spaces of single architectures only set it to ``False``.
     has_supernet: ClassVar[bool] = True
 
+    #: :meth:`build_proxy_network` settings of the network an architecture is trained as, which
+    #: :meth:`complexity` counts (NB201: ``{"width": 16, "cells_per_stage": 5}``); unset ones take
+    #: the scoring protocol's values (:attr:`protocol_defaults`, then the NB201 protocol's).
+    evaluation_network: ClassVar[Mapping[str, int]] = {}
+
+    def complexity(self, arch: ArchT, num_classes: int = 10) -> int:
+        """The parameter count of the network ``arch`` is trained as (:attr:`evaluation_network`),
+        for a rank rule's complexity term (:class:`~teg_plugin.scores.RankRule`). Zero-cost: the
+        network is built, never run.
+
+        Example:
+            >>> from teg_plugin.spaces import NB201Space
+            >>> space = NB201Space()
+            >>> space.complexity(space.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"))
+            1531546
+        """
+        settings = {"width": 3, "cells_per_stage": 1, **self.protocol_defaults, **self.evaluation_network}
+        net = self.build_proxy_network(
+            self.mask_of(arch), width=settings["width"], cells_per_stage=settings["cells_per_stage"], num_classes=num_classes
+        )
+        return sum(p.numel() for p in net.parameters())
+
     def check_buildable(self, mask: Mask) -> None:
         """Raise ``ValueError`` if ``mask`` needs a supernet (several options on a choice) and the
         space has none (:attr:`has_supernet`); the message says which strategies can search it."""

@@ -92,6 +92,7 @@ def publish_to_dashboard(
         ValueError: no trial carries TEG user attrs.
     """
     dashboard = _require_dashboard()
+    from teg_plugin.optuna import current_final_choice
     from teg_plugin.plots import best_record, rank_records, records_from_study, study_figures
 
     records = records_from_study(study)
@@ -107,10 +108,11 @@ def publish_to_dashboard(
         ids.append(dashboard.save_plotly_graph_object(study, fig, graph_object_id=graph_id))
 
     ranked = rank_records(records)
-    best = best_record(ranked)
+    final = current_final_choice(study)
+    best = best_record(ranked, arch=None if final is None else final["pick"])
     text = None
     if best is not None and (note or study_note):
-        text = best_trial_note(ranked, study_name=study.study_name)
+        text = best_trial_note(ranked, study_name=study.study_name, final_choice=final)
         if note:
             dashboard.save_note(_trial_handle(study, best.order), text)
         if study_note:
@@ -123,11 +125,14 @@ def publish_to_dashboard(
     )
 
 
-def best_trial_note(ranked: list[RankedRecord], *, study_name: str | None = None) -> str:
-    """The Markdown note on the best architecture of ``ranked`` (:func:`teg_plugin.plots.rank_records`)."""
+def best_trial_note(
+    ranked: list[RankedRecord], *, study_name: str | None = None, final_choice: dict[str, Any] | None = None
+) -> str:
+    """The Markdown note on the best architecture of ``ranked`` (:func:`teg_plugin.plots.rank_records`):
+    the pick of ``final_choice`` (a study's :data:`~teg_plugin.optuna.FINAL_CHOICE_ATTR`) when given."""
     from teg_plugin.plots import best_record
 
-    best = best_record(ranked)
+    best = best_record(ranked, arch=None if final_choice is None else final_choice["pick"])
     if best is None:
         raise ValueError("every architecture is bad: there is no best one")
     distinct = {r.arch: r for r in reversed(ranked)}  # first evaluation of each arch
@@ -166,7 +171,28 @@ def best_trial_note(ranked: list[RankedRecord], *, study_name: str | None = None
         "the first evaluated). Architectures with an undefined indicator are flagged bad and rank last. "
         "Training-free: no accuracy was used.",
     ]
+    if final_choice is not None:
+        lines += ["", *_final_choice_lines(final_choice)]
     return "\n".join(lines) + "\n"
+
+
+def _final_choice_lines(final: dict[str, Any]) -> list[str]:
+    """The note's account of a final choice: its candidates, their rank-sums per seed and the pick."""
+    seeds = final["seeds"]
+    lines = [
+        f"**Final choice:** the study's {len(final['candidates'])} best distinct architectures were scored again "
+        f"under {len(seeds) - 1} further score seeds (new inputs and initial weights; seeds {', '.join(map(str, seeds))}, "
+        f"the search's first). Under each seed they were ranked among themselves (rule `{final['rule']}`), and the "
+        "lowest mean rank-sum was picked.",
+        "",
+        "| search rank | architecture | mean rank-sum | rank-sum per seed |",
+        "|---|---|---|---|",
+    ]
+    for c in final["candidates"]:
+        mark = " **(pick)**" if c["arch"] == final["pick"] else ""
+        per_seed = ", ".join(_fmt(v) for v in c["rank_sums"])
+        lines.append(f"| {c['search_rank']} | `{c['arch']}`{mark} | {_fmt(c['mean_rank_sum'])} | {per_seed} |")
+    return lines
 
 
 def serve_dashboard(storage_url: str, host: str = "127.0.0.1", port: int = 8080) -> None:

@@ -224,8 +224,9 @@ def rank_records(scores_or_records: Iterable[Any]) -> list[RankedRecord]:
     return [RankedRecord(r, *by_arch[r.arch][:2], len(distinct), by_arch[r.arch][2]) for r in records]  # type: ignore[arg-type]
 
 
-def best_record(ranked: Sequence[RankedRecord]) -> RankedRecord | None:
-    """The record of the lowest rank-sum good architecture (``None`` if none is good).
+def best_record(ranked: Sequence[RankedRecord], arch: str | None = None) -> RankedRecord | None:
+    """The record of the lowest rank-sum good architecture, or of ``arch`` when given and evaluated
+    (a final choice's pick); ``None`` if none is good.
 
     Among its evaluations: the first complete one (state ``"COMPLETE"``) if any, else the first.
     Among equal rank-sums, the architecture evaluated first wins (as :func:`teg_plugin.scores.best_index`).
@@ -233,7 +234,8 @@ def best_record(ranked: Sequence[RankedRecord]) -> RankedRecord | None:
     good = [r for r in ranked if not r.record.is_bad]
     if not good:
         return None
-    first = min(good, key=lambda r: (r.rank_sum, r.record.order))
+    picked = [r for r in good if r.arch == arch]
+    first = picked[0] if picked else min(good, key=lambda r: (r.rank_sum, r.record.order))
     same = [r for r in ranked if r.arch == first.arch]
     return next((r for r in same if r.record.state == "COMPLETE"), first)
 

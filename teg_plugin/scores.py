@@ -141,11 +141,96 @@ def indicator_ranks(scores: Sequence[TEGScore]) -> np.ndarray:
     return ranks
 
 
-def rank_sums(scores: Sequence[TEGScore]) -> np.ndarray:
-    """The TEG rank-sum of each score within ``scores`` (lower is better; bad ones get +inf)."""
+def rank_sums(scores: Sequence[TEGScore], rule: RankRule | None = None, complexities: Sequence[float] | None = None) -> np.ndarray:
+    """The TEG rank-sum of each score within ``scores`` (lower is better; bad ones get +inf).
+
+    ``rule`` (default: the paper's, every indicator's rank with weight 1) says which ranks are summed
+    with what weight; a rule with a complexity term needs ``complexities`` (one per score, e.g.
+    :meth:`~teg_plugin.spaces.SearchSpace.complexity`).
+    """
     ranks = indicator_ranks(scores)
-    sums = ranks.sum(axis=1)
+    if rule is None or rule == PAPER_RULE:
+        sums = ranks.sum(axis=1)
+    else:
+        sums = ranks @ np.array([rule.weight(key) for key in INDICATORS])
+        if rule.complexity:
+            if complexities is None or len(complexities) != len(scores):
+                raise ValueError("this rank rule has a complexity term: pass one complexity per score")
+            good = ~np.isnan(sums)
+            if good.any():  # more parameters rank first, among the good scores
+                sums[good] += rule.complexity * rankdata(-np.asarray(complexities, dtype=float)[good], method="average")
     return np.where(np.isnan(sums), np.inf, sums)
+
+
+@dataclass(frozen=True)
+class RankRule:
+    """How a set of scores is ranked: a weighted sum of the indicators' ranks, plus optionally the
+    rank of the network's complexity (its parameter count: more ranks first), as AZ-NAS adds one.
+
+    Args:
+        weights: ``(indicator, weight)`` pairs; an indicator left out has weight 0. Weights are
+            finite and non-negative, and at least one indicator weighs more than 0.
+        complexity: weight of the complexity rank (0: none).
+
+    Example:
+        >>> RankRule.parse("regions=1,kr_mse=2,params=0.5")
+        RankRule(weights=(('regions', 1.0), ('kr_mse', 2.0)), complexity=0.5)
+        >>> str(PAPER_RULE)
+        'ntk_cond=1,regions=1,kr_mse=1'
+    """
+
+    weights: tuple[tuple[str, float], ...] = tuple((key, 1.0) for key in INDICATORS)
+    complexity: float = 0.0
+
+    def __post_init__(self) -> None:
+        weights = tuple((str(key), float(value)) for key, value in dict(self.weights).items())
+        unknown = [key for key, _ in weights if key not in INDICATORS]
+        if unknown:
+            raise ValueError(f"unknown indicator {unknown[0]!r} in a rank rule; known: {', '.join(INDICATORS)}, {COMPLEXITY}")
+        values = [value for _, value in weights] + [float(self.complexity)]
+        if not all(math.isfinite(v) and v >= 0 for v in values):
+            raise ValueError(f"rank-rule weights must be finite and >= 0, got {self}")
+        if not any(value > 0 for _, value in weights):
+            raise ValueError("a rank rule needs at least one indicator with a weight above 0")
+        object.__setattr__(self, "weights", weights)
+        object.__setattr__(self, "complexity", float(self.complexity))
+
+    def weight(self, indicator: str) -> float:
+        """The weight of ``indicator`` (0 when the rule leaves it out)."""
+        return dict(self.weights).get(indicator, 0.0)
+
+    @classmethod
+    def parse(cls, text: str) -> RankRule:
+        """A rule from ``"name=weight,..."`` (names: the indicators and ``params``; a bare name
+        weighs 1), e.g. ``"ntk_cond,regions,kr_mse"`` (the paper's) or ``"regions,kr_mse=2"``."""
+        weights: dict[str, float] = {}
+        complexity = 0.0
+        for part in (p.strip() for p in str(text).split(",")):
+            if not part:
+                continue
+            name, _, value = part.partition("=")
+            name = name.strip()
+            try:
+                number = float(value) if value.strip() else 1.0
+            except ValueError:
+                raise ValueError(f"rank rule {text!r}: {part!r} is not name=number") from None
+            if name == COMPLEXITY:
+                complexity = number
+            else:
+                weights[name] = number
+        return cls(tuple(weights.items()), complexity)
+
+    def __str__(self) -> str:
+        parts = [f"{key}={value:g}" for key, value in self.weights if value]
+        if self.complexity:
+            parts.append(f"{COMPLEXITY}={self.complexity:g}")
+        return ",".join(parts)
+
+
+#: The name of the complexity term in a :class:`RankRule`'s text form.
+COMPLEXITY = "params"
+#: The paper's rule: the plain sum of the three indicators' ranks.
+PAPER_RULE = RankRule()
 
 
 def final_ranks(scores: Sequence[TEGScore]) -> list[int]:

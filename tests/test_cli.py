@@ -150,10 +150,10 @@ def test_closed_stdout_pipe_ends_quietly() -> None:
 
 
 def test_init_option_changes_the_weights_and_is_checked(capsys) -> None:
-    paper = _score_json(capsys, "--index", "6111", "--no-cache")[0]
-    torch_default = _score_json(capsys, "--index", "6111", "--no-cache", "--init", "torch-default")[0]
-    assert torch_default["ntk_cond"] != paper["ntk_cond"]
-    assert _score_json(capsys, "--index", "6111", "--no-cache", "--init", "torch-default")[0]["ntk_cond"] == torch_default["ntk_cond"]
+    default = _score_json(capsys, "--index", "6111", "--no-cache")[0]
+    paper = _score_json(capsys, "--index", "6111", "--no-cache", "--init", "kaiming-normal")[0]
+    assert paper["ntk_cond"] != default["ntk_cond"]
+    assert _score_json(capsys, "--index", "6111", "--no-cache", "--init", "torch-default")[0]["ntk_cond"] == default["ntk_cond"]
     with pytest.raises(SystemExit) as info:
         main(["score", "--index", "1", "--init", "xavier"])
     assert info.value.code == 2 and "invalid choice: 'xavier'" in capsys.readouterr().err

@@ -107,6 +107,22 @@ def test_strategy_end_to_end(name: str, evaluator: TEGEvaluator, nni_home: Path)
     assert all(model.metric is not None for model in models)
 
 
+def test_final_choice_reranks_the_best_candidates_and_leads_the_export(evaluator: TEGEvaluator, nni_home: Path) -> None:
+    from teg_plugin.confirm import FinalChoice, confirm, top_candidates
+
+    strategy = TEGEvolution(seed=7, budget=BUDGET, population_size=3, tournament_size=2,
+                            final_choice=FinalChoice(top=3, seeds=1))
+    _, top = _run(strategy, evaluator, nni_home)
+    archs, scores = [a for a, _ in strategy.results], [s for _, s in strategy.results]
+    candidates = top_candidates(SPACE, archs, scores, 3)
+    expected = confirm(evaluator.scorer, candidates, seeds=1)  # the evaluator's scorer, as the strategy used
+    assert strategy.final is not None and strategy.final.pick.text == expected.pick.text
+    assert [c.text for c in strategy.final.candidates] == [SPACE.format(a) for a in candidates]
+    assert SPACE.format(arch_from_sample(top[0])) == expected.pick.text == SPACE.format(strategy.best())
+    with pytest.raises(TypeError, match="FinalChoice"):
+        TEGEvolution(final_choice=(3, 1))  # type: ignore[arg-type]
+
+
 def test_state_dict_round_trip(evaluator: TEGEvaluator, nni_home: Path) -> None:
     strategy = TEGEvolution(seed=3, budget=4, population_size=2, tournament_size=2)
     _run(strategy, evaluator, nni_home)

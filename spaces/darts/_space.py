@@ -11,7 +11,7 @@ from torch import nn
 from teg_plugin.spaces._base import Mask, SearchSpace
 from teg_plugin.spaces.darts import _mask, _moves
 from teg_plugin.spaces.darts._genotype import DartsGenotype
-from teg_plugin.spaces.darts._network import DartsEvalNetwork, DartsNetwork
+from teg_plugin.spaces.darts._network import DartsEvalNetwork, DartsNetwork, count_parameters
 
 
 class DartsSpace(SearchSpace[DartsGenotype]):
@@ -40,6 +40,10 @@ class DartsSpace(SearchSpace[DartsGenotype]):
     name: ClassVar[str] = "darts"
     #: TE-NAS measures the DARTS space on a proxy network of width C=1 (NB201's is C=3).
     protocol_defaults: ClassVar[dict[str, int]] = {"width": 1}
+
+    def complexity(self, arch: DartsGenotype, num_classes: int = 10) -> int:
+        """Parameters of DARTS's CIFAR evaluation network of ``arch`` (C=36, 20 cells, no auxiliary head)."""
+        return count_parameters(arch, num_classes=num_classes)
 
     def parse(self, text: str) -> DartsGenotype:
         return DartsGenotype.parse(text)

@@ -28,6 +28,8 @@ class NB201Space(SearchSpace[NB201Arch]):
     """
 
     name: ClassVar[str] = "nas-bench-201"
+    #: NAS-Bench-201 trains every cell in a C=16, N=5 network.
+    evaluation_network: ClassVar[Mapping[str, int]] = {"width": 16, "cells_per_stage": 5}
 
     def parse(self, text: str) -> NB201Arch:
         return NB201Arch.parse(text)

@@ -18,7 +18,7 @@ from scipy.stats import kendalltau, spearmanr
 from teg_plugin._checks import check_fraction, check_seed
 from teg_plugin.benchmarks.truth import read_columns, read_truth
 from teg_plugin.scorer import TEGScorer
-from teg_plugin.scores import rank_sums
+from teg_plugin.scores import RankRule, rank_sums
 
 #: Published proxies compared against, and the sign that makes "higher = predicted better".
 NASLIB_PROXIES: dict[str, float] = {
@@ -195,8 +195,12 @@ def run_correlation(
     progress: bool = False,
     bootstrap: int = DEFAULT_BOOTSTRAP,
     top: float = DEFAULT_TOP_FRACTION,
+    rules: Sequence[RankRule] = (),
 ) -> CorrelationReport:
     """Score ``k`` sampled archs and correlate TEG (each indicator, and the rank-sum) with accuracy.
+
+    Each of ``rules`` adds a row: the rank-sum under that :class:`~teg_plugin.scores.RankRule`;
+    a rule with a complexity term also adds the complexity alone (``params (complexity)``).
 
     With ``naslib_path`` the sample is drawn among the architectures that table covers, so every
     published proxy is compared on exactly the same architectures. ``bootstrap`` resamples (seeded
@@ -238,6 +242,11 @@ def run_correlation(
         corr(good([s.regions for s in scores]), "E: regions"),
         corr(good([-s.kr_mse for s in scores]), "G: kr_mse (neg)"),
     ]
+    complexities = [scorer.space.complexity(a) for a in archs] if any(rule.complexity for rule in rules) else None
+    for rule in rules:
+        rows.append(corr([-s for s in rank_sums(scores, rule, complexities)], f"rule {rule} (neg)"))
+    if complexities is not None:
+        rows.append(corr([float(c) for c in complexities], "params (complexity)"))
     for table, names in ((naslib, NASLIB_PROXIES), (proxies, ALL_ARCH_PROXIES)):
         if table is None:
             continue

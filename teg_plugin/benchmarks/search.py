@@ -12,18 +12,26 @@ import time
 from dataclasses import dataclass
 
 from teg_plugin.benchmarks.truth import read_truth
+from teg_plugin.confirm import confirm, top_candidates
 from teg_plugin.scorer import TEGScorer
+from teg_plugin.scores import PAPER_RULE, RankRule
 from teg_plugin.spaces import SearchSpace
 from teg_plugin.strategies import make_strategy
 
 
 @dataclass(frozen=True)
 class SearchRun:
-    """One seed's search: the chosen architecture, its benchmark accuracy, and the cost.
+    """One seed's search: what it chose, what other picks among the same proposals would have
+    scored, and the cost. Accuracies are CIFAR-10 test unless named valid.
 
-    ``best_proposed_test_accuracy`` is the highest test accuracy among every architecture the
-    search proposed (an oracle pick among them, which no strategy can see): the gap to
-    ``test_accuracy`` is what the TEG ranking lost choosing among what the search found.
+    * ``test_accuracy`` / ``valid_accuracy``: the search's answer (after the final choice, if any);
+    * ``before_confirmation_test_accuracy``: the search's own best by rank-sum (the answer without
+      the final choice);
+    * ``random_pick_test_accuracy``: the mean over the distinct architectures proposed (what a
+      random choice among them gets on average);
+    * ``largest_proposed_test_accuracy``: the proposal with the most parameters
+      (:meth:`~teg_plugin.spaces.SearchSpace.complexity`), a zero-cost pick;
+    * ``best_proposed_test_accuracy``: the best proposal (an oracle pick, which no strategy can see).
     """
 
     seed: int
@@ -31,11 +39,16 @@ class SearchRun:
     best_arch: str
     test_accuracy: float
     valid_accuracy: float
+    before_confirmation_test_accuracy: float
+    random_pick_test_accuracy: float
+    largest_proposed_test_accuracy: float
     best_proposed_test_accuracy: float
     n_proposed: int
     n_distinct: int
     n_supernet_evaluations: int
+    n_confirmed: int
     seconds: float
+    confirmation_seconds: float
 
 
 @dataclass(frozen=True)
@@ -43,10 +56,17 @@ class SearchSummary:
     strategy: str
     budget: int
     runs: list[SearchRun]
+    confirm_top: int = 0
+    confirm_seeds: int = 0
+    rule: str = str(PAPER_RULE)
+
+    def mean(self, field: str) -> float:
+        """The mean over seeds of a :class:`SearchRun` field."""
+        return statistics.fmean(getattr(r, field) for r in self.runs)
 
     @property
     def test_mean(self) -> float:
-        return statistics.fmean(r.test_accuracy for r in self.runs)
+        return self.mean("test_accuracy")
 
     @property
     def test_std(self) -> float:
@@ -54,11 +74,11 @@ class SearchSummary:
 
     @property
     def best_proposed_test_mean(self) -> float:
-        return statistics.fmean(r.best_proposed_test_accuracy for r in self.runs)
+        return self.mean("best_proposed_test_accuracy")
 
     @property
     def seconds_mean(self) -> float:
-        return statistics.fmean(r.seconds for r in self.runs)
+        return self.mean("seconds")
 
 
 def run_search_benchmark(
@@ -70,17 +90,23 @@ def run_search_benchmark(
     *,
     progress: bool = False,
     vary_score_seed: bool = False,
+    confirm_top: int = 0,
+    confirm_seeds: int = 0,
+    rule: RankRule = PAPER_RULE,
 ) -> SearchSummary:
     """Run ``strategy`` once per seed with ``budget`` proposals; report each chosen arch's accuracy.
 
-    Seconds are wall time per seed including scoring; architectures already in the scorer's cache
-    (from an earlier seed or run) cost nothing, so report ``n_distinct`` beside it.
+    Seconds are wall time per seed including scoring and the final choice; architectures already in
+    the scorer's cache (from an earlier seed or run) cost nothing, so report ``n_distinct`` beside it.
 
     Args:
         vary_score_seed: score seed ``s`` with ``scorer.with_seed(scorer.config.seed + s)`` (new
             inputs and initial weights per seed, as independent runs of the paper), instead of one
             scorer, and its cache, shared by every seed. Pruning needs it: for one scorer it is
             deterministic, so its seeds would all pick the same architecture.
+        confirm_top, confirm_seeds: the final choice (:func:`teg_plugin.confirm.confirm`): the
+            ``confirm_top`` best distinct proposals re-ranked over ``confirm_seeds`` further score
+            seeds with ``rule``; either 0: none, the answer is the search's own best.
     """
     test = read_truth(truth_path, "cifar10_test")
     valid = read_truth(truth_path, "cifar10_valid")
@@ -107,7 +133,18 @@ def run_search_benchmark(
                 bar.update()
         if bar is not None:
             bar.close()
-        best = scorer.space.format(search.best())
+        space = scorer.space
+        before = space.format(search.best())
+        best, n_confirmed, confirm_start = before, 0, time.perf_counter()
+        if confirm_top and confirm_seeds:
+            history = search.history
+            candidates = top_candidates(space, [a for a, _ in history], [s for _, s in history], confirm_top)
+            if candidates:
+                best = confirm(scorer, candidates, seeds=confirm_seeds, rule=rule, progress=progress).pick.text
+                n_confirmed = len(candidates)
+        confirmation_seconds = time.perf_counter() - confirm_start
+        distinct = {space.format(space.canonical(a)): space.format(a) for a in proposed}
+        largest = max(proposed, key=space.complexity)
         runs.append(
             SearchRun(
                 seed=seed,
@@ -115,14 +152,31 @@ def run_search_benchmark(
                 best_arch=best,
                 test_accuracy=test[best],
                 valid_accuracy=valid[best],
-                best_proposed_test_accuracy=max(test[scorer.space.format(a)] for a in proposed),
+                before_confirmation_test_accuracy=test[before],
+                random_pick_test_accuracy=statistics.fmean(test[t] for t in distinct.values()),
+                largest_proposed_test_accuracy=test[space.format(largest)],
+                best_proposed_test_accuracy=max(test[space.format(a)] for a in proposed),
                 n_proposed=len(proposed),
-                n_distinct=len({scorer.space.canonical(a) for a in proposed}),
+                n_distinct=len(distinct),
                 n_supernet_evaluations=int(getattr(search, "n_supernet_evaluations", 0)),
+                n_confirmed=n_confirmed,
                 seconds=time.perf_counter() - start,
+                confirmation_seconds=confirmation_seconds,
             )
         )
-    return SearchSummary(strategy, budget, runs)
+    return SearchSummary(strategy, budget, runs, confirm_top, confirm_seeds, str(rule))
+
+
+def largest_network_accuracy(truth_path: str | os.PathLike[str], params_column: str = "params_mb_cifar10") -> tuple[str, float] | None:
+    """The architecture with the most parameters in the table and its CIFAR-10 test accuracy (a
+    zero-cost pick over the whole space), or ``None`` when the table has no ``params_column``."""
+    try:
+        params = read_truth(truth_path, params_column)
+    except ValueError:
+        return None
+    test = read_truth(truth_path, "cifar10_test")
+    arch = max(params, key=lambda text: (params[text], text))
+    return arch, test[arch]
 
 
 def _check_coverage(space: SearchSpace, truth_path: str | os.PathLike[str], *tables: dict[str, float]) -> None:

@@ -7,6 +7,7 @@ import statistics
 import time
 from dataclasses import dataclass, replace
 
+from teg_plugin.config import NTK_MODES
 from teg_plugin.indicators.measure import measure_mask
 from teg_plugin.reference.plain import plain_score
 from teg_plugin.scorer import TEGScorer
@@ -23,6 +24,13 @@ class SpeedResult:
     fast_ranks: list[int]
     plain_ranks: list[int]
     max_relative_difference: float
+    other_ntk: str | None = None
+    other_ntk_seconds: tuple[float, ...] = ()
+
+    @property
+    def other_ntk_median(self) -> float | None:
+        """Median time of the fast path under :attr:`other_ntk` (``None`` when not measured)."""
+        return statistics.median(self.other_ntk_seconds) if self.other_ntk_seconds else None
 
     @property
     def fast_median(self) -> float:
@@ -50,8 +58,14 @@ def _relative_difference(a: TEGScore, b: TEGScore) -> float:
     return worst
 
 
-def run_speed(scorer: TEGScorer, k: int, seed: int, *, progress: bool = False) -> SpeedResult:
-    """Score ``k`` random architectures with both implementations, timing each (CPU for the plain one)."""
+def run_speed(scorer: TEGScorer, k: int, seed: int, *, progress: bool = False, other_ntk: bool = False) -> SpeedResult:
+    """Score ``k`` random architectures with both implementations, timing each (CPU for the plain one).
+
+    With ``other_ntk``, also time the fast path under the other :attr:`TEGConfig.ntk` mode on the
+    same architectures and inputs, interleaved with the runs above (so load affects both alike).
+    """
+    other_config = replace(scorer.config, ntk=next(m for m in NTK_MODES if m != scorer.config.ntk)) if other_ntk else None
+    other_seconds: list[float] = []
     rng = random.Random(seed)
     archs = scorer.space.sample_distinct(rng, k)
     fast, plain = [], []
@@ -68,6 +82,10 @@ def run_speed(scorer: TEGScorer, k: int, seed: int, *, progress: bool = False) -
         start = time.perf_counter()
         score = plain_score(scorer.space, mask, scorer.inputs, scorer.config)
         plain.append(replace(score, seconds=time.perf_counter() - start))
+        if other_config is not None:
+            start = time.perf_counter()
+            measure_mask(scorer.space, mask, scorer.inputs, other_config, scorer.device)
+            other_seconds.append(time.perf_counter() - start)
     return SpeedResult(
         archs=[scorer.space.format(a) for a in archs],
         fast_seconds=[s.seconds for s in fast],
@@ -75,4 +93,6 @@ def run_speed(scorer: TEGScorer, k: int, seed: int, *, progress: bool = False) -
         fast_ranks=final_ranks(fast),
         plain_ranks=final_ranks(plain),
         max_relative_difference=max(_relative_difference(f, p) for f, p in zip(fast, plain)),
+        other_ntk=None if other_config is None else other_config.ntk,
+        other_ntk_seconds=tuple(other_seconds),
     )

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import sys
 from typing import Any
 
 from teg_plugin._checks import check_fraction
 from teg_plugin.benchmarks.correlation import DEFAULT_BOOTSTRAP, DEFAULT_TOP_FRACTION
 from teg_plugin.benchmarks.environment import environment
-from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer, render, seed_arg
+from teg_plugin.cli._common import add_final_choice_options, add_scoring_options, add_space_option, make_scorer, rank_rule_arg, render, seed_arg
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,12 +31,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     corr.add_argument("--top", type=float, default=DEFAULT_TOP_FRACTION, metavar="FRACTION",
                       help="fraction of the sample for the top-end columns: tau among the most accurate, and the mean "
                            "accuracy of the ones each predictor ranks best (default: %(default)s)")
+    corr.add_argument("--rule", type=rank_rule_arg, action="append", default=[], metavar="RULE",
+                      help="also report the rank-sum under this rank rule, e.g. 'regions,kr_mse' or "
+                           "'ntk_cond,regions,kr_mse,params=1' (repeat for several)")
     _common(corr)
     corr.set_defaults(run=_run_correlation, space="nas-bench-201")
 
     speed = which.add_parser("speed", help="fast path vs plain implementation of the same definitions")
     speed.add_argument("--archs", type=int, default=5, metavar="K", help="random architectures to time (default: %(default)s)")
     speed.add_argument("--seed", type=seed_arg, default=0, help="sampling seed (default: %(default)s)")
+    speed.add_argument("--other-ntk", action="store_true",
+                       help="also time the fast path under the other --ntk mode, on the same architectures and inputs")
     add_space_option(speed)
     _common(speed)
     speed.set_defaults(run=_run_speed)
@@ -48,6 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     search.add_argument("--vary-score-seed", action="store_true",
                         help="seed S also scores with --score-seed + S (new inputs and initial weights per seed, as "
                              "independent runs); needed for prune, which is deterministic for one score seed")
+    add_final_choice_options(search)
     _common(search)
     search.set_defaults(run=_run_search, space="nas-bench-201")
 
@@ -76,6 +83,7 @@ def _run_correlation(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         bootstrap=args.bootstrap,
         top=args.top,
+        rules=args.rule,
     )
     # NaN (fewer than 3 pairs, or a constant predictor) becomes null: json.dumps would write NaN, not JSON.
     dicts = [
@@ -114,7 +122,7 @@ def _run_correlation(args: argparse.Namespace) -> int:
 def _run_search(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from teg_plugin.benchmarks.search import run_search_benchmark
+    from teg_plugin.benchmarks.search import largest_network_accuracy, run_search_benchmark
 
     if args.seeds < 1 or args.budget < 1:
         raise ValueError("--seeds and --budget must be at least 1")
@@ -133,14 +141,26 @@ def _run_search(args: argparse.Namespace) -> int:
         args.truth,
         progress=not args.quiet,
         vary_score_seed=args.vary_score_seed,
+        confirm_top=args.confirm_top,
+        confirm_seeds=args.confirm_seeds,
+        rule=args.confirm_rule,
     )
+    largest = largest_network_accuracy(args.truth)
+    picks = {field: summary.mean(field) for field in PICK_FIELDS}
     result = {
         "strategy": summary.strategy,
         "budget": summary.budget,
         "seeds": args.seeds,
         "vary_score_seed": args.vary_score_seed,
+        "confirm_top": summary.confirm_top,
+        "confirm_seeds": summary.confirm_seeds,
+        "confirm_rule": summary.rule,
+        "protocol": {"init": scorer.config.init, "ntk": scorer.config.ntk, "repeat": scorer.config.repeat},
         "cifar10_test_mean": summary.test_mean,
         "cifar10_test_std": summary.test_std,
+        "cifar10_valid_mean": summary.mean("valid_accuracy"),
+        "picks_cifar10_test_mean": picks,
+        "largest_network_in_space": None if largest is None else {"arch": largest[0], "cifar10_test": largest[1]},
         "best_proposed_cifar10_test_mean": summary.best_proposed_test_mean,
         "seconds_per_seed_mean": summary.seconds_mean,
         "data": scorer.data.source,
@@ -149,23 +169,40 @@ def _run_search(args: argparse.Namespace) -> int:
     }
     if args.format == "json":
         print(json.dumps(result, indent=2))
-    else:
-        print(
-            f"# {summary.strategy}, budget {summary.budget}, {args.seeds} seeds; data: {scorer.data.source}\n"
-            f"# {_environment_line(scorer.device)}\n"
-            f"CIFAR-10 test of the chosen arch: {summary.test_mean:.2f} +- {summary.test_std:.2f}  "
-            f"({summary.seconds_mean:.0f} s per seed); the best proposed arch's: {summary.best_proposed_test_mean:.2f}"
-        )
-        rows = [asdict(r) for r in summary.runs]
-        print(render(rows, "table", ("seed", "score_seed", "test_accuracy", "valid_accuracy", "best_proposed_test_accuracy", "n_distinct", "n_supernet_evaluations", "seconds", "best_arch")))
+        return 0
+    final = (f"final choice: best {summary.confirm_top} re-ranked over {summary.confirm_seeds} further score seeds "
+             f"({summary.rule})" if summary.confirm_top and summary.confirm_seeds else "no final choice")
+    print(
+        f"# {summary.strategy}, budget {summary.budget}, {args.seeds} seeds; {final}; init {scorer.config.init}, "
+        f"ntk {scorer.config.ntk}; data: {scorer.data.source}\n"
+        f"# {_environment_line(scorer.device)}\n"
+        f"CIFAR-10 test of the chosen arch: {summary.test_mean:.2f} +- {summary.test_std:.2f} "
+        f"(valid {summary.mean('valid_accuracy'):.2f}; {summary.seconds_mean:.0f} s per seed)"
+    )
+    rows = [{"seed": r.seed, "score_seed": r.score_seed, **{PICK_FIELDS[f]: getattr(r, f) for f in PICK_FIELDS},
+             "n_distinct": r.n_distinct, "seconds": r.seconds, "best_arch": r.best_arch} for r in summary.runs]
+    mean_row = {"seed": "mean", **{PICK_FIELDS[f]: picks[f] for f in PICK_FIELDS},
+                "n_distinct": statistics.fmean(r.n_distinct for r in summary.runs), "seconds": summary.seconds_mean,
+                "best_arch": "" if largest is None else f"largest in space: {largest[1]:.2f}"}
+    print(render([*rows, mean_row], "table", ("seed", "score_seed", *PICK_FIELDS.values(), "n_distinct", "seconds", "best_arch")))
     return 0
+
+
+#: bench search's pick columns: SearchRun field -> column name (CIFAR-10 test of each pick).
+PICK_FIELDS = {
+    "test_accuracy": "pick",
+    "before_confirmation_test_accuracy": "before_final",
+    "random_pick_test_accuracy": "random",
+    "largest_proposed_test_accuracy": "largest",
+    "best_proposed_test_accuracy": "oracle",
+}
 
 
 def _run_speed(args: argparse.Namespace) -> int:
     from teg_plugin.benchmarks.speed import run_speed
 
     scorer = make_scorer(args)
-    result = run_speed(scorer, args.archs, args.seed, progress=not args.quiet)
+    result = run_speed(scorer, args.archs, args.seed, progress=not args.quiet, other_ntk=args.other_ntk)
     summary = {
         **environment(scorer.device),
         "archs": len(result.archs),
@@ -175,7 +212,10 @@ def _run_speed(args: argparse.Namespace) -> int:
         "speedup": result.speedup,
         "same_ranking": result.same_ranking,
         "max_relative_difference": result.max_relative_difference,
+        "ntk": scorer.config.ntk,
     }
+    if result.other_ntk is not None:
+        summary[f"fast_median_s_{result.other_ntk}"] = result.other_ntk_median
     if args.format == "json":
         summary["fast_seconds"] = result.fast_seconds
         summary["plain_seconds"] = result.plain_seconds

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from teg_plugin._checks import MAX_SEED, check_seed
-from teg_plugin.config import INIT_SCHEMES, TEGConfig
+from teg_plugin.config import INIT_SCHEMES, NTK_MODES, TEGConfig
 from teg_plugin.data import DATASET_NAMES
 from teg_plugin.scorer import DEVICES, TEGScorer
+from teg_plugin.scores import PAPER_RULE, RankRule
 from teg_plugin.spaces import space_names
 
 
@@ -44,12 +45,49 @@ def add_scoring_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--repeat", type=int, default=defaults.repeat, help="random initialisations averaged (default: %(default)s)")
     group.add_argument("--score-seed", type=int, default=defaults.seed, help="seed of the scoring inputs and weights (default: %(default)s)")
     group.add_argument("--init", choices=INIT_SCHEMES, default=defaults.init,
-                       help="weight initialisation: the paper's kaiming-normal, or torch-default (PyTorch's, which "
-                            "TE-NAS's released code ends up using) (default: %(default)s)")
+                       help="weight initialisation: torch-default (PyTorch's, which the released TE-NAS and TEG-NAS "
+                            "code runs) or kaiming-normal (the paper's text) (default: %(default)s)")
+    group.add_argument("--ntk", choices=NTK_MODES, default=defaults.ntk,
+                       help="NTK Jacobians for T and G: exact (BatchNorm in train mode across the batch) or frozen-bn "
+                            "(BatchNorm's batch statistics held fixed: per-sample gradients, much faster) (default: %(default)s)")
     group.add_argument("--device", default="auto", choices=DEVICES, help="where to compute (default: %(default)s)")
     cache = group.add_mutually_exclusive_group()
     cache.add_argument("--cache", default=None, metavar="PATH|URL", help="score cache: a SQLite file or a SQLAlchemy URL (default: $TEG_CACHE or ~/.cache/teg-plugin/scores.sqlite)")
     cache.add_argument("--no-cache", action="store_true", help="do not read or write the persistent score cache")
+
+
+def add_final_choice_options(parser: argparse.ArgumentParser) -> None:
+    """--confirm-top, --confirm-seeds and --confirm-rule: the final choice after a search."""
+    from teg_plugin.confirm import DEFAULT_CONFIRM_SEEDS, DEFAULT_CONFIRM_TOP
+
+    group = parser.add_argument_group("final choice (re-rank the best candidates over further score seeds)")
+    group.add_argument("--confirm-top", type=count_arg, default=DEFAULT_CONFIRM_TOP, metavar="K",
+                       help="best distinct candidates re-ranked after the search; 0: none (default: %(default)s)")
+    group.add_argument("--confirm-seeds", type=count_arg, default=DEFAULT_CONFIRM_SEEDS, metavar="M",
+                       help="further score seeds (new inputs and initial weights) per candidate, ranks averaged "
+                            "with the search's own; 0: none (default: %(default)s)")
+    group.add_argument("--confirm-rule", type=rank_rule_arg, default=PAPER_RULE, metavar="RULE",
+                       help="how candidates are ranked under each seed: indicator=weight pairs, and params=weight "
+                            "for a complexity term, e.g. 'regions,kr_mse=2,params=0.5' (default: %(default)s)")
+
+
+def count_arg(text: str) -> int:
+    """argparse type of a count that may be 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an int >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an int >= 0, got {text!r}")
+    return value
+
+
+def rank_rule_arg(text: str) -> RankRule:
+    """argparse type of a :class:`~teg_plugin.scores.RankRule` in its text form."""
+    try:
+        return RankRule.parse(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def make_scorer(args: argparse.Namespace) -> TEGScorer:
@@ -59,7 +97,7 @@ def make_scorer(args: argparse.Namespace) -> TEGScorer:
     from teg_plugin.spaces import get_space
 
     space = get_space(args.space)
-    config = TEGConfig.for_space(space, batch_size=args.batch_size, repeat=args.repeat, seed=args.score_seed, init=args.init)
+    config = TEGConfig.for_space(space, batch_size=args.batch_size, repeat=args.repeat, seed=args.score_seed, init=args.init, ntk=args.ntk)
     cache = None if args.no_cache else ScoreCache(args.cache)  # before the data: a bad cache fails fast
     data = load_data(args.dataset, args.data_root, download=args.download)
     return TEGScorer(space, data, config, device=args.device, cache=cache)

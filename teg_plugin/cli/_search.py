@@ -10,7 +10,8 @@ import time
 from typing import Any
 
 from teg_plugin._database import DEFAULT_STORAGE_URL, is_sqlite_memory, journal_path, parse_database_url
-from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer, seed_arg
+from teg_plugin.cli._common import add_final_choice_options, add_scoring_options, add_space_option, make_scorer, seed_arg
+from teg_plugin.config import EXACT, LEGACY_INIT, TEGConfig
 from teg_plugin.spaces import space_name
 
 #: Default budget: ~10 minutes of scoring on a 2-core CPU at the paper's protocol (3 repeats).
@@ -33,6 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--objective", choices=("rank", "multi"), default="rank", help="rank: one rank-based objective; multi: three objectives (T, E, G) for a Pareto front (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the study and the score cache (default: %(default)s)")
     add_scoring_options(parser)
+    add_final_choice_options(parser)
     parser.add_argument("--format", choices=("text", "json"), default="text", help="result format (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
@@ -70,7 +72,16 @@ def run(args: argparse.Namespace) -> int:
     failed = [p.exitcode for p in extra if p.exitcode != 0]
     if failed:
         print(f"teg-nas: warning: {len(failed)} worker(s) exited with status {failed}", file=sys.stderr)
+    from teg_plugin.optuna import run_final_choice
+
+    final = run_final_choice(study, scorer, top=args.confirm_top, seeds=args.confirm_seeds, rule=args.confirm_rule,
+                             progress=not args.quiet)
     summary = _summarise(study, scorer, args, time.perf_counter() - start)
+    if final is not None:
+        summary["n_measured_here"] += final.n_measured
+        summary["final_choice"] = {"candidates": len(final.candidates), "seeds": list(final.seeds), "rule": str(final.rule),
+                                   "search_rank_of_pick": final.pick.search_rank,
+                                   "pick_before": final.candidates[0].text}
     if args.format == "json":
         print(json.dumps(summary, indent=2))
     else:
@@ -164,7 +175,8 @@ def _check_resumable(study: Any, args: argparse.Namespace, directions: list[str]
             "choose another --study-name"
         )
     settings = {"space": scorer.space.name, "strategy": args.strategy, "seed": args.seed,
-                "objective": args.objective, "scoring_fingerprint": scorer.fingerprint}  # protocol, data, inputs
+                "objective": args.objective, "scoring_fingerprint": scorer.fingerprint,  # protocol, data, inputs
+                "init": scorer.config.init, "ntk": scorer.config.ntk}
     stored = study.user_attrs.get(SETTINGS_ATTR)
     if stored is None:
         trials = study.get_trials(deepcopy=False)
@@ -177,10 +189,15 @@ def _check_resumable(study: Any, args: argparse.Namespace, directions: list[str]
             )
         study.set_user_attr(SETTINGS_ATTR, settings)  # a new study (or one of an earlier teg-nas version)
         return
+    # Studies of teg-nas 0.1 stored neither init nor ntk: theirs were kaiming-normal and exact.
+    stored = {"init": LEGACY_INIT, "ntk": EXACT, **stored}
     differ = [f"{key} {stored.get(key)!r} (now {value!r})" for key, value in settings.items() if stored.get(key) != value]
     if differ:
         if stored.get("scoring_fingerprint") != settings["scoring_fingerprint"]:
-            differ.append("the scoring fingerprint covers --dataset, --data-root, --batch-size, --repeat, --score-seed and --init")
+            differ.append("the scoring fingerprint covers --dataset, --data-root, --batch-size, --repeat, --score-seed, --init and --ntk")
+        if stored["init"] != settings["init"] and settings["init"] == TEGConfig().init:
+            differ.append(f"teg-plugin 0.2 changed the default --init to {settings['init']}: pass --init {stored['init']} "
+                          "to resume this study")
         raise ValueError(
             f"{where} was searched with other settings: {'; '.join(differ)}. Resume it with the same settings, or "
             "choose another --study-name"
@@ -253,6 +270,7 @@ def _print_text(summary: dict[str, Any]) -> None:
         f"  T  ntk_cond      {_num(summary['ntk_cond'])}   (lower is better)",
         f"  E  regions       {_num(summary['regions'])}   (higher is better)",
         f"  G  kr_mse        {_num(summary['kr_mse'])}   (lower is better)",
+        _final_choice_line(summary.get("final_choice")),
         (
             f"  NB201 CIFAR-10   valid {summary['benchmark_cifar10_valid']:.2f}%  test {summary['benchmark_cifar10_test']:.2f}%"
             "   (benchmark lookup, after the search)"
@@ -265,6 +283,16 @@ def _print_text(summary: dict[str, Any]) -> None:
         _dashboard_command(summary["storage"]),
     ]
     print("\n".join(line for line in lines if line is not None))
+
+
+def _final_choice_line(final: dict[str, Any] | None) -> str | None:
+    if final is None:
+        return None
+    seeds = len(final["seeds"])
+    if final["search_rank_of_pick"] == 1:
+        return f"  final choice     the search's best stayed first among its best {final['candidates']} over {seeds} score seeds"
+    return (f"  final choice     rank {final['search_rank_of_pick']} of the search's best {final['candidates']}, first over "
+            f"{seeds} score seeds (the search's own best: {final['pick_before']})")
 
 
 def _dashboard_command(storage: str) -> str | None:

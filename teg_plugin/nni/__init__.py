@@ -80,6 +80,7 @@ _EXPORTS = {
     "TEGEvolution": "teg_plugin.nni._strategy",
     "TEGReinforce": "teg_plugin.nni._strategy",
     "TEGTuner": "teg_plugin.nni._tuner",
+    "FinalChoice": "teg_plugin.confirm",
     "BAD_DEFAULT": "teg_plugin.nni._metrics",
     "METRIC_KEYS": "teg_plugin.nni._metrics",
     "teg_metrics": "teg_plugin.nni._metrics",

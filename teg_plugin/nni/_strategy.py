@@ -23,6 +23,8 @@ from teg_plugin._checks import check_int
 from teg_plugin.nni._hints import model_space_hint
 from teg_plugin.nni._metrics import score_from_metrics
 from teg_plugin.nni._user_space import NNIChoiceSpace, space_from_model_space
+from teg_plugin.confirm import Confirmation, FinalChoice, confirm, top_candidates
+from teg_plugin.scorer import TEGScorer
 from teg_plugin.scores import TEGScore, distinct_order
 from teg_plugin.spaces import SearchSpace, get_space
 from teg_plugin.strategies import Strategy as TEGAlgorithm
@@ -63,6 +65,11 @@ class TEGStrategy(NNIStrategy):
             :attr:`algorithm` exist once the experiment has started).
         seed: seed of all the algorithm's randomness.
         budget: models to submit at most (``None``: only the engine's budget).
+        final_choice: after the search, re-rank its best candidates over further score seeds
+            (:class:`~teg_plugin.confirm.FinalChoice`; its scorer defaults to the experiment's
+            :class:`~teg_plugin.nni.TEGEvaluator`'s, which must then score a teg-plugin space such
+            as NB201 or DARTS). :meth:`best` and :meth:`list_models` then put its pick first, and
+            :attr:`final` holds the outcome. ``None``: the search's own best.
         **options: options of the algorithm (e.g. ``population_size=32``), see :func:`make_strategy`.
 
     Raises:
@@ -77,9 +84,15 @@ class TEGStrategy(NNIStrategy):
         space: SearchSpace | str | None = "nas-bench-201",
         seed: int = 0,
         budget: int | None = None,
+        final_choice: FinalChoice | None = None,
         **options: Any,
     ) -> None:
         super().__init__()
+        if final_choice is not None and not isinstance(final_choice, FinalChoice):
+            raise TypeError(f"final_choice must be a teg_plugin.confirm.FinalChoice or None, got {final_choice!r}")
+        self.final_choice = final_choice
+        #: The outcome of the final choice, once made.
+        self.final: Confirmation | None = None
         key = strategy_key(
             name, NNI_STRATEGY_NAMES, hint="the pruning strategy scores supernets: use `teg-nas search --strategy prune`"
         )
@@ -161,6 +174,25 @@ class TEGStrategy(NNIStrategy):
         finally:
             self._forget_leftover_parameter(previous_parameter)
             self._tell_missing_results()
+        self._make_final_choice()
+
+    def _make_final_choice(self) -> None:
+        if self.final_choice is None or self.space is None:
+            return
+        scorer = self.final_choice.scorer or getattr(getattr(self.model_space, "evaluator", None), "scorer", None)
+        if not isinstance(scorer, TEGScorer) or scorer.space.name != self.space.name:
+            _logger.warning("TEG strategy: no final choice: it needs a TEGScorer of %s (FinalChoice(scorer=...))", self.space.name)
+            return
+        with self._lock:
+            archs = [arch for _, arch, _ in self._results]
+            scores = [score for _, _, score in self._results]
+        candidates = top_candidates(self.space, archs, scores, self.final_choice.top)
+        if not candidates:
+            return
+        known = {(self.space.format(a), scorer.config.seed): s for a, s in zip(archs, scores)}
+        _logger.info("TEG strategy: final choice among the best %d over %d further score seeds", len(candidates), self.final_choice.seeds)
+        self.final = confirm(scorer, candidates, seeds=self.final_choice.seeds, rule=self.final_choice.rule, known=known)
+        _logger.info("TEG strategy: final choice %s (rank %d in the search)", self.final.pick.text, self.final.pick.search_rank)
 
     def _tell_missing_results(self) -> None:
         """Tell, as bad, the models that ended successfully but whose result never arrived."""
@@ -254,6 +286,8 @@ class TEGStrategy(NNIStrategy):
             scores = [score for _, _, score in self._results]
         if scores and all(score.bad for score in scores):
             raise ValueError(f"every one of the {len(scores)} results is bad; the first says: {scores[0].reason}")
+        if self.final is not None:
+            return self.space.parse(self.final.pick.text)  # type: ignore[union-attr]
         return self.algorithm.best()
 
     def list_models(self, sort: bool = True, limit: int | None = None) -> Iterator[ExecutableModelSpace]:
@@ -270,6 +304,10 @@ class TEGStrategy(NNIStrategy):
             if model is not None and not score.bad and model.status == ModelStatus.Trained:
                 usable.setdefault(arch, model)
         order = distinct_order([arch for _, arch, _ in results], [score for _, _, score in results])
+        if self.final is not None and self.space is not None:  # the final choice's pick first
+            texts = [self.space.format(results[i][1]) for i in order]
+            if self.final.pick.text in texts:
+                order.insert(0, order.pop(texts.index(self.final.pick.text)))
         count = 0
         for i in order:
             model = usable.get(results[i][1])
@@ -318,8 +356,11 @@ class TEGRandom(TEGStrategy):
         seed: int = 0,
         budget: int | None = None,
         max_redraws: int = 100,
+        final_choice: FinalChoice | None = None,
     ) -> None:
-        super().__init__("random", space=space, seed=seed, budget=budget, max_redraws=max_redraws)
+        super().__init__(
+            "random", space=space, seed=seed, budget=budget, final_choice=final_choice, max_redraws=max_redraws
+        )
 
 
 class TEGEvolution(TEGStrategy):
@@ -334,12 +375,14 @@ class TEGEvolution(TEGStrategy):
         budget: int | None = None,
         population_size: int = 20,
         tournament_size: int = 5,
+        final_choice: FinalChoice | None = None,
     ) -> None:
         super().__init__(
             "evolution",
             space=space,
             seed=seed,
             budget=budget,
+            final_choice=final_choice,
             population_size=population_size,
             tournament_size=tournament_size,
         )
@@ -357,12 +400,14 @@ class TEGReinforce(TEGStrategy):
         budget: int | None = None,
         learning_rate: float = 0.04,
         baseline_momentum: float = 0.9,
+        final_choice: FinalChoice | None = None,
     ) -> None:
         super().__init__(
             "reinforce",
             space=space,
             seed=seed,
             budget=budget,
+            final_choice=final_choice,
             learning_rate=learning_rate,
             baseline_momentum=baseline_momentum,
         )

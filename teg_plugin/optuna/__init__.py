@@ -35,6 +35,7 @@ from teg_plugin.optuna._attrs import (
     teg_user_attrs,
 )
 from teg_plugin.optuna._budget import BudgetReached, within_budget
+from teg_plugin.optuna._final import FINAL_CHOICE_ATTR, FINAL_SCORES_ATTR, current_final_choice, run_final_choice
 from teg_plugin.optuna._objective import DIRECTIONS, METRIC_NAMES, best_trial, zero_cost_objective
 from teg_plugin.optuna._pruner import TEGPruner, should_prune_zero_cost
 from teg_plugin.optuna._sampler import TEGSampler
@@ -49,6 +50,8 @@ __all__ = [
     "ConditionalSpaceError",
     "DEFAULT_STORAGE_URL",
     "DIRECTIONS",
+    "FINAL_CHOICE_ATTR",
+    "FINAL_SCORES_ATTR",
     "INDEX_ATTR",
     "INDICATOR_ATTRS",
     "JOURNAL_PREFIX",
@@ -60,7 +63,9 @@ __all__ = [
     "TrialSpace",
     "best_trial",
     "create_storage",
+    "current_final_choice",
     "score_from_user_attrs",
+    "run_final_choice",
     "search_space",
     "should_prune_zero_cost",
     "suggest",

@@ -9,7 +9,8 @@ import optuna
 
 from teg_plugin.optuna._attrs import normalized_rank_sum, scored_trials, teg_user_attrs
 from teg_plugin.optuna._suggest import suggest
-from teg_plugin.scores import INDICATORS, best_distinct_index
+from teg_plugin.optuna._final import current_final_choice, run_final_choice
+from teg_plugin.scores import INDICATORS, PAPER_RULE, RankRule, best_distinct_index
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -97,9 +98,24 @@ def zero_cost_objective(space: SearchSpace, scorer: TEGScorer, *, multi_objectiv
     return objective
 
 
-def best_trial(study: optuna.Study) -> FrozenTrial:
-    """The complete trial with the lowest TEG rank-sum among the distinct architectures of the complete
-    trials (each counted once, at its first complete trial; the first among equals).
+def best_trial(
+    study: optuna.Study,
+    scorer: TEGScorer | None = None,
+    *,
+    confirm_top: int = 0,
+    confirm_seeds: int = 0,
+    rule: RankRule = PAPER_RULE,
+    progress: bool = False,
+) -> FrozenTrial:
+    """The study's answer: the complete trial of the architecture its final choice picked, else the
+    one with the lowest TEG rank-sum among the distinct architectures of the complete trials (each
+    counted once, at its first complete trial; the first among equals).
+
+    With a ``scorer`` and ``confirm_top``/``confirm_seeds`` above 0, the final choice is made first
+    (or finished, after an interruption) and stored in the study
+    (:func:`~teg_plugin.optuna.run_final_choice`: the ``confirm_top`` best candidates re-ranked over
+    ``confirm_seeds`` further score seeds with ``rule``). Without them, a final choice already
+    stored is used while the study has not gained trials since.
 
     Rank-sums are recomputed from the trials' TEG user attributes, so this is the exact TEG winner
     of the study whatever the objective returned (the zero-cost objective's values are relative to
@@ -119,6 +135,8 @@ def best_trial(study: optuna.Study) -> FrozenTrial:
         >>> best_trial(study).number
         1
     """
+    if scorer is not None and confirm_top and confirm_seeds:
+        run_final_choice(study, scorer, top=confirm_top, seeds=confirm_seeds, rule=rule, progress=progress)
     complete = [
         (trial, score)
         for trial, score in scored_trials(study)
@@ -135,4 +153,7 @@ def best_trial(study: optuna.Study) -> FrozenTrial:
     # Each architecture counts once (a search may propose one twice), at its first complete trial,
     # as in Strategy.best(), the figures and the dashboard note.
     archs = [str(trial.user_attrs["arch"]) for trial, _ in complete]
+    final = current_final_choice(study, complete)
+    if final is not None and final["pick"] in archs:
+        return complete[archs.index(final["pick"])][0]
     return complete[best_distinct_index(archs, [score for _, score in complete])][0]
