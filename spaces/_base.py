@@ -80,8 +80,9 @@ class SearchSpace(ABC, Generic[ArchT]):
         if not self.has_supernet and any(len(options) != 1 for options in mask.values()):
             raise ValueError(
                 f"{self.name} has no supernet (it builds single architectures only), so its masks with "
-                "several options per choice cannot be scored: supernet pruning needs NAS-Bench-201 or DARTS; "
-                "search this space with 'evolution', 'random' or 'reinforce'"
+                "several options per choice cannot be scored: supernet pruning needs NAS-Bench-201, DARTS or a "
+                "ChoiceSpace given a supernet builder (supernet=...); search this space with 'evolution', 'random' "
+                "or 'reinforce'"
             )
 
     @abstractmethod

@@ -20,6 +20,10 @@ Option = str | int | float | bool | None
 BuildModel = Callable[[dict[str, Any]], "nn.Module"]
 #: Builds E's thin network of one architecture from its choices and the thin width.
 BuildThin = Callable[[dict[str, Any], int], "nn.Module"]
+#: Builds the supernet of a mask: choice -> the options kept (a tuple, in the space's order).
+BuildSupernet = Callable[[dict[str, tuple[Any, ...]]], "nn.Module"]
+#: Builds E's thin supernet of a mask at the thin width.
+BuildThinSupernet = Callable[[dict[str, tuple[Any, ...]], int], "nn.Module"]
 
 
 class ChoiceArch(Mapping[str, Any]):
@@ -56,8 +60,8 @@ class ChoiceArch(Mapping[str, Any]):
 
 
 class ChoiceSpace(SearchSpace[ChoiceArch]):
-    """Any space given as categorical choices plus a model builder, searchable by every strategy
-    except supernet pruning (there is no supernet to prune).
+    """Any space given as categorical choices plus a model builder, searchable by every strategy;
+    supernet pruning too when a ``supernet`` builder is given.
 
     Architectures are :class:`ChoiceArch` mappings; their text form is a JSON object in choice order.
     T and G are measured on ``build(choices)`` as built (its width is the builder's: the protocol's
@@ -65,6 +69,15 @@ class ChoiceSpace(SearchSpace[ChoiceArch]):
     Kaiming weights. E is measured on ``thin(choices, width)`` when given (inputs: the protocol's
     ``(width, 3, 3)`` crops), else on the built model over the T/G images, which saturates for wide
     networks (every image its own region): give a thin builder for a meaningful E.
+
+    **Supernet pruning** (``make_strategy("prune", ...)``, ``TEGSampler(strategy="prune")``) needs
+    ``supernet(options)``: the network in which every kept option of each choice is active (TE-NAS's
+    supernet averages the outputs of a choice's kept candidates), ``options`` mapping each choice to
+    the tuple of options kept, in the space's order. A mask with several options on some choice is
+    built with it (and E measured on ``thin_supernet(options, width)`` when given, else on that
+    network itself); a mask with one option per choice is an architecture, built with ``build``
+    (and ``thin``). Name the supernet's modules so that an option's modules have the same names
+    whatever else is kept: the protocol's initialisation is seeded by module name.
 
     Args:
         name: identifies the space *and its builder* in score-cache keys: change it when the
@@ -74,6 +87,9 @@ class ChoiceSpace(SearchSpace[ChoiceArch]):
         thin: ``(choices dict, width) -> nn.Module``, the thin network for E; ``None``: see above.
         generalization_parameter: which weights (by parameter name) enter G's Jacobian; default all.
         canonical: maps an architecture to its isomorphism-class representative; default identity.
+        supernet: ``{choice: kept options} -> nn.Module``, the supernet of a mask (see above);
+            ``None``: the space has no supernet and cannot be pruned.
+        thin_supernet: ``({choice: kept options}, width) -> nn.Module``, E's thin supernet.
 
     Example:
         >>> from torch import nn
@@ -98,6 +114,8 @@ class ChoiceSpace(SearchSpace[ChoiceArch]):
         thin: BuildThin | None = None,
         generalization_parameter: Callable[[str], bool] | None = None,
         canonical: Callable[[ChoiceArch], ChoiceArch] | None = None,
+        supernet: BuildSupernet | None = None,
+        thin_supernet: BuildThinSupernet | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ValueError("a ChoiceSpace needs a non-empty name (it keys the score cache)")
@@ -105,6 +123,12 @@ class ChoiceSpace(SearchSpace[ChoiceArch]):
             raise TypeError("build must be callable: choices dict -> nn.Module")
         if thin is not None and not callable(thin):
             raise TypeError("thin must be callable: (choices dict, width) -> nn.Module, or None")
+        if supernet is not None and not callable(supernet):
+            raise TypeError("supernet must be callable: {choice: kept options} -> nn.Module, or None")
+        if thin_supernet is not None and not callable(thin_supernet):
+            raise TypeError("thin_supernet must be callable: ({choice: kept options}, width) -> nn.Module, or None")
+        if thin_supernet is not None and supernet is None:
+            raise ValueError("thin_supernet needs supernet: E's thin supernet goes with a supernet builder")
         self.name = name  # type: ignore[misc]  # an instance's own name, for cache keys
         if not isinstance(choices, Mapping):
             raise TypeError(f"choices must be a dict of choice name -> options, got {type(choices).__name__} {choices!r}")
@@ -126,6 +150,10 @@ class ChoiceSpace(SearchSpace[ChoiceArch]):
             _check_options(key, options)
         self._build = build
         self._thin = thin
+        self._supernet = supernet
+        self._thin_supernet = thin_supernet
+        #: Whether masks with several options per choice can be built (a ``supernet`` was given).
+        self.has_supernet = supernet is not None  # type: ignore[misc]  # per instance, not per class
         self._g_filter = generalization_parameter
         self._canonical = canonical
 
@@ -190,12 +218,35 @@ class ChoiceSpace(SearchSpace[ChoiceArch]):
     def build_proxy_network(
         self, mask: Mask, *, width: int, cells_per_stage: int, num_classes: int, in_channels: int = 3
     ) -> nn.Module:
+        if self._is_supernet_mask(mask):
+            assert self._supernet is not None
+            return self._supernet(self._kept(mask))
         return self._build(dict(self._arch_of(mask)))
 
     def build_thin_network(self, mask: Mask, *, width: int, num_classes: int) -> nn.Module | None:
+        if self._is_supernet_mask(mask):
+            return None if self._thin_supernet is None else self._thin_supernet(self._kept(mask), width)
         if self._thin is None:
             return None
         return self._thin(dict(self._arch_of(mask)), width)
+
+    def _is_supernet_mask(self, mask: Mask) -> bool:
+        self.check_buildable(mask)
+        return any(len(options) != 1 for options in mask.values())
+
+    def _kept(self, mask: Mask) -> dict[str, tuple[Any, ...]]:
+        """``mask`` as {choice: kept options, in the space's order} (``ValueError`` on a stranger)."""
+        problem = param_key_problem(mask, list(self._choices))
+        if problem:
+            raise ValueError(f"{self.name} choices are {list(self._choices)}; {problem}")
+        kept = {}
+        for key, options in self._choices.items():
+            given = list(mask[key])
+            strangers = [v for v in given if not any(_same_option(o, v) for o in options)]
+            if strangers:
+                raise ValueError(f"{strangers[0]!r} is not an option of {self.name} choice {key!r}; options: {list(options)}")
+            kept[key] = tuple(o for o in options if any(_same_option(o, v) for v in given))
+        return kept
 
     def generalization_parameter(self, name: str) -> bool:
         return super().generalization_parameter(name) if self._g_filter is None else bool(self._g_filter(name))

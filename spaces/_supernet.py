@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -18,6 +18,12 @@ def edge_mean(ops: Iterable[nn.Module], x: torch.Tensor) -> torch.Tensor:
     outputs = [op(x) for op in ops]
     if not outputs:
         raise ValueError("an edge without active ops has no output; skip the edge instead")
+    return mean_of_outputs(outputs)
+
+
+def mean_of_outputs(outputs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The mean of the active options' ``outputs`` (summed in order, then divided; one output is
+    returned unchanged, bit for bit)."""
     total = outputs[0]
     for out in outputs[1:]:
         total = total + out

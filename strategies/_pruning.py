@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,9 @@ ScoreMask = Callable[["Mask"], "TEGScore | Sequence[TEGScore]"]
 
 #: A mask as this module builds it.
 FrozenMask = dict[str, tuple[str, ...]]
+
+#: Told each finished round, in order (e.g. to log progress or save a checkpoint).
+OnRound = Callable[["PruneRound"], None]
 
 # The sign that makes a relative change "how much removing an option hurts": kappa and MSE going up,
 # regions going down.
@@ -100,6 +103,10 @@ class PruningStrategy(Strategy[ArchT]):
     but the ``k`` most important keys emptied (ties keep the earlier key). What is left is the found
     architecture.
 
+    Progress and resuming: ``on_round`` is told each round as it finishes; :attr:`finished_rounds`
+    (what each round dropped) is a checkpoint that :meth:`restore` resumes from, so an interrupted
+    run continues at its last finished round and picks what one uninterrupted run picks.
+
     Ask/tell: the first :meth:`ask` prunes (lazily, calling ``score_mask``) and returns the found
     architecture. To spend a larger budget, later asks propose the not yet asked or told
     architectures of the last round's mask (the small supernet with at most 2 options per choice) in
@@ -117,9 +124,10 @@ class PruningStrategy(Strategy[ArchT]):
             ``None`` (the default) follows TE-NAS's code: :data:`TENAS_EXCLUDED_OPTIONS` that the
             space has (NB201: ``none``; DARTS has none of them); ``()`` prunes from every option, as the paper's text
             describes.
+        on_round: called with each :class:`PruneRound` as it finishes (after its scores).
 
     Raises:
-        TypeError: ``score_mask`` is not callable, ``exclude_options`` is a string or not a
+        TypeError: ``score_mask`` or ``on_round`` is not callable, ``exclude_options`` is a string or not a
             collection, or the seed is not an int.
         ValueError: an entry of ``exclude_options`` is not an option of the space (the message
             lists the valid ones).
@@ -144,10 +152,13 @@ class PruningStrategy(Strategy[ArchT]):
         *,
         seed: int = 0,
         exclude_options: Collection[str] | None = None,
+        on_round: OnRound | None = None,
     ) -> None:
         super().__init__(space, seed=seed)
         if not callable(score_mask):
             raise TypeError("score_mask must be callable: Mask -> TEGScore")
+        if on_round is not None and not callable(on_round):
+            raise TypeError("on_round must be callable: PruneRound -> None, or None")
         valid = list(dict.fromkeys(option for options in space.full_mask().values() for option in options))
         if exclude_options is None:
             exclude_options = [option for option in TENAS_EXCLUDED_OPTIONS if option in valid]
@@ -161,8 +172,14 @@ class PruningStrategy(Strategy[ArchT]):
             )
         self._exclude = frozenset(exclude_options)
         self._score_mask = score_mask
+        self._on_round = on_round
         self._n_evaluations = 0
         self._rounds: list[PruneRound] = []
+        #: What each finished round dropped, restored ones (:meth:`restore`) included, in order.
+        self._dropped: list[dict[str, str]] = []
+        #: The mask each finished round started from, restored ones included.
+        self._round_masks: list[FrozenMask] = []
+
         self._found: ArchT | None = None
         self._followups: list[ArchT] = []
         self._asked: set[ArchT] = set()
@@ -176,27 +193,83 @@ class PruningStrategy(Strategy[ArchT]):
     @property
     def planned_evaluations(self) -> int:
         """How many times a full :meth:`run` calls ``score_mask``; known before it starts."""
-        start = self._start_mask()
-        counts = [len(options) for options in start.values()]
+        return self._evaluations_from(self._start_mask())
+
+    @property
+    def remaining_evaluations(self) -> int:
+        """How many times :meth:`run` still calls ``score_mask`` from the last finished (or restored)
+        round on; 0 once it has run."""
+        return 0 if self._found is not None else self._evaluations_from(self._resumed_mask())
+
+    def _evaluations_from(self, mask: FrozenMask) -> int:
+        counts = [len(options) for options in mask.values()]
         total = 0
         while any(n > 1 for n in counts):
             total += 1 + sum(n for n in counts if n > 1)
             counts = [n - 1 if n > 1 else n for n in counts]
         for keys, keep in self._space.mask_groups():
-            active = sum(1 for key in keys if start[key])
+            active = sum(1 for key in keys if mask[key])
             if active > keep:
                 total += 1 + active
         return total
 
     @property
+    def finished_rounds(self) -> list[dict[str, str]]:
+        """What each finished round dropped (choice -> option; a group round: key -> its last
+        option, the key emptied), restored rounds included: a checkpoint for :meth:`restore`."""
+        return [dict(dropped) for dropped in self._dropped]
+
+    def restore(self, finished_rounds: Sequence[Mapping[str, str]]) -> None:
+        """Resume from a checkpoint (:attr:`finished_rounds` of an interrupted run of the same space
+        and ``exclude_options``): :meth:`run` then applies those rounds without scoring them and
+        scores the rest. Their details (:attr:`rounds`) are not restored.
+
+        Raises:
+            RuntimeError: :meth:`run` has already started.
+            ValueError: the checkpoint does not fit this space (a round drops an option that is not
+                active, or leaves out a choice that still has several options); nothing is changed.
+        """
+        if self._found is not None or self._dropped:
+            raise RuntimeError("restore() must come before run()")
+        rounds = [dict(dropped) for dropped in finished_rounds]
+        mask = self._start_mask()
+        for index, dropped in enumerate(rounds):
+            mask = self._apply(mask, dropped, f"round {index}")
+        self._dropped = rounds
+
+    def _resumed_mask(self) -> FrozenMask:
+        mask = self._start_mask()
+        for index, dropped in enumerate(self._dropped):
+            mask = self._apply(mask, dropped, f"round {index}")
+        return mask
+
+    def _apply(self, mask: FrozenMask, dropped: Mapping[str, str], where: str) -> FrozenMask:
+        """``mask`` after a finished round that dropped ``dropped`` (``ValueError`` if it cannot have)."""
+        unknown = [key for key, option in dropped.items() if option not in mask.get(key, ())]
+        if unknown:
+            raise ValueError(f"checkpoint {where}: {unknown[0]!r} has no active option {dropped[unknown[0]]!r}")
+        multi = [key for key, options in mask.items() if len(options) > 1]
+        if multi:  # an option round drops one option of every choice that has several
+            if sorted(dropped) != sorted(multi):
+                raise ValueError(f"checkpoint {where}: expected one dropped option for each of {multi}, got {dict(dropped)}")
+            return {key: tuple(o for o in options if o != dropped.get(key)) for key, options in mask.items()}
+        return {key: () if key in dropped else options for key, options in mask.items()}
+
+    @property
     def rounds(self) -> list[PruneRound]:
-        """The pruning rounds so far, in order (empty before :meth:`run`)."""
+        """The pruning rounds scored so far, in order (empty before :meth:`run`; rounds restored
+        from a checkpoint are not among them)."""
         return list(self._rounds)
 
     def run(self) -> ArchT:
         """Prune (once; later calls return the same result) and return the found architecture."""
         if self._found is None:
+            # Rounds restored from a checkpoint, or finished before an interrupted run(): not scored again.
             mask = self._start_mask()
+            self._round_masks = []
+            for index, dropped in enumerate(self._dropped):
+                self._round_masks.append(mask)
+                mask = self._apply(mask, dropped, f"round {index}")
             while any(len(options) > 1 for options in mask.values()):
                 mask = self._prune_round(mask)
             for keys, keep in self._space.mask_groups():
@@ -252,11 +325,9 @@ class PruningStrategy(Strategy[ArchT]):
                 own = [c for c in candidates if c.choice == name]
                 # max() keeps the first maximum, so scan in reverse to drop the last of equals.
                 dropped[name] = max(reversed(own), key=lambda c: c.rank_sum).option
-        self._rounds.append(
-            PruneRound(
-                index=len(self._rounds), mask=dict(mask), baseline=baseline_score, candidates=candidates, dropped=dropped
-            )
-        )
+        self._finish(PruneRound(
+            index=len(self._dropped), mask=dict(mask), baseline=baseline_score, candidates=candidates, dropped=dropped
+        ))
         return {name: tuple(o for o in options if o != dropped.get(name)) for name, options in mask.items()}
 
     def _prune_group(self, mask: FrozenMask, active: list[str], keep: int) -> FrozenMask:
@@ -269,22 +340,24 @@ class PruningStrategy(Strategy[ArchT]):
         # sorted() is stable: among equal rank-sums the earlier key is kept.
         kept = {c.choice for c in sorted(candidates, key=lambda c: c.rank_sum)[:keep]}
         dropped = {c.choice: c.option for c in candidates if c.choice not in kept}
-        self._rounds.append(
-            PruneRound(
-                index=len(self._rounds),
-                mask=dict(mask),
-                baseline=TEGScore.mean_of(baseline),
-                candidates=candidates,
-                dropped=dropped,
-            )
-        )
+        self._finish(PruneRound(
+            index=len(self._dropped), mask=dict(mask), baseline=TEGScore.mean_of(baseline), candidates=candidates,
+            dropped=dropped,
+        ))
         return {key: () if key in dropped else options for key, options in mask.items()}
+
+    def _finish(self, finished: PruneRound) -> None:
+        self._rounds.append(finished)
+        self._round_masks.append(finished.mask)
+        self._dropped.append(dict(finished.dropped))
+        if self._on_round is not None:
+            self._on_round(finished)
 
     def _small_supernet_archs(self) -> list[ArchT]:
         """The architectures of the last round's mask except the found one, in a seeded order."""
-        if not self._rounds:
+        if not self._round_masks:
             return []
-        mask = self._rounds[-1].mask
+        mask = self._round_masks[-1]
         archs = []
         for combo in itertools.product(*(options or [()] for options in mask.values())):
             single = {key: (option,) if option != () else () for key, option in zip(mask, combo, strict=True)}

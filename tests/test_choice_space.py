@@ -156,3 +156,65 @@ def test_generalization_filter_is_the_users() -> None:
     space = ChoiceSpace("g", CHOICES, build, generalization_parameter=lambda name: name.startswith("0."))
     assert space.generalization_parameter("0.weight") and not space.generalization_parameter("5.weight")
     assert SPACE.generalization_parameter("5.weight") and not SPACE.generalization_parameter("5.bias")
+
+
+# -- supernet pruning of a ChoiceSpace given a supernet builder ----------------------------------
+
+_OPS = {"conv": lambda w: nn.Sequential(nn.Conv2d(w, w, 3, padding=1), nn.ReLU()), "pool": lambda w: nn.MaxPool2d(3, 1, 1),
+        "skip": lambda w: nn.Identity()}
+
+
+class _Mean(nn.Module):
+    """The kept ops of one choice, outputs averaged; each op named after itself (stable names)."""
+
+    def __init__(self, ops: tuple, width: int) -> None:
+        super().__init__()
+        self.ops = nn.ModuleDict({op: _OPS[op](width) for op in ops})
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        from teg_plugin.spaces._supernet import mean_of_outputs
+
+        return mean_of_outputs([op(x) for op in self.ops.values()])
+
+
+def _supernet(kept: dict, width: int = 4, in_channels: int = 3) -> nn.Module:
+    stem = [nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU()] if in_channels != width else []
+    return nn.Sequential(*stem, _Mean(kept["a"], width), _Mean(kept["b"], width), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(width, 10))
+
+
+def _prunable() -> ChoiceSpace:
+    return ChoiceSpace(
+        "prunable-test", {"a": ["conv", "pool", "skip"], "b": ["conv", "skip"]},
+        lambda c: _supernet({k: (v,) for k, v in c.items()}),
+        thin=lambda c, w: _supernet({k: (v,) for k, v in c.items()}, w, w),
+        supernet=_supernet, thin_supernet=lambda kept, w: _supernet(kept, w, w),
+    )
+
+
+def test_a_choice_space_with_a_supernet_builder_is_pruned() -> None:
+    space = _prunable()
+    assert space.has_supernet and not ChoiceSpace("x", {"a": [1]}, build).has_supernet
+    net = space.build_proxy_network({"a": ("skip", "conv"), "b": ("conv",)}, width=1, cells_per_stage=1, num_classes=10)
+    assert list(net[2].ops) == ["conv", "skip"]  # kept options in the space's order
+    scorer = TEGScorer(space, "synthetic", TEGConfig(repeat=1, batch_size=8, regions_batch_size=50), device="cpu")
+    pruning = make_strategy("prune", space, score_mask=scorer.score_mask_repeats)
+    found = pruning.run()
+    assert set(found) == {"a", "b"} and pruning.n_supernet_evaluations == (1 + 5) + (1 + 2)
+    with pytest.raises(ValueError, match="'maxpool' is not an option of prunable-test choice 'a'"):
+        space.build_proxy_network({"a": ("maxpool", "conv"), "b": ("conv",)}, width=1, cells_per_stage=1, num_classes=10)
+
+
+def test_tegsampler_prunes_a_choice_space_with_a_supernet() -> None:
+    optuna = pytest.importorskip("optuna")
+    from teg_plugin.optuna import TEGSampler, zero_cost_objective
+
+    space = _prunable()
+    scorer = TEGScorer(space, "synthetic", TEGConfig(repeat=1, batch_size=8, regions_batch_size=50), device="cpu")
+    study = optuna.create_study(sampler=TEGSampler(space, scorer, strategy="prune"))
+    study.optimize(zero_cost_objective(space, scorer), n_trials=1)
+    expected = make_strategy("prune", space, score_mask=scorer.score_mask_repeats).run()
+    assert study.trials[0].user_attrs["arch"] == space.format(expected)
+    plain = ChoiceSpace("no-supernet", {"a": [1, 2]}, build)
+    with pytest.raises(ValueError, match="give the space a supernet builder"):
+        TEGSampler(plain, TEGScorer(plain, "synthetic", TEGConfig(repeat=1, batch_size=8)), strategy="prune")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -105,3 +106,32 @@ def test_optuna_user_space_example(tmp_path: Path) -> None:
     assert best.user_attrs["arch"] == rows[best.number][2]
     for name, value in best.params.items():
         assert re.search(rf"^  {name} += {value}$", out, re.M), (name, out)
+
+
+@pytest.mark.parametrize("space", ["user", "nas-bench-201"])
+def test_nni_pruning_example(space: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("nni", reason='NNI is not installed: pip install "teg-plugin[nni]"')
+    monkeypatch.setenv("HOME", str(tmp_path))  # NNI keeps its experiment list under ~/nni-experiments
+    out = _run("nni_pruning.py", "--space", space, "--quiet", cwd=tmp_path)
+    name = "PrunableCNN" if space == "user" else "NB201ModelSpace"
+    assert re.search(rf"^pruning {name} with TEG on synthetic images, score seed 0 \(reduced protocol\)$", out, re.M), out
+    rounds = re.findall(r"^  round (\d): dropped (.+)$", out, re.M)
+    assert [int(r[0]) for r in rounds] == [0, 1, 2], out  # 4 options at most per choice, one dropped per round
+    evaluations = 25 if space == "user" else 57
+    assert re.search(rf"^3 rounds, {evaluations} supernet evaluations, [\d.]+ s$", out, re.M), out
+    pruned = re.search(r"^pruned architecture: (\{.+\})$", out, re.M)
+    top = re.search(r"^export_top_models: (\{.+\})$", out, re.M)
+    assert pruned and top and pruned.group(1) == top.group(1), out
+    sample = json.loads(pruned.group(1))
+    if space == "user":
+        assert sorted(sample) == ["block1", "block2", "kernel", "skip"], out
+        # Every dropped option is gone from the pick; the pick holds one option per choice.
+        for _, dropped in rounds:
+            for item in dropped.split(", "):
+                label, option = item.split(": ")
+                assert str(sample[label]) != option, (label, option, out)
+        assert re.search(r"^PrunableCNN\($", out, re.M), out  # the pruned model, frozen
+    else:
+        assert re.search(rf"^arch string: {ARCH}$", out, re.M), out
+        assert re.search(r"^NB201Network\(", out, re.M), out
+    assert "TEG pruning round 2 done" in out, out  # NNI's logger shows the rounds

@@ -6,7 +6,8 @@ Two front ends share the algorithms of :mod:`teg_plugin.strategies` and the scor
 * **NAS API** (``nni.nas``): :class:`NB201ModelSpace` (one ``nni.choice`` per NB201 edge, labelled
   with the edge name, the op names as values), :class:`TEGEvaluator` (scores a frozen model with
   T/E/G instead of training it) and the strategies :class:`TEGRandom`, :class:`TEGEvolution` and
-  :class:`TEGReinforce`, for ``NasExperiment(space, evaluator, strategy, config)``. The DARTS cell
+  :class:`TEGReinforce`, for ``NasExperiment(space, evaluator, strategy, config)``, and
+  :class:`TEGPruning`, TE-NAS's supernet pruning. The DARTS cell
   space works the same way: :class:`DartsModelSpace` (one ``nni.choice`` per DARTS choice; a frozen
   model is DARTS's evaluation network of the genotype) with ``space="darts"`` in the evaluator and
   the strategy. Your own
@@ -79,6 +80,8 @@ _EXPORTS = {
     "TEGRandom": "teg_plugin.nni._strategy",
     "TEGEvolution": "teg_plugin.nni._strategy",
     "TEGReinforce": "teg_plugin.nni._strategy",
+    "TEGPruning": "teg_plugin.nni._pruning",
+    "SupernetError": "teg_plugin.nni._supernet",
     "TEGTuner": "teg_plugin.nni._tuner",
     "FinalChoice": "teg_plugin.confirm",
     "BAD_DEFAULT": "teg_plugin.nni._metrics",

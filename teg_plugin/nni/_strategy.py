@@ -32,7 +32,7 @@ from teg_plugin.strategies import make_strategy, strategy_key
 
 _logger = logging.getLogger(__name__)
 
-#: The algorithms an NNI strategy can run (pruning scores supernets, not submitted models).
+#: The algorithms :class:`TEGStrategy` runs (pruning scores supernets, not submitted models: :class:`~teg_plugin.nni.TEGPruning`).
 NNI_STRATEGY_NAMES: tuple[str, ...] = ("random", "evolution", "reinforce")
 
 
@@ -93,9 +93,7 @@ class TEGStrategy(NNIStrategy):
         self.final_choice = final_choice
         #: The outcome of the final choice, once made.
         self.final: Confirmation | None = None
-        key = strategy_key(
-            name, NNI_STRATEGY_NAMES, hint="the pruning strategy scores supernets: use `teg-nas search --strategy prune`"
-        )
+        key = strategy_key(name, self._algorithm_names, hint=self._name_hint)
         checked_seed = check_int("seed", seed)
         checked_budget = None if budget is None else check_int("budget", budget, minimum=1)
         self.name = key
@@ -107,7 +105,7 @@ class TEGStrategy(NNIStrategy):
         self.options = dict(options)
         self.algorithm: TEGAlgorithm | None = None
         if self.space is not None:
-            self.algorithm = make_strategy(key, self.space, seed=self.seed, **self.options)
+            self.algorithm = self._new_algorithm()
         #: A checkpoint loaded before the space is known (``space=None``), replayed at initialisation.
         self._pending_state: dict | None = None
         self._lock = threading.RLock()
@@ -120,6 +118,19 @@ class TEGStrategy(NNIStrategy):
         self._results: list[tuple[ExecutableModelSpace | None, Hashable, TEGScore]] = []
         self._submitted = 0
 
+    #: The algorithm names this class runs, and what an unknown name's error adds.
+    _algorithm_names: tuple[str, ...] = NNI_STRATEGY_NAMES
+    _name_hint = "supernet pruning scores supernets, not submitted models: use TEGPruning"
+
+    def _new_algorithm(self) -> TEGAlgorithm | None:
+        """A fresh algorithm over :attr:`space` (``None`` while it cannot be made yet)."""
+        assert self.space is not None
+        return make_strategy(self.name, self.space, seed=self.seed, **self.options)
+
+    def _derive_space(self, model_space: ExecutableModelSpace) -> SearchSpace:
+        """``space=None``: the search space read from the experiment's model space."""
+        return space_from_model_space(model_space)
+
     def extra_repr(self) -> str:
         options = "".join(f", {k}={v!r}" for k, v in self.options.items())
         space = None if self.space is None else self.space.name
@@ -130,15 +141,16 @@ class TEGStrategy(NNIStrategy):
     def _initialize(self, model_space: ExecutableModelSpace, engine: ExecutionEngine) -> ExecutableModelSpace:
         if self.derive_space:
             if self.space is None:
-                self.space = space_from_model_space(model_space)
-                self.algorithm = make_strategy(self.name, self.space, seed=self.seed, **self.options)
+                self.space = self._derive_space(model_space)
+                self.algorithm = self._new_algorithm()
                 _logger.info("TEG strategy: searching %s, choices %s", self.space.name, self.space.choices())
-            if self._pending_state is not None:
-                state, self._pending_state = self._pending_state, None
-                self.load_state_dict(state)
         else:
             assert self.space is not None
             _check_labels(model_space, self.space)
+        self._prepare(model_space)
+        if self._pending_state is not None:
+            state, self._pending_state = self._pending_state, None
+            self.load_state_dict(state)
         if self.budget is None and _engine_is_unbounded(engine):
             _logger.warning(
                 "TEG strategy: no budget is set (neither the strategy's `budget` nor the experiment's "
@@ -147,6 +159,9 @@ class TEGStrategy(NNIStrategy):
         engine.register_model_event_callback(ModelEventType.FinalMetric, self._on_final_metric)
         engine.register_model_event_callback(ModelEventType.TrainingEnd, self._on_training_end)
         return model_space
+
+    def _prepare(self, model_space: ExecutableModelSpace) -> None:
+        """Anything a subclass needs once the space is known, before a checkpoint is replayed."""
 
     def _cleanup(self) -> None:
         self.engine.unregister_model_event_callback(ModelEventType.FinalMetric, self._on_final_metric)
@@ -323,7 +338,7 @@ class TEGStrategy(NNIStrategy):
     def state_dict(self) -> dict:
         """The told results (arch strings and indicators) and the submitted count."""
         with self._lock:
-            if self.space is None:
+            if self.space is None or self.algorithm is None:
                 return dict(self._pending_state or {"results": [], "submitted": 0})
             return {
                 "results": [(self.space.format(arch), score.to_dict()) for _, arch, score in self._results],
@@ -334,10 +349,10 @@ class TEGStrategy(NNIStrategy):
         """Rebuild the algorithm by replaying the saved results (models are not restored). With
         ``space=None`` before the experiment has started, the replay waits until it does."""
         with self._lock:
-            if self.space is None:
+            self.algorithm = None if self.space is None else self._new_algorithm()
+            if self.algorithm is None:
                 self._pending_state = dict(state_dict)
                 return
-            self.algorithm = make_strategy(self.name, self.space, seed=self.seed, **self.options)
             self._results = []
             for text, values in state_dict.get("results", []):
                 arch = self.space.parse(text)

@@ -34,8 +34,10 @@ from typing import Any
 from nni.mutable import Categorical, CategoricalMultiple, Constraint, Numerical
 from nni.common.serializer import is_traceable
 from nni.nas.space import ExecutableModelSpace, SimplifiedModelSpace
+import torch
 from torch import nn
 
+from teg_plugin.nni._supernet import BUILD_LOCK, build_supernet, supernet_problem
 from teg_plugin.spaces import ChoiceArch, ChoiceSpace
 
 #: The most options one choice may have (an ``InputChoice`` with ``n_chosen > 1`` has one per subset).
@@ -43,6 +45,8 @@ MAX_OPTIONS = 4096
 
 #: Builds E's thin network from an NNI sample and the protocol's thin width.
 ThinFromSample = Callable[[dict[str, Any], int], nn.Module]
+#: Builds E's thin model space (the same labels, ``width`` channels, no stem) at the thin width.
+ThinSpace = Callable[[int], nn.Module]
 
 
 def sample_text(sample: Mapping[str, Any]) -> str:
@@ -246,16 +250,52 @@ class NNIChoiceSpace(ChoiceSpace):
         freeze: Callable[[dict[str, Any]], nn.Module],
         *,
         thin: ThinFromSample | None = None,
+        supernet_of: nn.Module | None = None,
+        thin_space: ThinSpace | None = None,
     ) -> None:
         self._nni_choices = {choice.label: choice for choice in choices}
         self._freeze = freeze
         self._thin_of_sample = thin
+        self._supernet_of = supernet_of
+        self._thin_space = thin_space
+        if thin_space is not None and supernet_of is None:
+            raise ValueError("thin_space is E's thin supernet: it needs supernet=True")
         super().__init__(
             name,
             {choice.label: choice.options for choice in choices},
             self._build_model,
-            thin=None if thin is None else self._build_thin,
+            thin=None if thin is None and thin_space is None else self._build_thin,
+            supernet=None if supernet_of is None else self._build_supernet,
+            thin_supernet=None if thin_space is None else self._build_thin_supernet,
         )
+
+    def kept_values(self, kept: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
+        """A mask (label -> kept options) as NNI sample values (an ``InputChoice``'s: index lists)."""
+        return {label: [self._nni_choices[label].value(option) for option in options] for label, options in kept.items()}
+
+    def supernet_problem(self, images: torch.Tensor, crops: torch.Tensor | None = None) -> str | None:
+        """Why this space's supernet (every option kept) cannot be built or run on ``images`` (and its
+        thin supernet on ``crops``), in one line naming the choice; ``None`` when it can."""
+        if self._supernet_of is None:
+            return f"{self.name} was read without a supernet (space_from_model_space(..., supernet=True))"
+        full = self.kept_values(self.full_mask())
+        problem = supernet_problem(self._supernet_of, full, images)
+        if problem is None and self._thin_space is not None and crops is not None:
+            with BUILD_LOCK:
+                thin_space = self._thin_space(int(crops.shape[1]))
+            problem = supernet_problem(thin_space, full, crops)
+            if problem is not None:
+                problem = f"thin space: {problem}"
+        return problem
+
+    def _build_supernet(self, kept: dict[str, tuple[Any, ...]]) -> nn.Module:
+        assert self._supernet_of is not None
+        return build_supernet(self._supernet_of, self.kept_values(kept))
+
+    def _build_thin_supernet(self, kept: dict[str, tuple[Any, ...]], width: int) -> nn.Module:
+        assert self._thin_space is not None
+        with BUILD_LOCK:  # the thin space is built outside any model context, whatever other threads do
+            return build_supernet(self._thin_space(width), self.kept_values(kept))
 
     def sample_of(self, arch: ChoiceArch) -> dict[str, Any]:
         """The NNI sample of ``arch`` (label -> value, in the model space's order)."""
@@ -277,7 +317,8 @@ class NNIChoiceSpace(ChoiceSpace):
         return self.arch_of_sample(params)
 
     def _build_model(self, choices: dict[str, Any]) -> nn.Module:
-        model = self._freeze(self.sample_of(ChoiceArch(list(choices.items()))))
+        with BUILD_LOCK:
+            model = self._freeze(self.sample_of(ChoiceArch(list(choices.items()))))
         if isinstance(model, ExecutableModelSpace):
             model = model.executable_model()
         if not isinstance(model, nn.Module):
@@ -285,8 +326,10 @@ class NNIChoiceSpace(ChoiceSpace):
         return model
 
     def _build_thin(self, choices: dict[str, Any], width: int) -> nn.Module:
-        assert self._thin_of_sample is not None
-        return self._thin_of_sample(self.sample_of(ChoiceArch(list(choices.items()))), width)
+        if self._thin_of_sample is None:  # the thin space, one option per choice
+            return self._build_thin_supernet({label: (option,) for label, option in choices.items()}, width)
+        with BUILD_LOCK:  # a user's builder may freeze a model space (NNI's one model context)
+            return self._thin_of_sample(self.sample_of(ChoiceArch(list(choices.items()))), width)
 
 
 def space_from_model_space(
@@ -294,6 +337,8 @@ def space_from_model_space(
     *,
     name: str | None = None,
     thin: ThinFromSample | str | None = None,
+    supernet: bool = False,
+    thin_space: ThinSpace | str | None = None,
 ) -> NNIChoiceSpace:
     """The teg-plugin search space of an NNI model space: one choice per labelled mutable.
 
@@ -312,6 +357,13 @@ def space_from_model_space(
             crops ``(batch, width, 3, 3)``, or its import path ``"package.module:function"``.
             Without it E counts the patterns of the model itself over the T/G images, which
             saturates for wide models (every image its own pattern).
+        supernet: give the space TE-NAS supernets for supernet pruning
+            (:mod:`teg_plugin.nni._supernet`: every kept candidate of each choice active, outputs
+            averaged), built from a copy of ``model_space`` as NNI dry-runs it.
+        thin_space: with ``supernet``: E's thin model space, ``width -> ModelSpace`` (or its import
+            path) with the same labels and options, taking the protocol's crops
+            ``(batch, width, 3, 3)``; its supernets give E of every mask (and, without ``thin``, of
+            every architecture).
 
     Raises:
         ValueError: a mutable that is not categorical (``nni.uniform``...), a constraint, or an
@@ -353,9 +405,20 @@ def space_from_model_space(
         # under the sample's model context, so no module is shared with `model_space` or another model.
         return executable.freeze(sample).executable_model()
 
+    source = None
+    if supernet:
+        source = executable.model if isinstance(model_space, ExecutableModelSpace) else model_space
+        if not isinstance(source, nn.Module) and callable(getattr(source, "trace_symbol", None)):
+            # NNI keeps a trace (class and arguments) of the model space: build it anew, outside any
+            # model context, i.e. the space with every candidate in it.
+            source = source.trace_symbol(*source.trace_args, **source.trace_kwargs)
+        if not isinstance(source, nn.Module):
+            raise TypeError(f"supernet=True needs the model space as an nn.Module, got {type(source).__name__}")
     return NNIChoiceSpace(
         model_space_name(model_space) if name is None else name,
         choices,
         freeze,
         thin=None if thin is None else load_thin(thin),
+        supernet_of=source,
+        thin_space=None if thin_space is None else load_thin(thin_space),
     )

@@ -95,7 +95,7 @@ class TEGSampler(BaseSampler):
     Raises:
         TypeError: ``strategy`` is not a string, ``seed`` or ``steps_per_trial`` is not an int, or
             ``strategy_options`` holds an option the strategy does not take.
-        ValueError: an unknown ``strategy`` (or ``"prune"`` on a user space, which has no supernet),
+        ValueError: an unknown ``strategy`` (or ``"prune"`` on a user space without a supernet builder),
             a ``seed`` outside ``0 .. 2**32 - 1``, ``steps_per_trial`` below 1, a bad option value, or a ``scorer`` of another space.
 
     Example:
@@ -145,8 +145,8 @@ class TEGSampler(BaseSampler):
         seed = check_seed("seed", seed)  # the fallback RandomSampler takes 0 .. 2**32 - 1
         if strategy == "prune" and not space.has_supernet:
             raise ValueError(
-                f"strategy 'prune' prunes a supernet, and the space {space.name!r} has none: use "
-                "'evolution', 'random' or 'reinforce'"
+                f"strategy 'prune' prunes a supernet, and the space {space.name!r} has none: give the space a "
+                "supernet builder (ChoiceSpace/TrialSpace(..., supernet=...)) or use 'evolution', 'random' or 'reinforce'"
             )
         self._space = space
         self._scorer = scorer

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FixedTrial
 
-from teg_plugin.spaces._choice import ChoiceArch, ChoiceSpace
+from teg_plugin.spaces._choice import BuildSupernet, BuildThinSupernet, ChoiceArch, ChoiceSpace
 
 if TYPE_CHECKING:
     import optuna
@@ -71,6 +71,9 @@ class TrialSpace(ChoiceSpace):
             ``build_model`` (or ``thin``) builds something different.
         thin: ``(trial, width) -> nn.Module``, the thin network for E (see above).
         generalization_parameter: which weights (by parameter name) enter G's Jacobian; default all.
+        supernet, thin_supernet: the supernet builders that supernet pruning (``TEGSampler(strategy=
+            "prune")``) needs, ``{parameter: kept values}`` (and the thin width) ``-> nn.Module``, as
+            for :class:`~teg_plugin.spaces.ChoiceSpace`; without them the space cannot be pruned.
 
     Raises:
         ValueError: a float without ``step``, a range over :data:`MAX_PARAM_VALUES` values, a
@@ -102,6 +105,8 @@ class TrialSpace(ChoiceSpace):
         name: str,
         thin: BuildThinFn | None = None,
         generalization_parameter: Callable[[str], bool] | None = None,
+        supernet: BuildSupernet | None = None,
+        thin_supernet: BuildThinSupernet | None = None,
     ) -> None:
         if not callable(build_model):
             raise TypeError("build_model must be callable: trial -> nn.Module")
@@ -118,6 +123,8 @@ class TrialSpace(ChoiceSpace):
             self._build_from_choices,
             thin=None if thin is None else self._thin_from_choices,
             generalization_parameter=generalization_parameter,
+            supernet=supernet,
+            thin_supernet=thin_supernet,
         )
         if any(len(options) > 1 for options in values.values()):
             # The second discovery run: every parameter at its last value, checked like any build.
