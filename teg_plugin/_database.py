@@ -81,6 +81,17 @@ def describe(url: sa.URL) -> str:
     return repr(url.render_as_string(hide_password=True))
 
 
+def hide_password(location: str) -> str:
+    """A storage or cache location (a URL, ``journal:PATH`` or a file path) for messages and reports,
+    with any password in it hidden."""
+    if "://" not in location:
+        return location
+    try:
+        return sa.engine.make_url(location).render_as_string(hide_password=True)
+    except ArgumentError:  # not a URL after all: as given
+        return location
+
+
 def full_text(url: sa.URL) -> str:
     """``url`` as text with its password (for libraries that take a URL string)."""
     return url.render_as_string(hide_password=False)

@@ -38,28 +38,14 @@ def stop_on_sigterm() -> Any:
 def database_error_message(err: BaseException, args: argparse.Namespace) -> str | None:
     """One line for a database error that reached the command (the score cache reports its own as
     ``ValueError``, so this is the Optuna storage's); ``None`` for any other error."""
-    from teg_plugin._database import database_failure
+    from teg_plugin._database import database_failure, hide_password
 
     detail = database_failure(err)
     if detail is None:
         return None
     storage = getattr(args, "storage", None)
-    where = f"the storage {hide_password(storage)}" if isinstance(storage, str) else "the database"
+    where = f"the storage {hide_password(storage)!r}" if isinstance(storage, str) else "the database"
     return f"{where} failed: {detail}"
-
-
-def hide_password(location: str) -> str:
-    """A storage or cache location for messages, with any password in its URL hidden."""
-    from teg_plugin._database import describe
-
-    if "://" not in location:
-        return repr(location)
-    import sqlalchemy as sa
-
-    try:
-        return describe(sa.engine.make_url(location))
-    except sa.exc.ArgumentError:  # not a URL after all: show it as given
-        return repr(location)
 
 
 class UsageError(Exception):
