@@ -3,7 +3,7 @@
 K worker processes (each a plain ``teg-nas search`` with the same settings, as the README tells users
 to start them) share one study and one SQLite score cache. Every ``kill_every`` seconds on average
 (uniform between half and one and a half times that, from ``seed``), a random live worker is killed
-with SIGKILL and started again at once. When every worker has ended on its own, the study must hold:
+with SIGKILL and started again at once, until the study holds its budget. When every worker has ended on its own, the study must hold:
 
 * exactly ``budget`` counted (COMPLETE or PRUNED) trials;
 * no duplicate: trial numbers unique, and no retried copy COMPLETE beside its original;
@@ -134,6 +134,7 @@ def run_faults(
     seen: dict[int, tuple[Any, ...]] = {}
     next_kill = started + kill_every * rng.uniform(0.5, 1.5)
     next_snapshot = started + _SNAPSHOT_EVERY_S
+    budget_filled = False
     try:
         while running:
             time.sleep(_POLL_S)
@@ -146,7 +147,8 @@ def run_faults(
             if now - started > timeout:
                 report.timed_out = True
                 break
-            if running and now >= next_kill and (max_kills is None or report.kills < max_kills):
+            killing = (max_kills is None or report.kills < max_kills) and not budget_filled
+            if running and now >= next_kill and killing:
                 victim = rng.choice(running)
                 victim.process.send_signal(signal.SIGKILL)
                 victim.process.wait()
@@ -156,7 +158,9 @@ def run_faults(
                 report.restarts += 1
                 next_kill = now + kill_every * rng.uniform(0.5, 1.5)
             if now >= next_snapshot:
-                _remember_complete(storage, study_name, seen)
+                # Once the budget is filled the workers only confirm it and end: killing them then
+                # tests nothing, and a kill interval shorter than their start-up would never let the last one end.
+                budget_filled = _remember_complete(storage, study_name, seen) >= budget
                 next_snapshot = now + _SNAPSHOT_EVERY_S
     finally:
         for worker in running:
@@ -185,12 +189,16 @@ def _fingerprint_of(trial: Any) -> tuple[Any, ...]:
     return (tuple(trial.values or ()), sorted(trial.params.items()), sorted(trial.user_attrs.items()))
 
 
-def _remember_complete(storage: str, study_name: str, seen: dict[int, tuple[Any, ...]]) -> None:
+def _remember_complete(storage: str, study_name: str, seen: dict[int, tuple[Any, ...]]) -> int:
+    """Record the COMPLETE trials not seen before; returns how many trials count (COMPLETE or PRUNED)."""
     from optuna.trial import TrialState
 
+    counted = 0
     for trial in _load(storage, study_name):
         if trial.state == TrialState.COMPLETE:
             seen.setdefault(trial.number, _fingerprint_of(trial))
+        counted += trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    return counted
 
 
 def _check_study(report: FaultReport, storage: str, study_name: str, seen: dict[int, tuple[Any, ...]],

@@ -82,6 +82,7 @@ def _add_faults_parser(which: argparse._SubParsersAction) -> None:
 
 
 def _run_faults(args: argparse.Namespace) -> int:
+    from teg_plugin._database import hide_password
     from teg_plugin.benchmarks.faults import run_faults
     from teg_plugin.spaces import space_name
 
@@ -108,7 +109,7 @@ def _run_faults(args: argparse.Namespace) -> int:
     for kind in args.storage or ["sqlite", "journal"]:
         storage = _fault_storage(kind, workdir)
         if not args.quiet:
-            print(f"teg-nas: bench faults on {storage} ...", file=sys.stderr)
+            print(f"teg-nas: bench faults on {hide_password(storage)} ...", file=sys.stderr)
         reports.append(run_faults(storage, workdir=workdir, search_options=options, fingerprint=scorer.fingerprint,
                                   space_name=args.space, workers=args.workers, budget=args.budget,
                                   kill_every=args.kill_every, max_kills=args.max_kills, seed=args.seed,
