@@ -8,6 +8,7 @@ import random
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from teg_plugin._checks import shown
 from teg_plugin.spaces._base import Mask, SearchSpace, param_key_problem
 
 if TYPE_CHECKING:
@@ -161,9 +162,9 @@ class ChoiceSpace(SearchSpace[ChoiceArch]):
         try:
             params = json.loads(text)
         except json.JSONDecodeError as err:
-            raise ValueError(f"not a JSON object of {self.name} choices: {text!r} ({err.msg})") from None
+            raise ValueError(f"not a JSON object of {self.name} choices: {shown(text)} ({err.msg})") from None
         if not isinstance(params, dict):
-            raise ValueError(f"a {self.name} architecture is a JSON object of choices, got {text!r}")
+            raise ValueError(f"a {self.name} architecture is a JSON object of choices, got {shown(text)}")
         return self._from_text_params(params)
 
     def _from_text_params(self, params: dict[str, Any]) -> ChoiceArch:

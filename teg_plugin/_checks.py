@@ -112,3 +112,29 @@ def check_seed(name: str, value: object) -> int:
     if not 0 <= number <= MAX_SEED:
         raise ValueError(f"{name} must be an int from 0 to {MAX_SEED}, got {number}")
     return number
+
+
+#: The most characters of one input an error message repeats (:func:`shown`).
+SHOWN_LIMIT = 120
+
+
+def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
+    """``repr(value)`` for an error message, cut in the middle to ``limit`` characters when longer
+    (then the length of a string follows): a pasted 10,000-character string must not flood the terminal.
+
+    Example:
+        >>> shown("ab")
+        "'ab'"
+        >>> shown("x" * 1000, limit=40)
+        "'xxxxxxxxxxxxxxxxxxxxxxx...xxxxxxxxxxxx' (1000 characters)"
+    """
+    return clip(repr(value), limit, length=len(value) if isinstance(value, str) else None)
+
+
+def clip(text: str, limit: int = SHOWN_LIMIT, *, length: int | None = None) -> str:
+    """``text`` cut in the middle to ``limit`` characters when longer, followed by its length
+    (``length`` if given, else ``len(text)``); as it is when short enough."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 3) * 2 // 3
+    return f"{text[:head]}...{text[len(text) - (limit - 3 - head):]} ({len(text) if length is None else length} characters)"

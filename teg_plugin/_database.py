@@ -81,6 +81,17 @@ def describe(url: sa.URL) -> str:
     return repr(url.render_as_string(hide_password=True))
 
 
+def hide_password(location: str) -> str:
+    """A storage or cache location (a URL, ``journal:PATH`` or a file path) for messages and reports,
+    with any password in it hidden."""
+    if "://" not in location:
+        return location
+    try:
+        return sa.engine.make_url(location).render_as_string(hide_password=True)
+    except ArgumentError:  # not a URL after all: as given
+        return location
+
+
 def full_text(url: sa.URL) -> str:
     """``url`` as text with its password (for libraries that take a URL string)."""
     return url.render_as_string(hide_password=False)
@@ -105,3 +116,22 @@ def make_sqlite_folder(url: sa.URL, *, what: str) -> None:
 def error_text(exc: BaseException) -> str:
     """A database error on one line: the driver's own message (``exc.orig``) when there is one."""
     return " ".join(str(getattr(exc, "orig", None) or exc).split())
+
+
+def database_failure(exc: BaseException) -> str | None:
+    """The driver's one-line message when ``exc`` is, or was raised because of, a database error
+    (Optuna wraps them, e.g. in a ``StorageInternalError`` blaming "invalid data in the commit");
+    ``None`` for any other error. A damaged file's message gets a hint."""
+    import sqlite3
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (sa.exc.DBAPIError, sqlite3.DatabaseError)):
+            text = error_text(current)
+            if "malformed" in text or "not a database" in text:
+                text += " (the file is damaged: restore it from a copy, or start afresh in another file)"
+            return text
+        current = current.__cause__ or current.__context__
+    return None

@@ -8,11 +8,13 @@ without losing or overwriting anything: by construction two writers of one key h
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,10 +22,12 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from teg_plugin._database import describe, error_text, is_sqlite_memory, make_sqlite_folder, parse_database_url
+from teg_plugin._database import database_failure, describe, error_text, is_sqlite_memory, make_sqlite_folder, parse_database_url
 from teg_plugin.scores import TEGScore
 
 CACHE_ENV = "TEG_CACHE"
+
+_logger = logging.getLogger(__name__)
 
 _metadata = sa.MetaData()
 _scores = sa.Table(
@@ -104,6 +108,8 @@ class ScoreCache:
         #: The cache's SQLAlchemy URL, as given (with its password, if any).
         self.url = default_cache_url() if location is None else _as_url(location)
         url = parse_database_url(self.url, what="score cache")
+        self._url = url
+        self._invalid: set[str] = set()  # digests of rows get_many found invalid: put replaces them
         is_sqlite = url.get_backend_name() == "sqlite"
         options: dict[str, object] = {}
         if is_sqlite:
@@ -111,6 +117,7 @@ class ScoreCache:
             if is_sqlite_memory(url):
                 options["poolclass"] = sa.pool.StaticPool  # one shared in-memory database
             make_sqlite_folder(url, what="score cache")
+            _refuse_foreign_sqlite(url)  # before anything connects: the connection switches the file to WAL
         self._engine = sa.create_engine(url, **options)
         if is_sqlite:
             sa.event.listen(self._engine, "connect", _sqlite_pragmas)
@@ -126,7 +133,8 @@ class ScoreCache:
             if not created:
                 self._engine.dispose()
                 raise ValueError(f"cannot open the score cache {describe(url)}: {error_text(exc)}") from exc
-        columns = {column["name"] for column in sa.inspect(self._engine).get_columns(_scores.name)}
+        with self._failures():
+            columns = {column["name"] for column in sa.inspect(self._engine).get_columns(_scores.name)}
         if not {column.name for column in _scores.columns} <= columns:
             self._engine.dispose()
             raise ValueError(
@@ -139,26 +147,39 @@ class ScoreCache:
         return self.get_many([key]).get(key)
 
     def get_many(self, keys: Iterable[CacheKey]) -> dict[CacheKey, TEGScore]:
-        """The cached scores among ``keys`` (missing keys are absent from the result)."""
+        """The cached scores among ``keys`` (missing keys are absent from the result).
+
+        A row is checked as a fresh measurement would be (:func:`row_problem`); an invalid one (a
+        damaged or tampered file) counts as missing, one warning says how many there were, and the
+        next :meth:`put` of its key replaces it.
+        """
         by_digest = {k.digest: k for k in keys}
         found: dict[CacheKey, TEGScore] = {}
+        invalid: list[tuple[CacheKey, str]] = []
         digests = list(by_digest)
-        with self._engine.connect() as conn:
+        with self._failures(), self._engine.connect() as conn:
             for start in range(0, len(digests), 500):
                 chunk = digests[start : start + 500]
                 for row in conn.execute(sa.select(_scores).where(_scores.c.key.in_(chunk))):
-                    found[by_digest[row.key]] = TEGScore(
-                        ntk_cond=_nan(row.ntk_cond),
-                        regions=_nan(row.regions),
-                        kr_mse=_nan(row.kr_mse),
-                        bad=bool(row.bad),
-                        reason=row.reason,
-                        seconds=0.0,
-                    )
+                    key = by_digest[row.key]
+                    problem = row_problem(row.ntk_cond, row.regions, row.kr_mse, row.bad, row.reason)
+                    if problem is None:
+                        found[key] = TEGScore(_nan(row.ntk_cond), _nan(row.regions), _nan(row.kr_mse),
+                                              bad=bool(row.bad), reason=row.reason, seconds=0.0)
+                    else:
+                        invalid.append((key, problem))
+                        self._invalid.add(row.key)
+        if invalid:
+            key, problem = invalid[0]
+            _logger.warning(
+                "teg-plugin: warning: %d score(s) in the score cache %s are invalid (e.g. %s, for %s); they are "
+                "scored again and replaced", len(invalid), describe(self._url), problem, _clip(key.arch),
+            )
         return found
 
     def put(self, key: CacheKey, score: TEGScore) -> bool:
-        """Store ``score`` unless ``key`` is present; returns whether this call inserted it."""
+        """Store ``score`` unless ``key`` is present; returns whether this call inserted it. A row that
+        :meth:`get_many` found invalid is replaced."""
         row = {
             "key": key.digest,
             "space": key.space,
@@ -173,18 +194,96 @@ class ScoreCache:
             "created_at": datetime.now(timezone.utc),
         }
         try:
-            with self._engine.begin() as conn:
+            with self._failures(), self._engine.begin() as conn:
+                if key.digest in self._invalid:  # another process may replace it too: with equal values
+                    conn.execute(sa.delete(_scores).where(_scores.c.key == key.digest))
                 conn.execute(sa.insert(_scores).values(**row))
         except IntegrityError:
             return False
+        finally:
+            self._invalid.discard(key.digest)
         return True
 
     def __len__(self) -> int:
-        with self._engine.connect() as conn:
+        with self._failures(), self._engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(_scores)).scalar_one())
 
     def close(self) -> None:
         self._engine.dispose()
+
+    @contextmanager
+    def _failures(self) -> Iterator[None]:
+        """Turn a database error (a damaged file, a lost server) into one clear ``ValueError``;
+        a duplicate key (``IntegrityError``) passes through for :meth:`put`."""
+        try:
+            yield
+        except IntegrityError:
+            raise
+        except sa.exc.DBAPIError as exc:
+            raise ValueError(f"the score cache {describe(self._url)} failed: {database_failure(exc)}") from exc
+
+
+#: The smallest value each indicator takes when measured: κ = λmax/λmin >= 1, at least one
+#: activation pattern, and a mean squared error >= 0.
+_INDICATOR_MINIMUM = {"ntk_cond": 1.0, "regions": 1.0, "kr_mse": 0.0}
+
+
+def row_problem(ntk_cond: object, regions: object, kr_mse: object, bad: object, reason: object) -> str | None:
+    """What makes a stored score impossible as a measurement, or ``None`` if nothing does.
+
+    A good score has every indicator a finite number at or above its minimum (κ >= 1, regions >= 1,
+    MSE >= 0); a bad one may have undefined (``NULL``/NaN) indicators, but no impossible defined one.
+    ``bad`` is a boolean and ``reason`` text or ``NULL`` (SQLite stores whatever a writer gave).
+    """
+    if isinstance(bad, bool) or bad in (0, 1):
+        bad = bool(bad)
+    else:
+        return f"bad is {_clip(repr(bad))}"
+    if reason is not None and not isinstance(reason, str):
+        return f"reason is a {type(reason).__name__}, not text"
+    for name, value in zip(_INDICATOR_MINIMUM, (ntk_cond, regions, kr_mse)):
+        if value is None and bad:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{name} is {_clip(repr(value))}"
+        if math.isnan(value) and bad:
+            continue
+        if not math.isfinite(value) or value < _INDICATOR_MINIMUM[name]:
+            return f"{name} {value!r} (a measured one is finite and >= {_INDICATOR_MINIMUM[name]:g})"
+    return None
+
+
+def _refuse_foreign_sqlite(url: sa.URL) -> None:
+    """Raise ``ValueError`` when ``url`` names an existing, non-empty SQLite file that is not a score
+    cache (another program's database): it is read only, never changed."""
+    if is_sqlite_memory(url) or url.database.startswith("file:"):
+        return
+    path = Path(url.database).expanduser()
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except (OSError, sqlite3.Error):
+        return  # the usual opening reports what is wrong
+    try:
+        tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc) or "malformed" in str(exc):
+            raise ValueError(f"cannot open the score cache {describe(url)}: {exc} (give another cache file or "
+                             "URL, or --no-cache)") from exc
+        return
+    finally:
+        conn.close()
+    if tables and _scores.name not in tables:
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise ValueError(
+            f"the score cache {describe(url)} is a SQLite database of something else (tables {shown}), not a "
+            "score cache; it was left unchanged: give another cache file or URL"
+        )
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

@@ -18,6 +18,8 @@ import ast
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from teg_plugin._checks import clip, shown
+
 #: The supernet's candidate ops, in DARTS's ``PRIMITIVES`` order. ``none`` (the zero op) exists in the
 #: supernet only: DARTS derives its genotypes excluding it.
 OPS: tuple[str, ...] = (
@@ -99,7 +101,7 @@ class DartsGenotype:
     def cell(self, name: str) -> Cell:
         """The cell called ``name`` (``"normal"`` or ``"reduce"``)."""
         if name not in CELLS:
-            raise GenotypeError(f"unknown cell {name!r}; expected one of {', '.join(CELLS)}")
+            raise GenotypeError(f"unknown cell {shown(name)}; expected one of {', '.join(CELLS)}")
         return self.normal if name == "normal" else self.reduce
 
     def normal_pairs(self) -> list[Pair]:
@@ -148,13 +150,13 @@ def _nodes_of(cell: str, pairs: Sequence[Pair]) -> Cell:
 
 def _check_cell(cell: str, nodes: object) -> Cell:
     if isinstance(nodes, (str, bytes)) or not isinstance(nodes, Sequence) or len(nodes) != len(NODES):
-        raise GenotypeError(f"{cell}: expected {len(NODES)} nodes (2..5) of 2 (op, input) pairs each, got {nodes!r}")
+        raise GenotypeError(f"{cell}: expected {len(NODES)} nodes (2..5) of 2 (op, input) pairs each, got {shown(nodes)}")
     return tuple(_check_node(cell, k, node) for k, node in zip(NODES, nodes))  # type: ignore[return-value]
 
 
 def _check_node(cell: str, k: int, node: object) -> Node:
     if isinstance(node, (str, bytes)) or not isinstance(node, Sequence) or len(node) != 2:
-        raise GenotypeError(f"{cell} node {k}: expected 2 (op, input) pairs, got {node!r}")
+        raise GenotypeError(f"{cell} node {k}: expected 2 (op, input) pairs, got {shown(node)}")
     pairs = tuple(_check_pair(cell, k, pair) for pair in node)
     if pairs[0][1] == pairs[1][1]:
         raise GenotypeError(
@@ -166,7 +168,7 @@ def _check_node(cell: str, k: int, node: object) -> Node:
 
 def _check_pair(cell: str, k: int, pair: object) -> Pair:
     if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
-        raise GenotypeError(f"{cell} node {k}: expected an (op, input) pair, got {pair!r}")
+        raise GenotypeError(f"{cell} node {k}: expected an (op, input) pair, got {shown(pair)}")
     op, source = pair
     if op == "none":
         raise GenotypeError(
@@ -174,9 +176,9 @@ def _check_pair(cell: str, k: int, pair: object) -> Pair:
             f"genotypes excluding it); expected one of {', '.join(GENOTYPE_OPS)}"
         )
     if op not in GENOTYPE_OPS:
-        raise GenotypeError(f"{cell} node {k}: unknown op {op!r}; expected one of {', '.join(GENOTYPE_OPS)}")
+        raise GenotypeError(f"{cell} node {k}: unknown op {shown(op)}; expected one of {', '.join(GENOTYPE_OPS)}")
     if isinstance(source, bool) or not isinstance(source, int):
-        raise GenotypeError(f"{cell} node {k}: input of {op!r} must be an int node index, got {source!r}")
+        raise GenotypeError(f"{cell} node {k}: input of {shown(op)} must be an int node index, got {shown(source)}")
     if not 0 <= source < k:
         raise GenotypeError(f"{cell} node {k}: input {source} out of range; node {k} takes inputs 0..{k - 1}")
     return (op, source)
@@ -261,7 +263,7 @@ def _fields_of(expr: ast.expr, text: str) -> dict[str, ast.expr]:
         if keyword.arg is None:
             raise GenotypeError(f"Genotype fields must be written out, not unpacked with **: {_short(text)}")
         if keyword.arg in fields:
-            raise GenotypeError(f"Genotype field {keyword.arg!r} given twice")
+            raise GenotypeError(f"Genotype field {shown(keyword.arg)} given twice")
         fields[keyword.arg] = keyword.value
     return _known(fields)
 
@@ -269,7 +271,7 @@ def _fields_of(expr: ast.expr, text: str) -> dict[str, ast.expr]:
 def _known(fields: dict[str, ast.expr]) -> dict[str, ast.expr]:
     unknown = [name for name in fields if name not in _FIELDS]
     if unknown:
-        raise GenotypeError(f"unknown Genotype field(s) {', '.join(unknown)}; expected {', '.join(_FIELDS)}")
+        raise GenotypeError(f"unknown Genotype field(s) {clip(', '.join(unknown))}; expected {', '.join(_FIELDS)}")
     return fields
 
 
@@ -285,13 +287,13 @@ def _pairs(node: ast.expr, cell: str) -> list[Pair]:
     try:
         value = ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        raise GenotypeError(f"{cell} must be a literal list of (op, input) pairs, got {ast.unparse(node)}") from None
+        raise GenotypeError(f"{cell} must be a literal list of (op, input) pairs, got {clip(ast.unparse(node))}") from None
     if not isinstance(value, (list, tuple)):
-        raise GenotypeError(f"{cell} must be a list of (op, input) pairs, got {ast.unparse(node)}")
+        raise GenotypeError(f"{cell} must be a list of (op, input) pairs, got {clip(ast.unparse(node))}")
     pairs = []
     for item in value:
         if not isinstance(item, (list, tuple)) or len(item) != 2:
-            raise GenotypeError(f"{cell}: expected an (op, input) pair, got {item!r}")
+            raise GenotypeError(f"{cell}: expected an (op, input) pair, got {shown(item)}")
         pairs.append((item[0], item[1]))
     return pairs
 
@@ -304,22 +306,28 @@ def _check_concat(name: str, node: ast.expr) -> None:
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             bounds = None
         if bounds is None or not 1 <= len(bounds) <= 3 or not all(type(b) is int for b in bounds):
-            raise GenotypeError(f"bad {name}: {ast.unparse(node)} (expected [2, 3, 4, 5] or range(2, 6))")
-        value = list(range(*bounds))
+            raise GenotypeError(f"bad {name}: {clip(ast.unparse(node))} (expected [2, 3, 4, 5] or range(2, 6))")
+        try:
+            value = range(*bounds)  # compared as a range: range(2, 10**12) must not become a list
+        except ValueError:  # a step of 0
+            raise GenotypeError(f"bad {name}: {clip(ast.unparse(node))} (expected [2, 3, 4, 5] or range(2, 6))") from None
     else:
         try:
             value = ast.literal_eval(node)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            raise GenotypeError(f"bad {name}: {ast.unparse(node)} (expected [2, 3, 4, 5] or range(2, 6))") from None
-    if not isinstance(value, (list, tuple)) or any(type(v) is not int for v in value) or tuple(value) != CONCAT:
+            raise GenotypeError(f"bad {name}: {clip(ast.unparse(node))} (expected [2, 3, 4, 5] or range(2, 6))") from None
+    if isinstance(value, range):  # CONCAT is consecutive nodes
+        good = value == range(CONCAT[0], CONCAT[-1] + 1)
+    else:
+        good = isinstance(value, (list, tuple)) and all(type(v) is int for v in value) and tuple(value) == CONCAT
+    if not good:
         raise GenotypeError(
-            f"bad {name}: {ast.unparse(node)}; a DARTS cell concatenates nodes [2, 3, 4, 5] (or range(2, 6))"
+            f"bad {name}: {clip(ast.unparse(node))}; a DARTS cell concatenates nodes [2, 3, 4, 5] (or range(2, 6))"
         )
 
 
-def _short(text: str, limit: int = 80) -> str:
-    flat = " ".join(text.split())
-    return repr(flat if len(flat) <= limit else flat[: limit - 3] + "...")
+def _short(text: str) -> str:
+    return shown(" ".join(text.split()))
 
 
 #: DARTS (first order), as published in the DARTS paper's code (``genotypes.py``).

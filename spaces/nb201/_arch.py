@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from teg_plugin._checks import shown
+
 #: The op names, in NAS-Bench-201's own order (the order of its index enumeration).
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
@@ -53,10 +55,10 @@ class NB201Arch:
     def __post_init__(self) -> None:
         ops = tuple(self.ops)
         if len(ops) != len(EDGES):
-            raise ArchStringError(f"an NB201 cell has {len(EDGES)} edges, got {len(ops)} ops: {ops!r}")
+            raise ArchStringError(f"an NB201 cell has {len(EDGES)} edges, got {len(ops)} ops: {shown(ops)}")
         for edge, op in zip(EDGE_NAMES, ops):
             if op not in OPS:
-                raise ArchStringError(f"unknown op {op!r} on edge {edge}; expected one of {', '.join(OPS)}")
+                raise ArchStringError(f"unknown op {shown(op)} on edge {edge}; expected one of {', '.join(OPS)}")
         object.__setattr__(self, "ops", ops)
 
     @classmethod
@@ -68,33 +70,33 @@ class NB201Arch:
         nodes = stripped.split("+")
         if len(nodes) != NUM_NODES - 1:
             raise ArchStringError(
-                f"malformed NB201 arch string {text!r}: expected {NUM_NODES - 1} node groups separated "
+                f"malformed NB201 arch string {shown(text)}: expected {NUM_NODES - 1} node groups separated "
                 f"by '+', got {len(nodes)}"
             )
         ops: list[str] = []
         for j, group in enumerate(nodes, start=1):
             if not (group.startswith("|") and group.endswith("|")) or len(group) < 2:
                 raise ArchStringError(
-                    f"malformed NB201 arch string {text!r}: node {j} group {group!r} must look like |op~0|...|"
+                    f"malformed NB201 arch string {shown(text)}: node {j} group {shown(group)} must look like |op~0|...|"
                 )
             tokens = group[1:-1].split("|")
             if len(tokens) != j:
                 raise ArchStringError(
-                    f"malformed NB201 arch string {text!r}: node {j} needs {j} input edge(s), got {len(tokens)}"
+                    f"malformed NB201 arch string {shown(text)}: node {j} needs {j} input edge(s), got {len(tokens)}"
                 )
             for i, token in enumerate(tokens):
                 match = _TOKEN.match(token)
                 if match is None:
-                    raise ArchStringError(f"malformed NB201 arch string {text!r}: bad edge token {token!r}")
+                    raise ArchStringError(f"malformed NB201 arch string {shown(text)}: bad edge token {shown(token)}")
                 op, source = match.group(1), int(match.group(2))
                 if source != i:
                     raise ArchStringError(
-                        f"malformed NB201 arch string {text!r}: edge {token!r} into node {j} must come from "
+                        f"malformed NB201 arch string {shown(text)}: edge {shown(token)} into node {j} must come from "
                         f"node {i}"
                     )
                 if op not in OPS:
                     raise ArchStringError(
-                        f"unknown op {op!r} in {text!r} (edge {j}<-{i}); expected one of {', '.join(OPS)}"
+                        f"unknown op {shown(op)} in {shown(text)} (edge {j}<-{i}); expected one of {', '.join(OPS)}"
                     )
                 ops.append(op)
         return cls(tuple(ops))

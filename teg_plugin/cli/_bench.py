@@ -7,6 +7,7 @@ import json
 import math
 import statistics
 import sys
+from pathlib import Path
 from typing import Any
 
 from teg_plugin._checks import check_fraction
@@ -16,7 +17,7 @@ from teg_plugin.cli._common import add_final_choice_options, add_scoring_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("bench", help="benchmarks: ranking quality, search quality and speed")
+    parser = sub.add_parser("bench", help="benchmarks: ranking quality, search quality, speed and fault tolerance")
     which = parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
 
     corr = which.add_parser("correlation", help="Kendall/Spearman of TEG vs NB201 accuracy, beside published proxies")
@@ -57,6 +58,96 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_final_choice_options(search)
     _common(search)
     search.set_defaults(run=_run_search, space="nas-bench-201")
+
+    _add_faults_parser(which)
+
+
+def _add_faults_parser(which: argparse._SubParsersAction) -> None:
+    faults = which.add_parser(
+        "faults",
+        help="fault injection: K search workers on one study, a random one SIGKILLed and restarted every ~N s",
+        description="Start K `teg-nas search` workers on one study (and one fresh SQLite score cache), SIGKILL a "
+                    "random one every ~N seconds and restart it, then check the study: exactly the budget of "
+                    "counted trials, none lost or duplicated, attributes intact, the cache intact. Exit 1 if a "
+                    "check fails.",
+    )
+    faults.add_argument("--storage", nargs="+", action="extend", metavar="STORAGE",
+                        help="storages to run on, one run each: 'sqlite' or 'journal' (a new file in --workdir), or "
+                             "an Optuna storage URL such as postgresql://... (repeatable; default: sqlite journal)")
+    faults.add_argument("--workers", type=int, default=4, help="worker processes at once, K (default: %(default)s)")
+    faults.add_argument("--budget", type=int, default=100, help="trials the study must end with (default: %(default)s)")
+    faults.add_argument("--kill-every", type=float, default=20.0, metavar="SECONDS",
+                        help="mean seconds between kills, each uniform in [0.5, 1.5] times it (default: %(default)s)")
+    faults.add_argument("--max-kills", type=int, default=None, metavar="N", help="stop killing after N kills (default: none)")
+    faults.add_argument("--seed", type=seed_arg, default=0, help="search seed; also picks victims and intervals (default: %(default)s)")
+    faults.add_argument("--strategy", choices=("evolution", "reinforce", "random"), default="evolution")
+    faults.add_argument("--workdir", default="teg-faults", help="folder for the storages, caches and worker logs (default: %(default)s)")
+    faults.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS", help="per storage (default: %(default)s)")
+    add_space_option(faults)
+    _common(faults)
+    faults.set_defaults(run=_run_faults)
+
+
+def _run_faults(args: argparse.Namespace) -> int:
+    from teg_plugin._database import hide_password
+    from teg_plugin.benchmarks.faults import run_faults
+    from teg_plugin.spaces import space_name
+
+    for name, value, minimum in (("--workers", args.workers, 1), ("--budget", args.budget, 1), ("--max-kills", args.max_kills, 0)):
+        if value is not None and value < minimum:
+            raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    if not (math.isfinite(args.kill_every) and args.kill_every > 0) or not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise ValueError("--kill-every and --timeout must be positive numbers of seconds")
+    if args.cache is not None or args.no_cache:
+        raise ValueError("bench faults gives each run a fresh SQLite score cache in --workdir; leave out --cache/--no-cache")
+    args.space = space_name(args.space)
+    args.no_cache = True  # the scorer here only computes the fingerprint the workers' cache keys carry
+    scorer = make_scorer(args)
+    workdir = Path(args.workdir).expanduser()
+    workdir.mkdir(parents=True, exist_ok=True)
+    options = ["--space", args.space, "--strategy", args.strategy, "--seed", str(args.seed), "--batch-size",
+               str(args.batch_size), "--repeat", str(args.repeat), "--score-seed", str(args.score_seed), "--init",
+               args.init, "--device", args.device]
+    if args.dataset is not None:
+        options += ["--dataset", args.dataset]
+    if args.data_root is not None:
+        options += ["--data-root", args.data_root]
+    reports = []
+    for kind in args.storage or ["sqlite", "journal"]:
+        storage = _fault_storage(kind, workdir)
+        if not args.quiet:
+            print(f"teg-nas: bench faults on {hide_password(storage)} ...", file=sys.stderr)
+        reports.append(run_faults(storage, workdir=workdir, search_options=options, fingerprint=scorer.fingerprint,
+                                  space_name=args.space, workers=args.workers, budget=args.budget,
+                                  kill_every=args.kill_every, max_kills=args.max_kills, seed=args.seed,
+                                  timeout=args.timeout))
+    rows = [r.to_dict() for r in reports]
+    if args.format == "json":
+        print(json.dumps({"data": scorer.data.source, "environment": environment(scorer.device), "runs": rows}, indent=2))
+    else:
+        print(f"# {args.workers} workers, budget {args.budget}, a kill every ~{args.kill_every:g} s; "
+              f"data: {scorer.data.source}\n# {_environment_line(scorer.device)}")
+        for row in rows:
+            row["worker_errors"] = len(row["worker_errors"])
+        print(render(rows, "table", ("storage", "kills", "restarts", "counted", "failed", "left_running", "duplicates",
+                                     "lost", "bad_attributes", "cache_rows", "cache_integrity", "worker_errors",
+                                     "wall_s", "ok")))
+    for report in reports:
+        for error in report.worker_errors:
+            print(f"teg-nas: {report.storage}: {error}", file=sys.stderr)
+    return 0 if all(r.ok for r in reports) else 1
+
+
+def _fault_storage(kind: str, workdir: Path) -> str:
+    """A storage for one fault run: a fresh file for 'sqlite' and 'journal', else the URL given."""
+    import uuid
+
+    name = f"faults-{uuid.uuid4().hex[:8]}"
+    if kind == "sqlite":
+        return f"sqlite:///{(workdir / f'{name}.db').resolve()}"
+    if kind == "journal":
+        return f"journal:{(workdir / f'{name}.log').resolve()}"
+    return kind
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

@@ -35,6 +35,19 @@ def stop_on_sigterm() -> Any:
     return take_over(signal.SIGTERM, interrupt)
 
 
+def database_error_message(err: BaseException, args: argparse.Namespace) -> str | None:
+    """One line for a database error that reached the command (the score cache reports its own as
+    ``ValueError``, so this is the Optuna storage's); ``None`` for any other error."""
+    from teg_plugin._database import database_failure, hide_password
+
+    detail = database_failure(err)
+    if detail is None:
+        return None
+    storage = getattr(args, "storage", None)
+    where = f"the storage {hide_password(storage)!r}" if isinstance(storage, str) else "the database"
+    return f"{where} failed: {detail}"
+
+
 class UsageError(Exception):
     """Bad command-line input: printed as one line, exit status 2."""
 
@@ -72,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         return 141
     except (ValueError, OSError, MissingDriverError) as err:  # OSError: e.g. --out naming a file
         print(f"teg-nas: error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        message = database_error_message(err, args)
+        if message is None:
+            raise
+        print(f"teg-nas: error: {message}", file=sys.stderr)
         return 2
     finally:  # a KeyboardInterrupt goes on to teg_plugin.cli.main, which reports it
         if previous_sigterm is not None:

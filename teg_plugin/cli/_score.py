@@ -24,8 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_space_option(parser)
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--arch", nargs="+", metavar="STR", help="architecture strings")
-    which.add_argument("--index", nargs="+", type=int, metavar="N", help="benchmark indices (NAS-Bench-201)")
+    # "extend": a repeated flag adds its values (--index 1 --index 2 scores both, as --index 1 2 does).
+    which.add_argument("--arch", nargs="+", action="extend", metavar="STR", help="architecture strings (repeatable)")
+    which.add_argument("--index", nargs="+", action="extend", type=int, metavar="N",
+                       help="benchmark indices (NAS-Bench-201; repeatable)")
     which.add_argument("--sample", type=int, metavar="K", help="score K different random architectures")
     parser.add_argument("--seed", type=seed_arg, default=None, help="seed that draws the --sample architectures (default: 0)")
     add_scoring_options(parser)

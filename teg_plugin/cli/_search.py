@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import signal
 import sys
 import time
 from typing import Any
@@ -66,6 +67,13 @@ def run(args: argparse.Namespace) -> int:
             process.start()
     try:
         study, scorer = _optimize(args, show_progress=not args.quiet)
+    except KeyboardInterrupt:
+        # Ctrl-C in a terminal reaches every worker, but `kill PID` or `timeout` only this process:
+        # pass the stop on (each worker then fails its running trial and ends), never wait out their budget.
+        for process in extra:
+            if process.is_alive():
+                process.terminate()
+        raise
     finally:
         for process in extra:
             process.join()
@@ -90,14 +98,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> None:
-    from teg_plugin.cli._main import silence_experimental_warnings, stop_on_sigterm
+    from teg_plugin.cli._main import database_error_message, silence_experimental_warnings, stop_on_sigterm
 
     silence_experimental_warnings()  # a spawned process starts with the default filters
-    stop_on_sigterm()
+    previous_sigterm = stop_on_sigterm()
     try:
         _optimize(args, show_progress=False, worker=True)
     except KeyboardInterrupt:  # Ctrl-C reaches every worker: the main process reports it, once
         sys.exit(130)
+    except Exception as err:  # one line, as the main process writes its own errors, not a traceback
+        message = database_error_message(err, args)
+        if message is None and not isinstance(err, (ValueError, OSError, ImportError)):
+            raise
+        print(f"teg-nas: error: worker {multiprocessing.current_process().name}: {message or err}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        # A handler that raises must not outlive the search: a SIGTERM during interpreter shutdown
+        # then raised KeyboardInterrupt inside PyTorch's finalizers (torch.library's _del_library),
+        # half-way through releasing its C++ registrations. After this, SIGTERM just ends the process.
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
 
 
 def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = False):  # type: ignore[no-untyped-def]

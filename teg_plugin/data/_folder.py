@@ -58,11 +58,20 @@ def load_folder(root: Path, *, image_size: int) -> ImageData:
 
 
 def _read_image(path: Path, size: int) -> np.ndarray:
+    import warnings
+
     from PIL import Image  # deferred: only folder datasets need Pillow
 
     try:
-        with Image.open(path) as img:
-            rgb = img.convert("RGB")
+        with warnings.catch_warnings():
+            # Pillow only warns for an image over its pixel limit (and refuses one over twice that):
+            # refuse both, before decoding, rather than fill the memory with a decompression bomb.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                rgb = img.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ValueError(f"cannot read image {path}: it claims more pixels than Pillow's safety limit "
+                         f"({Image.MAX_IMAGE_PIXELS}); resize it, or remove it from the folder") from err
     except OSError as err:
         raise ValueError(f"cannot read image {path}: {err}") from err
     width, height = rgb.size

@@ -49,7 +49,8 @@ def load_data(name: str | os.PathLike[str] | None = None, root: str | os.PathLik
             (pass ``./cifar10`` or a :class:`~pathlib.Path` to mean the directory). ``None`` means CIFAR-10 if it is found under
             ``root`` (or ``download`` is true), else the embedded 500-image CIFAR-10 sample; the
             fallback is announced by one warning on the ``teg_plugin.data.loader`` logger, which
-            Python prints to stderr as a single line when logging is not configured.
+            Python prints to stderr as a single line when logging is not configured. A ``root``
+            given here must be an existing folder then (unless ``download``), or this raises.
         root: Where dataset files live (for ``folder``: the image folder itself). Defaults to
             :func:`default_data_root`.
         download: Fetch CIFAR-10/100 into ``root`` if missing. Other datasets ignore it, with a
@@ -60,12 +61,14 @@ def load_data(name: str | os.PathLike[str] | None = None, root: str | os.PathLik
     Raises:
         ValueError: unknown ``name`` (the message lists the known names) or ``image_size`` < 1.
         TypeError: ``name`` is neither a string, a path nor ``None``, or ``image_size`` is not an int.
-        DataNotFoundError: the dataset's files are missing; the message says where the loader looked
-            and how to fix it.
+        DataNotFoundError: the dataset's files are missing, or ``name`` is ``None`` and the ``root``
+            given is missing or a file; the message says where the loader looked and how to fix it.
     """
     image_size = check_int("image_size", image_size, minimum=1)
     data_root = Path(root) if root is not None else default_data_root()
     if name is None:
+        if root is not None:
+            _check_named_root(data_root, download=download)
         return _load_default(data_root, download=download)
     kind = dataset_kind(name)
     _warn_unused(kind, root, download)
@@ -116,6 +119,18 @@ def dataset_kind(name: str | os.PathLike[str]) -> str:
         return "path"
     raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(DATASET_NAMES)}, "
                      f"or the path of an existing image folder")
+
+
+def _check_named_root(root: Path, *, download: bool) -> None:
+    """A data root the caller named must exist (unless a download will create it) and be a folder:
+    falling back to the embedded sample would hide the typo."""
+    if root.is_file():
+        raise DataNotFoundError(f"the data root {str(root)!r} (--data-root) is a file; give the folder holding "
+                                "the dataset files")
+    if not root.exists() and not download:
+        raise DataNotFoundError(f"the data root {str(root)!r} (--data-root) does not exist; give the folder holding "
+                                "the dataset files, add --download to fetch CIFAR-10 into it, or leave "
+                                "--data-root out for the embedded sample")
 
 
 def _load_default(root: Path, *, download: bool) -> ImageData:

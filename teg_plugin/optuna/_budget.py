@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from teg_plugin.optuna._quiet import OPTIMIZE_LOGGER, QuietTrialFailures
@@ -34,6 +37,11 @@ _WAIT_NOTICE_S = 15.0
 
 _logger = logging.getLogger(__name__)
 
+#: Trial system attribute: ``host:pid:start`` of the process running the trial, so that a worker
+#: waiting for it can tell when that process is gone (on the same host), without a heartbeat's grace
+#: period, and on a storage without heartbeat (a journal file), which never fails such a trial.
+WORKER_ATTR = "teg:worker"
+
 
 def within_budget(objective: Callable[[optuna.Trial], Any], space: SearchSpace, budget: int) -> Callable[[optuna.Trial], Any]:
     """``objective``, run only if the study can still use the trial: workers sharing a study never
@@ -45,7 +53,9 @@ def within_budget(objective: Callable[[optuna.Trial], Any], space: SearchSpace, 
     (one may still fail, and a dead worker's trial is failed after the heartbeat grace period; on a
     storage without heartbeat the wait ends after ``_UNEXPIRABLE_WAIT_S`` with a warning), then
     runs or, if the budget is reached, fails (``BudgetReached``, caught; not logged) and stops its
-    worker. Such a trial still gets its proposal and TEG user attributes, like every trial. Later
+    worker. Each trial records its process (``WORKER_ATTR``), and a waiting trial fails an earlier
+    RUNNING one at once when that process has ended on this host (SIGKILL, a crash); with heartbeat,
+    the storage's stale-trial callback then re-queues it, as after the grace period. Such a trial still gets its proposal and TEG user attributes, like every trial. Later
     trials never hold up earlier ones, so nothing deadlocks, and at most ``budget`` trials finish.
     """
     import optuna
@@ -74,6 +84,7 @@ def within_budget(objective: Callable[[optuna.Trial], Any], space: SearchSpace, 
     def run_within_budget(trial: optuna.Trial) -> Any:
         study = trial.study
         expirable = _heartbeat_enabled(study)
+        study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, _this_process())
         waiting_since: float | None = None
         wait_started = time.monotonic()
         explained = False
@@ -85,6 +96,8 @@ def within_budget(objective: Callable[[optuna.Trial], Any], space: SearchSpace, 
                 return objective(trial)
             if done >= budget:
                 break
+            if _fail_trials_of_dead_workers(study, ahead):
+                continue  # count again: a failed trial leaves room
             queued_only = all(t.state == TrialState.WAITING for t in ahead)
             if queued_only or not expirable:
                 waiting_since = waiting_since if waiting_since is not None else time.monotonic()
@@ -131,3 +144,62 @@ def _heartbeat_enabled(study: optuna.Study) -> bool:
     except ImportError:  # pragma: no cover - an Optuna without it: assume the safe, bounded wait
         return False
     return bool(is_heartbeat_enabled(study._storage))
+
+
+def _this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def _start_time(pid: int) -> str:
+    """When process ``pid`` started (Linux: clock ticks after boot, from /proc), to tell a reused pid
+    from the original; ``""`` where it cannot be read (the pid alone is then compared)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat[stat.rindex(")") + 2 :].split()[19]  # field 22; the name in (...) may hold spaces
+
+
+def _is_gone(worker: str) -> bool:
+    """Whether the process ``worker`` (:func:`_this_process`) has ended; ``False`` when it cannot be
+    told (another host, or a process of another user that may still run)."""
+    host, pid_text, start = worker.rsplit(":", 2)
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    return bool(start) and _start_time(pid) not in ("", start)
+
+
+def _fail_trials_of_dead_workers(study: optuna.Study, ahead: list[optuna.trial.FrozenTrial]) -> bool:
+    """Fail the RUNNING trials of ``ahead`` whose worker process is known to be gone, then run the
+    storage's stale-trial callback on them (with heartbeat: a retry); returns whether any was failed."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    failed = []
+    for trial in ahead:
+        worker = trial.system_attrs.get(WORKER_ATTR)
+        if trial.state != TrialState.RUNNING or not isinstance(worker, str) or not _is_gone(worker):
+            continue
+        try:
+            if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+                failed.append(trial)
+        except UpdateFinishedTrialError:  # it ended meanwhile, or another worker failed it first
+            continue
+    if not failed:
+        return False
+    _logger.warning("teg-nas: trial(s) %s of study %r were RUNNING in a process that no longer exists; "
+                    "marked them FAIL", [t.number for t in failed], study.study_name)
+    if _heartbeat_enabled(study):  # the getter's name as the installed Optuna has it (renamed in 4.9)
+        getter = getattr(storage, "get_heartbeat_stale_trial_callback", None) or storage.get_failed_trial_callback
+        callback = getter()
+        for trial in failed if callback is not None else []:
+            callback(study, storage.get_trial(trial._trial_id))
+    return True

@@ -11,6 +11,7 @@ import optuna
 from optuna.storages import BaseStorage
 
 from teg_plugin._checks import check_int
+from teg_plugin.optuna._journal import JOURNAL_RECORD_START
 from teg_plugin._database import (
     DEFAULT_STORAGE_URL,
     describe,
@@ -86,7 +87,9 @@ def create_storage(
 
 
 def _journal_storage(path_text: str) -> BaseStorage:
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    from optuna.storages.journal import JournalStorage
+
+    from teg_plugin.optuna._journal import RepairingJournalBackend
 
     if not path_text.strip():
         raise ValueError("journal storage needs a file path: 'journal:PATH', e.g. 'journal:teg-nas.log'")
@@ -96,7 +99,9 @@ def _journal_storage(path_text: str) -> BaseStorage:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _check_journal_file(path)
-        storage = JournalStorage(JournalFileBackend(str(path)))
+        backend = RepairingJournalBackend(path)
+        backend.drop_cut_off_record()  # before anything reads it: say at once what a crash cut off
+        storage = JournalStorage(backend)
         storage.get_all_studies()  # reads the log now: a file of something else fails here, not later
         return storage
     except ValueError as err:  # json.JSONDecodeError: the file holds something else
@@ -113,6 +118,8 @@ def _check_journal_file(path: Path) -> None:
         return
     with path.open("rb") as file:
         first = file.readline(1 << 20)
+    if not first.endswith(b"\n") and first.startswith(JOURNAL_RECORD_START):
+        return  # a journal whose only record was cut short; opening it drops that record
     try:
         operation = json.loads(first)
     except ValueError as err:
