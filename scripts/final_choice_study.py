@@ -138,6 +138,31 @@ def analyse(args: argparse.Namespace) -> None:
             total += [accs[0][pick], accs[1][pick]]
         return total / draws
 
+    def pick_mean(pool: list[int], init: str, ntk: str, use: Sequence[int], k: int = 20, draws: int = 2000) -> tuple[float, float]:
+        """Mean (valid, test) of the rank-sum's pick among k drawn from pool, ranks averaged over `use`."""
+        rng = np.random.default_rng(0)
+        values = np.stack([np.array([scores[(i, init, ntk, s)] for i in pool]) for s in use])
+        out = np.zeros(2)
+        for _ in range(draws):
+            sel = rng.choice(len(pool), k, replace=False)
+            pick = pool[sel[int(np.argmin(sum(_ranks(values[j, sel]).sum(1) for j in range(len(use)))))]]
+            out += [valid[pick], test[pick]]
+        return tuple(out / draws)
+
+    print("best-ranked of 20, paper's rank-sum (valid / test):")
+    for init in (TD, KM):
+        print(f"  all of B, {init}, frozen-bn, score seeds 0 and 1: %.2f / %.2f" % pick_mean(b, init, "frozen-bn", (0, 1)))
+    for s in seeds:
+        print(f"  all of B, {TD}, frozen-bn, score seed {s} alone: %.2f / %.2f" % pick_mean(b, TD, "frozen-bn", (s,)))
+    top10 = b[:250]
+    print("Kendall tau with cifar10_valid among the 250 of B from the top 10% (frozen-bn), by score seed:")
+    for s in seeds:
+        v = np.array([scores[(i, TD, "frozen-bn", s)] for i in top10])
+        y = [valid[i] for i in top10]
+        print(f"  seed {s}: T {kendalltau(-v[:, 0], y)[0]:.3f}  E {kendalltau(v[:, 1], y)[0]:.3f}  G {kendalltau(-v[:, 2], y)[0]:.3f}")
+    both = [i for i in b if (i, TD, "exact", 0) in scores]
+    for ntk in ("exact", "frozen-bn"):
+        print(f"  the {len(both)} of B scored both ways, {TD}, {ntk}, score seed 0: %.2f / %.2f" % pick_mean(both, TD, ntk, (0,)))
     rules = [((1, 1, 1), 0), ((0, 1, 1), 0), ((0, 1, 2), 0), ((1, 1, 2), 0), ((0, 1, 1), 0.5), ((1, 1, 1), 1),
              ((0, 1, 0), 1), ((1, 0, 0), 0)]
     for k in (10, 20):

@@ -229,10 +229,17 @@ def test_bench_correlation_json(capsys, shared_data, tmp_path) -> None:
     proxies.write_text("arch_str,naswot_v1_score_cifar10,zen_cifar10\n" + "".join(f"{a},1.0,\n" for a in archs))
     code, out, err = _run(capsys, "bench", "correlation", "--truth", str(truth), "--sample", "6", "--repeat", "1",
                           "--batch-size", "8", "--dataset", "synthetic", "--no-cache", "--format", "json",
-                          "--naslib", str(naslib), "--proxies", str(proxies), "--quiet")
+                          "--naslib", str(naslib), "--proxies", str(proxies), "--quiet",
+                          "--rule", "ntk_cond,regions,kr_mse", "--rule", "regions,params=1")
     assert code == 0, err
     result = _strict_json(out)  # undefined correlations are null, not NaN
     rows = {r["predictor"]: r for r in result["rows"]}
+    # a rule row per --rule; the paper's rule gives the rank-sum's row again; params rows from the rule with a complexity term
+    paper = rows["rule ntk_cond=1,regions=1,kr_mse=1 (neg)"]
+    assert paper["kendall_tau"] == rows["TEG rank-sum (neg)"]["kendall_tau"]
+    assert "rule regions=1,params=1 (neg)" in rows and rows["params (complexity)"]["n"] == 6
+    # the complexity is the NB201 parameter count: ranked as the table's own params column
+    assert rows["params (complexity)"]["kendall_tau"] == pytest.approx(rows["params_mb"]["kendall_tau"])
     for name in ("TEG rank-sum (neg)", "T: ntk_cond (neg)", "E: regions", "G: kr_mse (neg)", "nwot", "synflow"):
         assert name in rows, name
     assert rows["TEG rank-sum (neg)"]["n"] == 6 and rows["nwot"]["n"] == rows["synflow"]["n"] == 6
@@ -277,11 +284,31 @@ def test_bench_search_one_scorer_or_one_per_seed(capsys, shared_data) -> None:
         # The pick is one of the proposals, so the oracle among them is at least as good.
         assert run["test_accuracy"] <= run["best_proposed_test_accuracy"] <= 100
     assert varied["best_proposed_cifar10_test_mean"] == sum(r["best_proposed_test_accuracy"] for r in varied["runs"]) / 2
+    # every other pick is one of the proposals too; the largest network of the space is the all-3x3 cell
+    for run in varied["runs"]:
+        for key in ("before_confirmation_test_accuracy", "random_pick_test_accuracy", "largest_proposed_test_accuracy"):
+            assert 0 < run[key] <= run["best_proposed_test_accuracy"], key
+        assert 1 <= run["n_confirmed"] <= 3
+    largest = varied["largest_network_in_space"]
+    assert largest["arch"] == "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    assert set(varied["picks_cifar10_test_mean"]) == {"test_accuracy", "before_confirmation_test_accuracy",
+                                                      "random_pick_test_accuracy", "largest_proposed_test_accuracy",
+                                                      "best_proposed_test_accuracy"}
     assert varied["environment"]["device"] == "cpu" and varied["environment"]["torch"] == torch.__version__
 
 
+def test_bench_search_table_has_one_column_per_pick(capsys, shared_data) -> None:
+    truth = shared_data / "nb201" / "nb201_ground_truth.csv"
+    code, out, err = _run(capsys, "bench", "search", "--truth", str(truth), "--budget", "3", "--seeds", "1", *FAST,
+                          "--no-cache", "--confirm-top", "2", "--confirm-seeds", "1")
+    assert code == 0, err
+    header = next(line for line in out.splitlines() if line.startswith("seed"))
+    assert header.split()[2:7] == ["pick", "before_final", "random", "largest", "oracle"]
+    assert "final choice: best 2 re-ranked over 1 further score seeds" in out and "largest in space: 93.76" in out
+
+
 def test_bench_search_prune_warns_that_its_seeds_repeat(capsys, shared_data) -> None:
-    result, err = _bench_search(capsys, shared_data, "--strategy", "prune", "--seeds", "2")
+    result, err = _bench_search(capsys, shared_data, "--strategy", "prune", "--seeds", "2", "--confirm-top", "0")
     assert "--vary-score-seed" in err
     assert result["runs"][0]["best_arch"] == result["runs"][1]["best_arch"]
     assert result["cifar10_test_std"] == 0.0

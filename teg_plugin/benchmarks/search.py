@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass
 
 from teg_plugin.benchmarks.truth import read_truth
-from teg_plugin.confirm import confirm, top_candidates
+from teg_plugin.confirm import DEFAULT_CONFIRM_RULE, confirm, top_candidates
 from teg_plugin.scorer import TEGScorer
-from teg_plugin.scores import PAPER_RULE, RankRule
+from teg_plugin.scores import RankRule
 from teg_plugin.spaces import SearchSpace
 from teg_plugin.strategies import make_strategy
 
@@ -58,7 +58,7 @@ class SearchSummary:
     runs: list[SearchRun]
     confirm_top: int = 0
     confirm_seeds: int = 0
-    rule: str = str(PAPER_RULE)
+    rule: str = str(DEFAULT_CONFIRM_RULE)
 
     def mean(self, field: str) -> float:
         """The mean over seeds of a :class:`SearchRun` field."""
@@ -92,7 +92,7 @@ def run_search_benchmark(
     vary_score_seed: bool = False,
     confirm_top: int = 0,
     confirm_seeds: int = 0,
-    rule: RankRule = PAPER_RULE,
+    rule: RankRule = DEFAULT_CONFIRM_RULE,
 ) -> SearchSummary:
     """Run ``strategy`` once per seed with ``budget`` proposals; report each chosen arch's accuracy.
 

@@ -14,7 +14,7 @@ from teg_plugin._checks import MAX_SEED, check_seed
 from teg_plugin.config import INIT_SCHEMES, NTK_MODES, TEGConfig
 from teg_plugin.data import DATASET_NAMES
 from teg_plugin.scorer import DEVICES, TEGScorer
-from teg_plugin.scores import PAPER_RULE, RankRule
+from teg_plugin.scores import RankRule
 from teg_plugin.spaces import space_names
 
 
@@ -58,7 +58,7 @@ def add_scoring_options(parser: argparse.ArgumentParser) -> None:
 
 def add_final_choice_options(parser: argparse.ArgumentParser) -> None:
     """--confirm-top, --confirm-seeds and --confirm-rule: the final choice after a search."""
-    from teg_plugin.confirm import DEFAULT_CONFIRM_SEEDS, DEFAULT_CONFIRM_TOP
+    from teg_plugin.confirm import DEFAULT_CONFIRM_RULE, DEFAULT_CONFIRM_SEEDS, DEFAULT_CONFIRM_TOP
 
     group = parser.add_argument_group("final choice (re-rank the best candidates over further score seeds)")
     group.add_argument("--confirm-top", type=count_arg, default=DEFAULT_CONFIRM_TOP, metavar="K",
@@ -66,9 +66,9 @@ def add_final_choice_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--confirm-seeds", type=count_arg, default=DEFAULT_CONFIRM_SEEDS, metavar="M",
                        help="further score seeds (new inputs and initial weights) per candidate, ranks averaged "
                             "with the search's own; 0: none (default: %(default)s)")
-    group.add_argument("--confirm-rule", type=rank_rule_arg, default=PAPER_RULE, metavar="RULE",
+    group.add_argument("--confirm-rule", type=rank_rule_arg, default=DEFAULT_CONFIRM_RULE, metavar="RULE",
                        help="how candidates are ranked under each seed: indicator=weight pairs, and params=weight "
-                            "for a complexity term, e.g. 'regions,kr_mse=2,params=0.5' (default: %(default)s)")
+                            "for a complexity term, e.g. 'ntk_cond,regions,kr_mse' for the paper's rank-sum (default: %(default)s)")
 
 
 def count_arg(text: str) -> int:

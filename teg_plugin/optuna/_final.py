@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from teg_plugin.confirm import Confirmation, KnownScores, confirm, confirmation_seeds, top_candidates
+from teg_plugin.confirm import DEFAULT_CONFIRM_RULE, Confirmation, confirm, confirmation_seeds, top_candidates
 from teg_plugin.optuna._attrs import ARCH_ATTR, scored_trials
-from teg_plugin.scores import PAPER_RULE, RankRule, TEGScore
+from teg_plugin.scores import RankRule, TEGScore
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -44,7 +44,7 @@ def run_final_choice(
     *,
     top: int,
     seeds: int,
-    rule: RankRule = PAPER_RULE,
+    rule: RankRule = DEFAULT_CONFIRM_RULE,
     progress: bool = False,
 ) -> Confirmation | None:
     """Make (or finish) the final choice of ``study`` and store it in the study; ``None`` when

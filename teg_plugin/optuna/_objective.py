@@ -10,7 +10,8 @@ import optuna
 from teg_plugin.optuna._attrs import normalized_rank_sum, scored_trials, teg_user_attrs
 from teg_plugin.optuna._suggest import suggest
 from teg_plugin.optuna._final import current_final_choice, run_final_choice
-from teg_plugin.scores import INDICATORS, PAPER_RULE, RankRule, best_distinct_index
+from teg_plugin.confirm import DEFAULT_CONFIRM_RULE
+from teg_plugin.scores import INDICATORS, RankRule, best_distinct_index
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -104,7 +105,7 @@ def best_trial(
     *,
     confirm_top: int = 0,
     confirm_seeds: int = 0,
-    rule: RankRule = PAPER_RULE,
+    rule: RankRule = DEFAULT_CONFIRM_RULE,
     progress: bool = False,
 ) -> FrozenTrial:
     """The study's answer: the complete trial of the architecture its final choice picked, else the
