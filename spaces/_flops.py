@@ -24,11 +24,12 @@ import torch
 from torch import nn
 
 
-def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
+def count_flops(model: nn.Module, input_shape: Sequence[int], *, device: torch.device | str = "cpu") -> int:
     """FLOPs of one forward pass of ``model`` on one input of ``input_shape`` (``(C, H, W)``).
 
-    The model runs once in eval mode under ``torch.no_grad`` on a zero input; its train/eval mode is
-    restored and the counting hooks removed afterwards.
+    The model runs once in eval mode under ``torch.no_grad`` on a zero input on ``device`` (the
+    model's device); its train/eval mode is restored and the counting hooks removed afterwards. A
+    model built on the ``meta`` device is counted from shapes alone, without any arithmetic.
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
@@ -47,7 +48,7 @@ def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(1, *input_shape))
+            model(torch.zeros(1, *input_shape, device=device))
     finally:
         model.train(was_training)
         for handle in handles:
