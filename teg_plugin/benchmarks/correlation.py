@@ -16,7 +16,9 @@ import numpy as np
 from scipy.stats import kendalltau, spearmanr
 
 from teg_plugin._checks import check_fraction, check_seed
+from teg_plugin.benchmarks.proxies import ProxyCheck, check_proxies
 from teg_plugin.benchmarks.truth import read_columns, read_truth
+from teg_plugin.proxies import ProxyScorer, get_proxy, parse_proxy_names
 from teg_plugin.scorer import TEGScorer
 from teg_plugin.scores import rank_sums
 
@@ -83,6 +85,8 @@ class CorrelationReport:
     top_count: int
     top_ceiling: float
     sample_mean: float
+    #: Per proxy computed with ``compute_proxies``, how it compares with its published values.
+    proxy_checks: tuple[ProxyCheck, ...] = ()
 
 
 def correlation(
@@ -195,13 +199,17 @@ def run_correlation(
     progress: bool = False,
     bootstrap: int = DEFAULT_BOOTSTRAP,
     top: float = DEFAULT_TOP_FRACTION,
+    compute_proxies: Sequence[str] | str = (),
 ) -> CorrelationReport:
     """Score ``k`` sampled archs and correlate TEG (each indicator, and the rank-sum) with accuracy.
 
     With ``naslib_path`` the sample is drawn among the architectures that table covers, so every
     published proxy is compared on exactly the same architectures. ``bootstrap`` resamples (seeded
     with ``seed``) give each row's 95% interval of Kendall τ; 0 skips them. ``top`` is the fraction
-    of the sample the top-end measures look at (see :func:`correlation`).
+    of the sample the top-end measures look at (see :func:`correlation`). ``compute_proxies``
+    (names, see :mod:`teg_plugin.proxies`) are computed on the sampled architectures, each a row
+    ``NAME (computed)`` beside the published columns, and checked against them
+    (:attr:`CorrelationReport.proxy_checks`).
 
     Raises:
         FileNotFoundError: a table is missing (the message says which).
@@ -211,6 +219,7 @@ def run_correlation(
     """
     check_seed("seed", seed)
     check_fraction("top", top)  # before any table is read or arch scored
+    proxy_names = parse_proxy_names(compute_proxies) if compute_proxies else ()
     truth = read_truth(truth_path, truth_column)
     naslib = (
         read_columns(naslib_path, what="NAS-Bench-Suite-Zero proxy table", expected=NASLIB_PROXIES)
@@ -238,6 +247,14 @@ def run_correlation(
         corr(good([s.regions for s in scores]), "E: regions"),
         corr(good([-s.kr_mse for s in scores]), "G: kr_mse (neg)"),
     ]
+    checks: tuple[ProxyCheck, ...] = ()
+    if proxy_names:
+        computed = ProxyScorer(scorer).measure(archs, proxy_names, progress=progress)
+        for name in proxy_names:
+            sign = 1.0 if get_proxy(name).higher_is_better else -1.0
+            rows.append(corr([sign * r[name].value for r in computed], f"{name} (computed)"))
+        published = {t: {**(naslib or {}).get(t, {}), **(proxies or {}).get(t, {})} for t in texts}
+        checks = tuple(check_proxies(texts, computed, published, acc))
     for table, names in ((naslib, NASLIB_PROXIES), (proxies, ALL_ARCH_PROXIES)):
         if table is None:
             continue
@@ -245,4 +262,4 @@ def run_correlation(
             values = [sign * table.get(t, {}).get(name, math.nan) for t in texts]
             rows.append(corr(values, name))
     best = top_truth(acc, top)
-    return CorrelationReport(rows, top, len(best), sum(best) / len(best), sum(acc) / len(acc))
+    return CorrelationReport(rows, top, len(best), sum(best) / len(best), sum(acc) / len(acc), checks)

@@ -30,6 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     corr.add_argument("--top", type=float, default=DEFAULT_TOP_FRACTION, metavar="FRACTION",
                       help="fraction of the sample for the top-end columns: tau among the most accurate, and the mean "
                            "accuracy of the ones each predictor ranks best (default: %(default)s)")
+    corr.add_argument("--compute-proxies", default=None, metavar="NAMES",
+                      help="zero-cost proxies to compute on the sampled archs (comma-separated, or all), each a row "
+                           "beside the published columns, and a table checking them against those")
     _common(corr)
     corr.set_defaults(run=_run_correlation, space="nas-bench-201")
 
@@ -64,6 +67,11 @@ def _run_correlation(args: argparse.Namespace) -> int:
     if args.bootstrap < 0:
         raise ValueError(f"--bootstrap must be 0 (no interval) or more resamples, got {args.bootstrap}")
     check_fraction("--top", args.top)
+    names = ()
+    if args.compute_proxies is not None:
+        from teg_plugin.proxies import parse_proxy_names
+
+        names = parse_proxy_names(args.compute_proxies)  # before any scoring
     scorer = make_scorer(args)
     report = run_correlation(
         scorer,
@@ -76,6 +84,7 @@ def _run_correlation(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         bootstrap=args.bootstrap,
         top=args.top,
+        compute_proxies=names,
     )
     # NaN (fewer than 3 pairs, or a constant predictor) becomes null: json.dumps would write NaN, not JSON.
     dicts = [
@@ -93,9 +102,11 @@ def _run_correlation(args: argparse.Namespace) -> int:
     ]
     top = {"fraction": report.top_fraction, "count": report.top_count,
            "ceiling_accuracy": report.top_ceiling, "sample_mean_accuracy": report.sample_mean}
+    checks = [_check_dict(c) for c in report.proxy_checks]
     if args.format == "json":
         print(json.dumps({"truth_column": args.truth_column, "data": scorer.data.source,
-                          "environment": environment(scorer.device), "top": top, "rows": dicts}, indent=2))
+                          "environment": environment(scorer.device), "top": top, "rows": dicts,
+                          "proxy_checks": checks}, indent=2))
     else:
         print(f"# {args.sample} NB201 archs (seed {args.seed}) vs {args.truth_column}; data: {scorer.data.source}")
         print(f"# {_environment_line(scorer.device)}")
@@ -108,7 +119,29 @@ def _run_correlation(args: argparse.Namespace) -> int:
             row["kendall_tau_ci95"] = "" if lo is None or hi is None else f"[{lo:.3f}, {hi:.3f}]"
         print(render(dicts, "table", ("predictor", "n", "kendall_tau", "kendall_tau_ci95", "spearman_rho",
                                       "n_top", "kendall_tau_top", "top_mean_accuracy")))
+        if checks:
+            print(f"\n# computed proxies vs the published ones, on the n archs where both are defined (n_bad: "
+                  f"computed ones flagged); seconds: median per arch here, published_seconds: the table's median")
+            print(render(checks, "table", ("proxy", "published", "n", "n_bad", "spearman_vs_published",
+                                           "kendall_tau", "kendall_tau_published", "kendall_tau_difference",
+                                           "seconds", "published_seconds", "within_3x_time")))
     return 0
+
+
+def _check_dict(check: Any) -> dict[str, Any]:
+    return {
+        "proxy": check.name,
+        "published": check.published,
+        "n": check.n,
+        "n_bad": check.n_bad,
+        "spearman_vs_published": _finite(check.spearman_published),
+        "kendall_tau": _finite(check.kendall_computed),
+        "kendall_tau_published": _finite(check.kendall_published),
+        "kendall_tau_difference": _finite(check.kendall_computed - check.kendall_published),
+        "seconds": _finite(check.seconds),
+        "published_seconds": _finite(check.published_seconds),
+        "within_3x_time": check.within_time,
+    }
 
 
 def _run_search(args: argparse.Namespace) -> int:

@@ -60,8 +60,8 @@ def compute(inputs: ProxyInputs) -> float:
     """Zen-score of ``inputs``' network (its own Gaussian weights and inputs)."""
     net = gaussian_init(inputs.network(), inputs.seed)
     gen = torch.Generator().manual_seed(stable_seed(inputs.seed, "zen", "inputs"))
-    x = torch.randn(inputs.x.shape, generator=gen).to(inputs.device)
-    noise = torch.randn(inputs.x.shape, generator=gen).to(inputs.device)
+    x = torch.randn(inputs.x.shape, generator=gen).to(inputs.x)
+    noise = torch.randn(inputs.x.shape, generator=gen).to(inputs.x)
     pooling = _pooling(net)
     features: list[torch.Tensor] = []
     variances: list[float] = []  # per BatchNorm layer and pass, in call order
