@@ -279,3 +279,41 @@ def test_values_are_reproducible_and_shared_with_the_tegscorer(make_scorer) -> N
     one = ProxyScorer(make_scorer(), shape=(4, 1)).values([RESNET], names)
     two = ProxyScorer(make_scorer(), shape=(4, 1)).values([RESNET], names)
     assert one == two
+
+
+def test_optuna_objective_and_sampler_store_a_user_attr_per_proxy(make_scorer) -> None:
+    import optuna
+
+    from teg_plugin.optuna import TEGSampler, zero_cost_objective
+
+    scorer = make_scorer()
+    sampler = TEGSampler(scorer.space, scorer, seed=0, proxies="params,nwot",
+                         strategy_options={"population_size": 2, "tournament_size": 2})
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(zero_cost_objective(scorer.space, scorer, proxies=["params", "nwot", "l2_norm"]), n_trials=3)
+    for trial in study.trials:
+        arch = trial.user_attrs["arch"]
+        expected = scorer.proxies([arch], "params,nwot,l2_norm")[0]
+        for name, value in expected.items():
+            stored = trial.user_attrs[f"proxy_{name}"]
+            assert stored == (value if math.isfinite(value) else None)
+    with pytest.raises(ValueError, match="unknown proxy"):
+        zero_cost_objective(scorer.space, scorer, proxies="synflw")
+
+
+def test_nni_evaluator_reports_a_metric_per_proxy() -> None:
+    pytest.importorskip("nni")
+    from teg_plugin.nni import NB201ModelSpace, TEGEvaluator, sample_from_arch
+
+    config = {"repeat": 1, "batch_size": 8, "regions_batch_size": 64, "regions_batches": 2}
+    evaluator = TEGEvaluator(data="synthetic", device="cpu", config=config, proxies="params,synflow")
+    sample = sample_from_arch(DISCONNECTED)
+    model = NB201ModelSpace(width=4, cells_per_stage=1).freeze(sample)
+    result = evaluator.evaluate(model, sample)
+    assert result["proxy_params"] == pytest.approx(0.073306, abs=1e-9)  # NB201 C=16, N=5 with no conv
+    assert result["proxy_synflow"] is None and result["bad"] is True  # no path: flagged, reported as None
+    assert {"default", "ntk_cond", "regions", "kr_mse"} <= set(result)
+    with pytest.raises(ValueError, match="unknown proxy"):
+        TEGEvaluator(data="synthetic", device="cpu", proxies="synflow,zenn")
+    with pytest.raises(ValueError, match="registered space"):
+        TEGEvaluator(space=None, data="synthetic", device="cpu", proxies="synflow")

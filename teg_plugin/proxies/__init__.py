@@ -9,11 +9,12 @@ per architecture and proxy). See docs/proxies.md.
 
 from teg_plugin.proxies._base import NonFiniteProxy, Proxy, ProxyInputs
 from teg_plugin.proxies.measure import ProxyResult, measure_proxies
-from teg_plugin.proxies.registry import PROXIES, get_proxy, parse_proxy_names, proxy_names
+from teg_plugin.proxies.registry import PROXIES, PROXY_KEY_PREFIX, get_proxy, parse_proxy_names, proxy_key, proxy_names
 from teg_plugin.proxies.scorer import ProxyScorer
 
 __all__ = [
     "PROXIES",
+    "PROXY_KEY_PREFIX",
     "NonFiniteProxy",
     "Proxy",
     "ProxyInputs",
@@ -22,5 +23,6 @@ __all__ = [
     "get_proxy",
     "measure_proxies",
     "parse_proxy_names",
+    "proxy_key",
     "proxy_names",
 ]
