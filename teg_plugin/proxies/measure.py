@@ -14,6 +14,7 @@ from torch import nn
 
 from teg_plugin.config import TEGConfig
 from teg_plugin.indicators.init import init_network, stable_seed
+from teg_plugin.indicators.measure import _single_threaded_on_cpu
 from teg_plugin.inputs import ScoringInputs
 from teg_plugin.proxies._base import NonFiniteProxy, ProxyInputs
 from teg_plugin.proxies.registry import get_proxy
@@ -120,14 +121,19 @@ def measure_proxies(names: Sequence[str], inputs: ProxyInputs) -> dict[str, Prox
     """Each proxy of ``names`` on ``inputs``, timed one by one; a proxy undefined on this network
     (non-finite values, a singular kernel) gives a flagged result instead of an error.
 
+    On the CPU they run with one intra-op thread, as TEG's tasks do: on the shared 2-core machine
+    (load average 6-9), PyTorch's two threads made them 3-12x slower than one (grasp 17.8 s against
+    1.5 s per architecture, median of 6; docs/proxies.md).
+
     Raises:
         ValueError: an unknown proxy name, or a network that fails on the inputs (PyTorch's error
             becomes one naming the input shape).
     """
     proxies = [get_proxy(name) for name in names]
     results: dict[str, ProxyResult] = {}
-    for proxy in proxies:
-        results[proxy.name] = _timed(proxy.compute, inputs, proxy.name)
+    with _single_threaded_on_cpu(inputs.device):
+        for proxy in proxies:
+            results[proxy.name] = _timed(proxy.compute, inputs, proxy.name)
     return results
 
 
