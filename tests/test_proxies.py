@@ -317,3 +317,45 @@ def test_nni_evaluator_reports_a_metric_per_proxy() -> None:
         TEGEvaluator(data="synthetic", device="cpu", proxies="synflow,zenn")
     with pytest.raises(ValueError, match="registered space"):
         TEGEvaluator(space=None, data="synthetic", device="cpu", proxies="synflow")
+
+
+CLI_FAST = ["--dataset", "synthetic", "--repeat", "1", "--batch-size", "8", "--quiet", "--no-cache"]
+
+
+def test_cli_score_adds_a_column_per_proxy(capsys) -> None:
+    import json
+
+    from teg_plugin.cli import main
+
+    code = main(["score", "--arch", RESNET, DISCONNECTED, "--proxies", "params,synflow", "--format", "json", *CLI_FAST])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    rows = json.loads(out, parse_constant=lambda token: pytest.fail(f"non-JSON {token}"))
+    assert rows[0]["params"] == pytest.approx(0.073306 + 2 * 0.24304, abs=1e-9) and rows[0]["synflow"] > 0
+    assert rows[1]["synflow"] is None  # flagged: no path
+    code = main(["score", "--arch", RESNET, "--proxies", "params", "--format", "csv", *CLI_FAST])
+    header = capsys.readouterr().out.splitlines()[0].split(",")
+    assert header.index("kr_mse") < header.index("params") < header.index("bad")
+    assert main(["score", "--arch", RESNET, "--proxies", "synflow,naswot", *CLI_FAST]) == 2
+    assert "unknown proxy 'naswot'" in capsys.readouterr().err
+
+
+def test_cli_bench_correlation_checks_computed_proxies(capsys, shared_data) -> None:
+    import json
+
+    from teg_plugin.cli import main
+
+    code = main(["bench", "correlation", "--truth", str(shared_data / "nb201" / "nb201_ground_truth.csv"),
+                 "--naslib", str(shared_data / "automl_NASLib" / "zc_nasbench201_725archs.csv"), "--sample", "6",
+                 "--bootstrap", "0", "--format", "json", "--compute-proxies", "params,flops", *CLI_FAST])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    result = json.loads(out)
+    checks = {c["proxy"]: c for c in result["proxy_checks"]}
+    for name, column in (("params", "params_mb"), ("flops", "flops_m")):
+        assert checks[name]["published"] == column and checks[name]["n"] == 6
+        assert checks[name]["spearman_vs_published"] == pytest.approx(1.0)
+        assert checks[name]["kendall_tau_difference"] == pytest.approx(0.0)
+        assert checks[name]["published_seconds"] > 0
+    rows = {r["predictor"]: r for r in result["rows"]}
+    assert rows["params (computed)"]["kendall_tau"] == pytest.approx(rows["params_mb"]["kendall_tau"])

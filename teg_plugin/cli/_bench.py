@@ -120,8 +120,8 @@ def _run_correlation(args: argparse.Namespace) -> int:
         print(render(dicts, "table", ("predictor", "n", "kendall_tau", "kendall_tau_ci95", "spearman_rho",
                                       "n_top", "kendall_tau_top", "top_mean_accuracy")))
         if checks:
-            print(f"\n# computed proxies vs the published ones, on the n archs where both are defined (n_bad: "
-                  f"computed ones flagged); seconds: median per arch here, published_seconds: the table's median")
+            print("\n# computed proxies vs the published ones, on the n archs where both are defined (n_bad: "
+                  "computed ones flagged); seconds: median per arch here, published_seconds: the table's median")
             print(render(checks, "table", ("proxy", "published", "n", "n_bad", "spearman_vs_published",
                                            "kendall_tau", "kendall_tau_published", "kendall_tau_difference",
                                            "seconds", "published_seconds", "within_3x_time")))
