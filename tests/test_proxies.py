@@ -359,3 +359,19 @@ def test_cli_bench_correlation_checks_computed_proxies(capsys, shared_data) -> N
         assert checks[name]["published_seconds"] > 0
     rows = {r["predictor"]: r for r in result["rows"]}
     assert rows["params (computed)"]["kendall_tau"] == pytest.approx(rows["params_mb"]["kendall_tau"])
+
+
+def test_cached_values_are_shared_across_teg_settings_that_leave_the_batch_alone(make_scorer, small_config) -> None:
+    from dataclasses import replace
+
+    cache = ScoreCache("sqlite://")
+    first = ProxyScorer(make_scorer(cache=cache), shape=(4, 1))
+    first.values([RESNET], "nwot")
+    # more repeats and other crops for E: the proxies' batch (first training batch) is the same
+    other = ProxyScorer(make_scorer(cache=cache, config=replace(small_config, repeat=2, regions_batches=3)), shape=(4, 1))
+    other.values([RESNET], "nwot")
+    assert other.n_measured == 0
+    # another seed draws another batch and other weights
+    reseeded = ProxyScorer(make_scorer(cache=cache, config=replace(small_config, seed=7)), shape=(4, 1))
+    reseeded.values([RESNET], "nwot")
+    assert reseeded.n_measured == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import sys
 from collections.abc import Hashable, Iterable
@@ -28,7 +30,8 @@ class ProxyScorer:
     inputs, seed, device and score cache.
 
     Each (architecture, proxy) pair is computed once and cached on its own, so asking for one more
-    proxy later computes only that one. Unlike TEG scores, proxies are computed on the architecture
+    proxy later computes only that one; the cache key holds the inputs' hash, the seed, the network's
+    shape and initialisation, not the TEG-only settings (repeats, E's crops). Unlike TEG scores, proxies are computed on the architecture
     itself, not on its isomorphism class's representative: ``params`` and ``flops`` count every op,
     reachable or not, as NAS-Bench-201 and NAS-Bench-Suite-Zero do.
 
@@ -64,8 +67,7 @@ class ProxyScorer:
         self.shape = shape or network_shape(scorer.space, scorer.config)
         self.batch_size = batch_size
         self.init = init
-        width, cells = self.shape
-        self._fingerprint = f"{scorer.fingerprint}|zc{PROXY_VERSION}|C{width}N{cells}|b{batch_size}|{init}"
+        self._fingerprint = self._inputs_fingerprint()
         self._memo: dict[tuple[str, str], ProxyResult] = {}
         #: How many (architecture, proxy) values this scorer computed (cache misses).
         self.n_measured = 0
@@ -115,6 +117,20 @@ class ProxyScorer:
         """As :meth:`measure`, the values only (NaN where a proxy is flagged bad): the shape rank
         aggregation over proxies takes."""
         return [{n: r.value for n, r in row.items()} for row in self.measure(archs, names, progress=progress)]
+
+    def _inputs_fingerprint(self) -> str:
+        """What the values depend on besides the architecture: the proxies' version, the network's
+        shape, its initialisation and seed, the class count, and the very images and labels (hashed),
+        so values cached under other TEG settings (repeats, crops for E) are reused when these agree."""
+        batch = self.scorer.inputs.repeats[0]
+        n = min(self.batch_size, batch.train_x.shape[0])
+        digest = hashlib.sha256()
+        digest.update(json.dumps([PROXY_VERSION, list(self.shape), self.init, self.scorer.config.seed,
+                                  self.scorer.inputs.num_classes, n]).encode())
+        for tensor in (batch.train_x[:n], batch.train_y[:n]):
+            digest.update(str(tensor.dtype).encode() + str(tuple(tensor.shape)).encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return "zc:" + digest.hexdigest()[:32]
 
     def _key(self, text: str) -> CacheKey:
         return CacheKey(self.scorer.space.name, text, self._fingerprint)
