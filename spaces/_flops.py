@@ -27,8 +27,9 @@ from torch import nn
 def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
     """FLOPs of one forward pass of ``model`` on one input of ``input_shape`` (``(C, H, W)``).
 
-    The model runs once in eval mode under ``torch.no_grad`` on a zero input; its train/eval mode is
-    restored and the counting hooks removed afterwards.
+    The model runs once in eval mode under ``torch.no_grad`` on a zero input of its parameters'
+    device and dtype; its train/eval mode is restored and the counting hooks removed afterwards. A
+    model built on PyTorch's ``meta`` device is counted from shapes alone, without any arithmetic.
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
@@ -47,7 +48,9 @@ def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(1, *input_shape))
+            first = next(model.parameters(), None)
+            like = {"device": first.device, "dtype": first.dtype} if first is not None else {}
+            model(torch.zeros(1, *input_shape, **like))
     finally:
         model.train(was_training)
         for handle in handles:

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -45,6 +46,32 @@ _scores = sa.Table(
     sa.Column("seconds", sa.Float, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+
+#: Zero-cost proxy values (teg_plugin.proxies), one row per (space, arch, fingerprint, proxy): asking
+#: for one more proxy later computes only that one.
+_proxy_values = sa.Table(
+    "teg_proxy_values",
+    _metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("space", sa.String(64), nullable=False),
+    sa.Column("arch", sa.Text, nullable=False),
+    sa.Column("fingerprint", sa.String(128), nullable=False),
+    sa.Column("proxy", sa.String(64), nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("bad", sa.Boolean, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+class CachedProxy(NamedTuple):
+    """A cached proxy value (``value`` NaN when ``bad``)."""
+
+    value: float
+    bad: bool
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -204,6 +231,40 @@ class ScoreCache:
             self._invalid.discard(key.digest)
         return True
 
+    def get_proxy_values(self, keys: Iterable[tuple[CacheKey, str]]) -> dict[tuple[CacheKey, str], CachedProxy]:
+        """The cached values among ``(key, proxy name)`` pairs (missing pairs are absent)."""
+        by_digest = {_proxy_digest(key, name): (key, name) for key, name in keys}
+        found: dict[tuple[CacheKey, str], CachedProxy] = {}
+        digests = list(by_digest)
+        with self._engine.connect() as conn:
+            for start in range(0, len(digests), 500):
+                chunk = digests[start : start + 500]
+                for row in conn.execute(sa.select(_proxy_values).where(_proxy_values.c.key.in_(chunk))):
+                    found[by_digest[row.key]] = CachedProxy(_nan(row.value), bool(row.bad), row.reason)
+        return found
+
+    def put_proxy_value(self, key: CacheKey, name: str, value: float, bad: bool, reason: str | None,
+                        seconds: float) -> bool:
+        """Store proxy ``name``'s value for ``key`` unless present; returns whether this call inserted it."""
+        row = {
+            "key": _proxy_digest(key, name),
+            "space": key.space,
+            "arch": key.arch,
+            "fingerprint": key.fingerprint,
+            "proxy": name,
+            "value": _none(value),
+            "bad": bad,
+            "reason": reason,
+            "seconds": seconds,
+            "created_at": datetime.now(timezone.utc),
+        }
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(sa.insert(_proxy_values).values(**row))
+        except IntegrityError:
+            return False
+        return True
+
     def __len__(self) -> int:
         with self._failures(), self._engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(_scores)).scalar_one())
@@ -302,6 +363,10 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
                 raise
             time.sleep(0.05)
     cursor.close()
+
+
+def _proxy_digest(key: CacheKey, name: str) -> str:
+    return hashlib.sha256(f"{key.digest}\x1fproxy\x1f{name}".encode()).hexdigest()
 
 
 def _none(value: float) -> float | None:

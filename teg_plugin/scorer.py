@@ -265,6 +265,19 @@ class TEGScorer:
             for a, s, rs, pos in zip(archs, scores, sums, positions)
         ]
 
+    def proxies(self, archs: Iterable[Hashable | str | dict], names: str | Iterable[str], *,
+                progress: bool = False) -> list[dict[str, float]]:
+        """Zero-cost proxies (``"synflow,nwot"`` or a list of names, see :mod:`teg_plugin.proxies`)
+        of ``archs`` on this scorer's data, inputs, device and cache: per architecture, in order, a
+        dict name -> value (NaN where a proxy is undefined). Each (architecture, proxy) is computed
+        once and cached on its own; :class:`~teg_plugin.proxies.ProxyScorer` gives flags, reasons
+        and timings, and other network settings."""
+        if getattr(self, "_proxy_scorer", None) is None:
+            from teg_plugin.proxies import ProxyScorer
+
+            self._proxy_scorer = ProxyScorer(self)
+        return self._proxy_scorer.values(archs, names, progress=progress)
+
     def _key(self, text: str) -> CacheKey:
         return CacheKey(self.space.name, text, self.fingerprint)
 

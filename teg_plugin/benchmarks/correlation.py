@@ -16,7 +16,9 @@ import numpy as np
 from scipy.stats import kendalltau, spearmanr
 
 from teg_plugin._checks import check_fraction, check_seed
+from teg_plugin.benchmarks.proxies import ProxyCheck, check_proxies
 from teg_plugin.benchmarks.truth import read_columns, read_truth
+from teg_plugin.proxies import ProxyScorer, get_proxy, parse_proxy_names
 from teg_plugin.scorer import TEGScorer
 from teg_plugin.scores import RankRule, rank_sums
 
@@ -83,6 +85,8 @@ class CorrelationReport:
     top_count: int
     top_ceiling: float
     sample_mean: float
+    #: Per proxy computed with ``compute_proxies``, how it compares with its published values.
+    proxy_checks: tuple[ProxyCheck, ...] = ()
 
 
 def correlation(
@@ -196,6 +200,7 @@ def run_correlation(
     bootstrap: int = DEFAULT_BOOTSTRAP,
     top: float = DEFAULT_TOP_FRACTION,
     rules: Sequence[RankRule] = (),
+    compute_proxies: Sequence[str] | str = (),
 ) -> CorrelationReport:
     """Score ``k`` sampled archs and correlate TEG (each indicator, and the rank-sum) with accuracy.
 
@@ -205,7 +210,10 @@ def run_correlation(
     With ``naslib_path`` the sample is drawn among the architectures that table covers, so every
     published proxy is compared on exactly the same architectures. ``bootstrap`` resamples (seeded
     with ``seed``) give each row's 95% interval of Kendall τ; 0 skips them. ``top`` is the fraction
-    of the sample the top-end measures look at (see :func:`correlation`).
+    of the sample the top-end measures look at (see :func:`correlation`). ``compute_proxies``
+    (names, see :mod:`teg_plugin.proxies`) are computed on the sampled architectures, each a row
+    ``NAME (computed)`` beside the published columns, and checked against them
+    (:attr:`CorrelationReport.proxy_checks`).
 
     Raises:
         FileNotFoundError: a table is missing (the message says which).
@@ -215,6 +223,7 @@ def run_correlation(
     """
     check_seed("seed", seed)
     check_fraction("top", top)  # before any table is read or arch scored
+    proxy_names = parse_proxy_names(compute_proxies) if compute_proxies else ()
     truth = read_truth(truth_path, truth_column)
     naslib = (
         read_columns(naslib_path, what="NAS-Bench-Suite-Zero proxy table", expected=NASLIB_PROXIES)
@@ -247,6 +256,14 @@ def run_correlation(
         rows.append(corr([-s for s in rank_sums(scores, rule, complexities)], f"rule {rule} (neg)"))
     if complexities is not None:
         rows.append(corr([float(c) for c in complexities], "params (complexity)"))
+    checks: tuple[ProxyCheck, ...] = ()
+    if proxy_names:
+        computed = ProxyScorer(scorer).measure(archs, proxy_names, progress=progress)
+        for name in proxy_names:
+            sign = 1.0 if get_proxy(name).higher_is_better else -1.0
+            rows.append(corr([sign * r[name].value for r in computed], f"{name} (computed)"))
+        published = {t: {**(naslib or {}).get(t, {}), **(proxies or {}).get(t, {})} for t in texts}
+        checks = tuple(check_proxies(texts, computed, published, acc))
     for table, names in ((naslib, NASLIB_PROXIES), (proxies, ALL_ARCH_PROXIES)):
         if table is None:
             continue
@@ -254,4 +271,4 @@ def run_correlation(
             values = [sign * table.get(t, {}).get(name, math.nan) for t in texts]
             rows.append(corr(values, name))
     best = top_truth(acc, top)
-    return CorrelationReport(rows, top, len(best), sum(best) / len(best), sum(acc) / len(acc))
+    return CorrelationReport(rows, top, len(best), sum(best) / len(best), sum(acc) / len(acc), checks)

@@ -35,6 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     corr.add_argument("--rule", type=rank_rule_arg, action="append", default=[], metavar="RULE",
                       help="also report the rank-sum under this rank rule, e.g. 'regions,kr_mse' or "
                            "'ntk_cond,regions,kr_mse,params=1' (repeat for several)")
+    corr.add_argument("--compute-proxies", default=None, metavar="NAMES",
+                      help="zero-cost proxies to compute on the sampled archs (comma-separated, or all), each a row "
+                           "beside the published columns, and a table checking them against those")
     _common(corr)
     corr.set_defaults(run=_run_correlation, space="nas-bench-201")
 
@@ -162,6 +165,11 @@ def _run_correlation(args: argparse.Namespace) -> int:
     if args.bootstrap < 0:
         raise ValueError(f"--bootstrap must be 0 (no interval) or more resamples, got {args.bootstrap}")
     check_fraction("--top", args.top)
+    names = ()
+    if args.compute_proxies is not None:
+        from teg_plugin.proxies import parse_proxy_names
+
+        names = parse_proxy_names(args.compute_proxies)  # before any scoring
     scorer = make_scorer(args)
     report = run_correlation(
         scorer,
@@ -175,6 +183,7 @@ def _run_correlation(args: argparse.Namespace) -> int:
         bootstrap=args.bootstrap,
         top=args.top,
         rules=args.rule,
+        compute_proxies=names,
     )
     # NaN (fewer than 3 pairs, or a constant predictor) becomes null: json.dumps would write NaN, not JSON.
     dicts = [
@@ -192,9 +201,11 @@ def _run_correlation(args: argparse.Namespace) -> int:
     ]
     top = {"fraction": report.top_fraction, "count": report.top_count,
            "ceiling_accuracy": report.top_ceiling, "sample_mean_accuracy": report.sample_mean}
+    checks = [_check_dict(c) for c in report.proxy_checks]
     if args.format == "json":
         print(json.dumps({"truth_column": args.truth_column, "data": scorer.data.source,
-                          "environment": environment(scorer.device), "top": top, "rows": dicts}, indent=2))
+                          "environment": environment(scorer.device), "top": top, "rows": dicts,
+                          "proxy_checks": checks}, indent=2))
     else:
         print(f"# {args.sample} NB201 archs (seed {args.seed}) vs {args.truth_column}; data: {scorer.data.source}")
         print(f"# {_environment_line(scorer.device)}")
@@ -207,7 +218,29 @@ def _run_correlation(args: argparse.Namespace) -> int:
             row["kendall_tau_ci95"] = "" if lo is None or hi is None else f"[{lo:.3f}, {hi:.3f}]"
         print(render(dicts, "table", ("predictor", "n", "kendall_tau", "kendall_tau_ci95", "spearman_rho",
                                       "n_top", "kendall_tau_top", "top_mean_accuracy")))
+        if checks:
+            print("\n# computed proxies vs the published ones, on the n archs where both are defined (n_bad: "
+                  "computed ones flagged); seconds: median per arch here, published_seconds: the table's median")
+            print(render(checks, "table", ("proxy", "published", "n", "n_bad", "spearman_vs_published",
+                                           "kendall_tau", "kendall_tau_published", "kendall_tau_difference",
+                                           "seconds", "published_seconds", "within_3x_time")))
     return 0
+
+
+def _check_dict(check: Any) -> dict[str, Any]:
+    return {
+        "proxy": check.name,
+        "published": check.published,
+        "n": check.n,
+        "n_bad": check.n_bad,
+        "spearman_vs_published": _finite(check.spearman_published),
+        "kendall_tau": _finite(check.kendall_computed),
+        "kendall_tau_published": _finite(check.kendall_published),
+        "kendall_tau_difference": _finite(check.kendall_computed - check.kendall_published),
+        "seconds": _finite(check.seconds),
+        "published_seconds": _finite(check.published_seconds),
+        "within_3x_time": check.within_time,
+    }
 
 
 def _run_search(args: argparse.Namespace) -> int:

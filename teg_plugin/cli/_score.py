@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import random
 from collections.abc import Hashable
 from typing import TYPE_CHECKING
@@ -31,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--sample", type=int, metavar="K", help="score K different random architectures")
     parser.add_argument("--seed", type=seed_arg, default=None, help="seed that draws the --sample architectures (default: 0)")
     add_scoring_options(parser)
+    parser.add_argument("--proxies", default=None, metavar="NAMES",
+                        help="also compute zero-cost proxies, a column each (comma-separated: params, flops, synflow, "
+                             "snip, grasp, fisher, grad_norm, jacov, nwot, epe_nas, l2_norm, zen; or all)")
     parser.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
@@ -43,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--seed only chooses the architectures of --sample; --score-seed seeds the scoring "
                          "(inputs and initial weights)")
     space = get_space(args.space)
+    proxies = ()
+    if args.proxies is not None:
+        from teg_plugin.proxies import parse_proxy_names
+
+        proxies = parse_proxy_names(args.proxies)  # before anything is scored
     if args.arch:
         archs = [_parse(space, text) for text in args.arch]
     elif args.index:
@@ -56,7 +65,13 @@ def run(args: argparse.Namespace) -> int:
         archs = space.sample_distinct(random.Random(0 if args.seed is None else args.seed), args.sample)
     scorer = make_scorer(args)
     ranked = scorer.rank(archs, progress=not args.quiet)
-    print(render([r.to_dict() for r in ranked], args.format, COLUMNS))
+    rows = [r.to_dict() for r in ranked]
+    if proxies:
+        values = scorer.proxies(archs, proxies, progress=not args.quiet)
+        for row, row_values in zip(rows, values):
+            row.update((name, value if math.isfinite(value) else None) for name, value in row_values.items())
+    at = COLUMNS.index("bad")  # proxies after T, E, G
+    print(render(rows, args.format, COLUMNS[:at] + proxies + COLUMNS[at:]))
     return 0
 
 

@@ -15,7 +15,14 @@ from torch import nn
 
 from teg_plugin.config import TEGConfig
 from teg_plugin.nni._hints import model_space_hint
-from teg_plugin.nni._metrics import RESULT_LOG, log_and_rank, rank_default, teg_metrics, trial_experiment_dir
+from teg_plugin.nni._metrics import (
+    RESULT_LOG,
+    log_and_rank,
+    proxy_metrics,
+    rank_default,
+    teg_metrics,
+    trial_experiment_dir,
+)
 from teg_plugin.nni._user_space import ThinFromSample, load_thin, model_space_name, sample_text
 from teg_plugin.scores import TEGScore
 from teg_plugin.spaces import SearchSpace, get_space
@@ -85,6 +92,9 @@ class TEGEvaluator(Evaluator):
             of a function ``(NNI sample dict, width) -> nn.Module`` taking the protocol's crops
             ``(batch, width, 3, 3)`` (a callable works too, but only a path reaches the trial
             processes of a training-service engine).
+        proxies: registered spaces only: zero-cost proxies computed too (``"synflow,nwot"``, see
+            :mod:`teg_plugin.proxies`), each reported as ``proxy_<name>`` beside the indicators
+            (``None`` when flagged); ``default`` stays the TEG rank-based score.
         name: ``space=None`` only: names the model space in cache keys; default
             :func:`~teg_plugin.nni._user_space.model_space_name` of the model space (its class's
             import path and constructor arguments), as :func:`~teg_plugin.nni.space_from_model_space`.
@@ -123,6 +133,7 @@ class TEGEvaluator(Evaluator):
         cache: str | None = None,
         thin: str | ThinFromSample | None = None,
         name: str | None = None,
+        proxies: str | None = None,
     ) -> None:
         super().__init__()
         if isinstance(config, TEGConfig):
@@ -140,6 +151,14 @@ class TEGEvaluator(Evaluator):
                 f"thin and name apply to space=None (any model space); the {self.space_name} space builds its "
                 "own thin network and names its cache entries"
             )
+        self.proxies = None if proxies is None or not str(proxies).strip() else str(proxies)
+        if self.proxies is not None:
+            from teg_plugin.proxies import parse_proxy_names
+
+            if self.space_name is None:
+                raise ValueError("proxies need a registered space (space='nas-bench-201', ...); space=None scores "
+                                 "models as built, which the proxies' benchmark networks do not apply to")
+            self._proxy_names = parse_proxy_names(self.proxies)
         self._space: SearchSpace | None = None if self.space_name is None else get_space(self.space_name)
         # Fail early, in this process, on a bad setting: inside a trial of the "ts" engine the error
         # would only reach the trial's log, and every trial would fail.
@@ -157,6 +176,8 @@ class TEGEvaluator(Evaluator):
 
     def extra_repr(self) -> str:
         extra = "" if self.space_name is not None else f", thin={self.thin!r}, name={self.name!r}"
+        if self.proxies is not None:
+            extra += f", proxies={self.proxies!r}"
         return f"space={self.space_name!r}, data={self.data!r}, config={self.config!r}, device={self.device!r}{extra}"
 
     @property
@@ -259,6 +280,8 @@ class TEGEvaluator(Evaluator):
                 default = rank_default(score, shared.history)
                 shared.history.append(score)
         metrics = teg_metrics(score, default)
+        if self.proxies is not None:
+            metrics.update(proxy_metrics(shared.scorer.proxies([arch], self._proxy_names)[0]))
         if _current_model() is not None:
             nni.report_final_result(metrics)
         return metrics

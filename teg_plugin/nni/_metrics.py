@@ -63,6 +63,19 @@ def teg_metrics(score: TEGScore, default: float) -> dict[str, Any]:
     return out
 
 
+def proxy_metrics(values: Mapping[str, float]) -> dict[str, float | None]:
+    """``{"proxy_<name>": value}`` for zero-cost proxy values, added to a final result beside the
+    indicators (a flagged proxy's NaN becomes ``None``).
+
+    Example:
+        >>> proxy_metrics({"synflow": 90.5, "nwot": float("nan")})
+        {'proxy_synflow': 90.5, 'proxy_nwot': None}
+    """
+    from teg_plugin.proxies import proxy_key
+
+    return {proxy_key(name): (float(v) if math.isfinite(v) else None) for name, v in values.items()}
+
+
 def score_from_metrics(metric: Any) -> TEGScore:
     """The :class:`TEGScore` in a reported final result.
 

@@ -67,6 +67,34 @@ def teg_user_attrs(space: SearchSpace, arch: Hashable, score: TEGScore) -> dict[
     return attrs
 
 
+def proxy_user_attrs(values: Mapping[str, float]) -> dict[str, float | None]:
+    """``{"proxy_<name>": value}`` for proxy values (as :meth:`TEGScorer.proxies` gives them; a
+    flagged proxy's NaN becomes ``None``).
+
+    Example:
+        >>> proxy_user_attrs({"synflow": 90.5, "nwot": float("nan")})
+        {'proxy_synflow': 90.5, 'proxy_nwot': None}
+    """
+    from teg_plugin.proxies import proxy_key
+
+    return {proxy_key(name): (float(v) if math.isfinite(v) else None) for name, v in values.items()}
+
+
+def checked_proxy_names(proxies: str | Iterable[str]) -> tuple[str, ...]:
+    """Proxy names as :func:`teg_plugin.proxies.parse_proxy_names` checks them; ``()`` for none
+    (an empty string or list)."""
+    if isinstance(proxies, str):
+        if not proxies.strip():
+            return ()
+    else:
+        proxies = list(proxies)
+        if not proxies:
+            return ()
+    from teg_plugin.proxies import parse_proxy_names
+
+    return parse_proxy_names(proxies)
+
+
 def score_from_user_attrs(user_attrs: Mapping[str, Any]) -> TEGScore | None:
     """The :class:`TEGScore` stored in a trial's user attributes, or ``None`` unless it has ``arch``,
     the three indicators and ``bad``.

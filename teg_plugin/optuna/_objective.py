@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import optuna
 
-from teg_plugin.optuna._attrs import normalized_rank_sum, scored_trials, teg_user_attrs
+from teg_plugin.optuna._attrs import (
+    checked_proxy_names,
+    normalized_rank_sum,
+    proxy_user_attrs,
+    scored_trials,
+    teg_user_attrs,
+)
 from teg_plugin.optuna._suggest import suggest
 from teg_plugin.optuna._final import current_final_choice, run_final_choice
 from teg_plugin.confirm import DEFAULT_CONFIRM_RULE
@@ -27,7 +33,9 @@ METRIC_NAMES: tuple[str, ...] = INDICATORS
 ZeroCostObjective = Callable[[optuna.Trial], float | tuple[float, float, float]]
 
 
-def zero_cost_objective(space: SearchSpace, scorer: TEGScorer, *, multi_objective: bool = False) -> ZeroCostObjective:
+def zero_cost_objective(
+    space: SearchSpace, scorer: TEGScorer, *, multi_objective: bool = False, proxies: str | Iterable[str] = ()
+) -> ZeroCostObjective:
     """An objective that scores the suggested architecture with TEG instead of training it.
 
     The objective suggests an architecture (:func:`suggest`), scores it with ``scorer``, writes the
@@ -56,6 +64,8 @@ def zero_cost_objective(space: SearchSpace, scorer: TEGScorer, *, multi_objectiv
         space: the search space.
         scorer: scores architectures of ``space`` (share it with :class:`TEGSampler`).
         multi_objective: return the three indicators instead of the rank-based score.
+        proxies: zero-cost proxies (``"synflow,nwot"`` or a list, see :mod:`teg_plugin.proxies`)
+            computed too, each stored as user attribute ``proxy_<name>`` (``None`` when flagged).
 
     Example:
         >>> import optuna
@@ -73,6 +83,7 @@ def zero_cost_objective(space: SearchSpace, scorer: TEGScorer, *, multi_objectiv
     if scorer.space.name != space.name:
         raise ValueError(f"the scorer scores {scorer.space.name!r} but the objective searches {space.name!r}")
     expected = list(DIRECTIONS) if multi_objective else ["minimize"]
+    proxy_names = checked_proxy_names(proxies)
 
     def objective(trial: optuna.Trial) -> float | tuple[float, float, float]:
         directions = [d.name.lower() for d in trial.study.directions]
@@ -86,7 +97,10 @@ def zero_cost_objective(space: SearchSpace, scorer: TEGScorer, *, multi_objectiv
         arch = suggest(space, trial)
         score = scorer.score(arch)
         current = trial.user_attrs
-        for key, value in teg_user_attrs(space, arch, score).items():
+        attrs = teg_user_attrs(space, arch, score)
+        if proxy_names:
+            attrs.update(proxy_user_attrs(scorer.proxies([arch], proxy_names)[0]))
+        for key, value in attrs.items():
             if key not in current or current[key] != value:
                 trial.set_user_attr(key, value)
         if score.bad:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import copy
 import threading
 import warnings
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import TrialState
 
 from teg_plugin._checks import check_int, check_seed
-from teg_plugin.optuna._attrs import score_from_user_attrs, teg_user_attrs, write_user_attrs
+from teg_plugin.optuna._attrs import checked_proxy_names, proxy_user_attrs, score_from_user_attrs, teg_user_attrs, write_user_attrs
 from teg_plugin.optuna._suggest import search_space as _search_space
 from teg_plugin.scores import TEGScore, rank_sums
 from teg_plugin.strategies import Strategy, make_strategy, strategy_key
@@ -91,6 +91,8 @@ class TEGSampler(BaseSampler):
         strategy_options: keyword arguments of the strategy (e.g. ``{"population_size": 32}``).
         warn_independent_sampling: warn (once per parameter) when a parameter outside ``space`` is
             sampled by the fallback sampler.
+        proxies: zero-cost proxies (``"synflow,nwot"`` or a list, see :mod:`teg_plugin.proxies`)
+            computed for each proposal too, each stored as user attribute ``proxy_<name>``.
 
     Raises:
         TypeError: ``strategy`` is not a string, ``seed`` or ``steps_per_trial`` is not an int, or
@@ -137,6 +139,7 @@ class TEGSampler(BaseSampler):
         steps_per_trial: int = 1,
         strategy_options: Mapping[str, Any] | None = None,
         warn_independent_sampling: bool = True,
+        proxies: str | Iterable[str] = (),
     ) -> None:
         if scorer.space.name != space.name:
             raise ValueError(f"the scorer scores {scorer.space.name!r} but the sampler searches {space.name!r}")
@@ -148,6 +151,7 @@ class TEGSampler(BaseSampler):
                 f"strategy 'prune' prunes a supernet, and the space {space.name!r} has none: give the space a "
                 "supernet builder (ChoiceSpace/TrialSpace(..., supernet=...)) or use 'evolution', 'random' or 'reinforce'"
             )
+        self._proxies = checked_proxy_names(proxies)
         self._space = space
         self._scorer = scorer
         self._strategy_name = strategy
@@ -220,6 +224,8 @@ class TEGSampler(BaseSampler):
         if final is not None:
             score = self._score_all([final])[0]
             attrs = teg_user_attrs(self._space, final, score)
+            if self._proxies:
+                attrs.update(proxy_user_attrs(self._scorer.proxies([final], self._proxies)[0]))
             write_user_attrs(study._storage, trial._trial_id, attrs, trial.user_attrs)
             # ``trial`` is the live Trial's cached copy: updating it lets the objective (and
             # ``Trial.should_prune``) see the attributes without a storage round trip.

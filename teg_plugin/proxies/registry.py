@@ -1,0 +1,76 @@
+"""The proxies by name, and parsing a user's list of names."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+
+from teg_plugin.proxies import (
+    epe_nas,
+    fisher,
+    flops,
+    grad_norm,
+    grasp,
+    jacov,
+    l2_norm,
+    nwot,
+    params,
+    snip,
+    synflow,
+    zen,
+)
+from teg_plugin.proxies._base import Proxy
+
+#: Every proxy, by name, in NAS-Bench-Suite-Zero's order (then ``zen``).
+PROXIES: Mapping[str, Proxy] = MappingProxyType({
+    p.name: p
+    for p in (
+        params.PROXY, flops.PROXY, synflow.PROXY, snip.PROXY, grasp.PROXY, fisher.PROXY, grad_norm.PROXY,
+        jacov.PROXY, nwot.PROXY, epe_nas.PROXY, l2_norm.PROXY, zen.PROXY,
+    )
+})
+
+
+#: The key of a proxy's value beside the TEG indicators, in Optuna user attributes and NNI results:
+#: ``proxy_<name>`` (e.g. ``proxy_synflow``).
+PROXY_KEY_PREFIX = "proxy_"
+
+
+def proxy_key(name: str) -> str:
+    """``proxy_<name>``: where ``name``'s value is stored beside the TEG indicators."""
+    return PROXY_KEY_PREFIX + name
+
+
+def proxy_names() -> tuple[str, ...]:
+    """The names :func:`get_proxy` knows, in registry order."""
+    return tuple(PROXIES)
+
+
+def get_proxy(name: str) -> Proxy:
+    """The proxy called ``name``; ``ValueError`` naming the known ones otherwise."""
+    try:
+        return PROXIES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown proxy {name!r}; known: {', '.join(PROXIES)}") from None
+
+
+def parse_proxy_names(names: str | Iterable[str]) -> tuple[str, ...]:
+    """Proxy names from ``"synflow,nwot"`` or a list of names (``"all"``: every proxy), checked, in
+    the order given, without repeats.
+
+    Raises:
+        ValueError: an unknown or empty name, or no name at all.
+
+    Example:
+        >>> parse_proxy_names("synflow, nwot,synflow")
+        ('synflow', 'nwot')
+    """
+    items = names.split(",") if isinstance(names, str) else list(names)
+    cleaned = [str(item).strip() for item in items]
+    if cleaned == ["all"]:
+        return proxy_names()
+    if not cleaned or any(not item for item in cleaned):
+        raise ValueError(f"expected comma-separated proxy names ({', '.join(PROXIES)}, or all), got {names!r}")
+    for item in cleaned:
+        get_proxy(item)
+    return tuple(dict.fromkeys(cleaned))
