@@ -308,7 +308,7 @@ def test_bench_search_table_has_one_column_per_pick(capsys, shared_data) -> None
 
 
 def test_bench_search_prune_warns_that_its_seeds_repeat(capsys, shared_data) -> None:
-    result, err = _bench_search(capsys, shared_data, "--strategy", "prune", "--seeds", "2", "--confirm-top", "0")
+    result, err = _bench_search(capsys, shared_data, "--strategy", "prune", "--seeds", "2", "--budget", "1")
     assert "--vary-score-seed" in err
     assert result["runs"][0]["best_arch"] == result["runs"][1]["best_arch"]
     assert result["cifar10_test_std"] == 0.0
