@@ -27,8 +27,13 @@ if TYPE_CHECKING:
     from teg_plugin.scorer import TEGScorer
     from teg_plugin.spaces import SearchSpace
 
-#: Candidates re-ranked by default: the search's best distinct architectures.
+#: Candidates re-ranked when a final choice is made: the search's best distinct architectures.
 DEFAULT_CONFIRM_TOP = 10
+#: ``--confirm-top`` of ``teg-nas search`` and ``bench search`` by default: 0, no final choice. Over
+#: four seeds of the default protocol (``--ntk exact``) it lowered the pick (cifar10_valid 90.42
+#: against 90.76 without it); over five ``--ntk frozen-bn`` searches it raised it (90.51 against
+#: 90.11). See docs/benchmarks.md.
+SEARCH_CONFIRM_TOP = 0
 #: Further score seeds per candidate by default.
 DEFAULT_CONFIRM_SEEDS = 3
 #: How candidates are ranked under each seed by default: E plus twice G, without T. Among good

@@ -66,6 +66,7 @@ def publish_to_dashboard(
     figures: dict[str, go.Figure] | list[go.Figure] | None = None,
     note: bool = True,
     study_note: bool = False,
+    use_final_choice: bool = True,
 ) -> Published:
     """Save TEG figures and a best-architecture note to ``study`` for optuna-dashboard.
 
@@ -83,6 +84,8 @@ def publish_to_dashboard(
             TEG rank-sum over the study's scored trials (:func:`teg_plugin.plots.best_record`).
         study_note: also write that note as the study's note (replacing any study note), which
             the dashboard shows on the study's overview page.
+        use_final_choice: the note is on the study's final choice (:data:`~teg_plugin.optuna.FINAL_CHOICE_ATTR`)
+            when it has a current one; ``False``: on the rank-sum winner.
 
     Returns:
         What was written (:class:`Published`).
@@ -108,7 +111,7 @@ def publish_to_dashboard(
         ids.append(dashboard.save_plotly_graph_object(study, fig, graph_object_id=graph_id))
 
     ranked = rank_records(records)
-    final = current_final_choice(study)
+    final = current_final_choice(study) if use_final_choice else None
     best = best_record(ranked, arch=None if final is None else final["pick"])
     text = None
     if best is not None and (note or study_note):

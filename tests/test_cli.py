@@ -272,9 +272,10 @@ def _bench_search(capsys, shared_data, *argv: str) -> tuple[dict, str]:
 
 
 def test_bench_search_one_scorer_or_one_per_seed(capsys, shared_data) -> None:
-    shared, _ = _bench_search(capsys, shared_data, "--strategy", "evolution", "--seeds", "2", "--score-seed", "5")
+    final = ("--confirm-top", "3", "--confirm-seeds", "1")
+    shared, _ = _bench_search(capsys, shared_data, "--strategy", "evolution", "--seeds", "2", "--score-seed", "5", *final)
     varied, _ = _bench_search(capsys, shared_data, "--strategy", "evolution", "--seeds", "2", "--score-seed", "5",
-                              "--vary-score-seed")
+                              "--vary-score-seed", *final)
     assert [r["score_seed"] for r in shared["runs"]] == [5, 5] and shared["vary_score_seed"] is False
     assert [r["score_seed"] for r in varied["runs"]] == [5, 6] and varied["vary_score_seed"] is True
     # Seed 0 is the same run either way (same search seed, same score seed); seed 1 is scored anew.

@@ -58,11 +58,12 @@ def add_scoring_options(parser: argparse.ArgumentParser) -> None:
 
 def add_final_choice_options(parser: argparse.ArgumentParser) -> None:
     """--confirm-top, --confirm-seeds and --confirm-rule: the final choice after a search."""
-    from teg_plugin.confirm import DEFAULT_CONFIRM_RULE, DEFAULT_CONFIRM_SEEDS, DEFAULT_CONFIRM_TOP
+    from teg_plugin.confirm import DEFAULT_CONFIRM_RULE, DEFAULT_CONFIRM_SEEDS, DEFAULT_CONFIRM_TOP, SEARCH_CONFIRM_TOP
 
     group = parser.add_argument_group("final choice (re-rank the best candidates over further score seeds)")
-    group.add_argument("--confirm-top", type=count_arg, default=DEFAULT_CONFIRM_TOP, metavar="K",
-                       help="best distinct candidates re-ranked after the search; 0: none (default: %(default)s)")
+    group.add_argument("--confirm-top", type=count_arg, default=SEARCH_CONFIRM_TOP, metavar="K",
+                       help=f"best distinct candidates re-ranked after the search, e.g. {DEFAULT_CONFIRM_TOP}; 0: no final "
+                            "choice (default: %(default)s)")
     group.add_argument("--confirm-seeds", type=count_arg, default=DEFAULT_CONFIRM_SEEDS, metavar="M",
                        help="further score seeds (new inputs and initial weights) per candidate, ranks averaged "
                             "with the search's own; 0: none (default: %(default)s)")

@@ -231,7 +231,7 @@ def _summarise(study: Any, scorer: Any, args: argparse.Namespace, seconds: float
 
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     trials = study.get_trials(deepcopy=False, states=finished)
-    best = best_trial(study)
+    best = best_trial(study, use_final_choice=bool(args.confirm_top and args.confirm_seeds))
     attrs = best.user_attrs
     arch_texts = {t.user_attrs.get("arch") for t in trials if t.user_attrs.get("arch")}
     summary: dict[str, Any] = {
@@ -252,7 +252,7 @@ def _summarise(study: Any, scorer: Any, args: argparse.Namespace, seconds: float
         "data": scorer.data.source,
     }
     summary.update(_benchmark_report(scorer, attrs.get("arch"), study))
-    _publish(study, scorer)
+    _publish(study, use_final_choice=bool(args.confirm_top and args.confirm_seeds))
     return summary
 
 
@@ -272,13 +272,13 @@ def _benchmark_report(scorer: Any, arch_text: str | None, study: Any) -> dict[st
     return report
 
 
-def _publish(study: Any, scorer: Any) -> None:
+def _publish(study: Any, *, use_final_choice: bool) -> None:
     try:
         from teg_plugin.dashboard import publish_to_dashboard
     except ImportError:
         return
     try:
-        publish_to_dashboard(study)
+        publish_to_dashboard(study, use_final_choice=use_final_choice)
     except ImportError as err:
         print(f"teg-nas: note: figures not saved to the study ({err})", file=sys.stderr)
 

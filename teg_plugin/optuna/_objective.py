@@ -121,6 +121,7 @@ def best_trial(
     confirm_seeds: int = 0,
     rule: RankRule = DEFAULT_CONFIRM_RULE,
     progress: bool = False,
+    use_final_choice: bool = True,
 ) -> FrozenTrial:
     """The study's answer: the complete trial of the architecture its final choice picked, else the
     one with the lowest TEG rank-sum among the distinct architectures of the complete trials (each
@@ -130,7 +131,8 @@ def best_trial(
     (or finished, after an interruption) and stored in the study
     (:func:`~teg_plugin.optuna.run_final_choice`: the ``confirm_top`` best candidates re-ranked over
     ``confirm_seeds`` further score seeds with ``rule``). Without them, a final choice already
-    stored is used while the study has not gained trials since.
+    stored is used while the study has not gained trials since, unless ``use_final_choice`` is
+    ``False`` (the search's own best, by rank-sum).
 
     Rank-sums are recomputed from the trials' TEG user attributes, so this is the exact TEG winner
     of the study whatever the objective returned (the zero-cost objective's values are relative to
@@ -168,7 +170,7 @@ def best_trial(
     # Each architecture counts once (a search may propose one twice), at its first complete trial,
     # as in Strategy.best(), the figures and the dashboard note.
     archs = [str(trial.user_attrs["arch"]) for trial, _ in complete]
-    final = current_final_choice(study, complete)
+    final = current_final_choice(study, complete) if use_final_choice else None
     if final is not None and final["pick"] in archs:
         return complete[archs.index(final["pick"])][0]
     return complete[best_distinct_index(archs, [score for _, score in complete])][0]
