@@ -12,7 +12,6 @@ search's own included. Benchmark accuracies are never read here.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from teg_plugin._checks import check_int
+from teg_plugin._progress import progress_bar
 from teg_plugin.indicators.init import stable_seed
-from teg_plugin.scores import PAPER_RULE, RankRule, TEGScore, distinct_order, rank_sums
+from teg_plugin.scores import RankRule, TEGScore, distinct_order, rank_sums
 
 if TYPE_CHECKING:
     from teg_plugin.scorer import TEGScorer
@@ -199,7 +199,7 @@ def confirm(
     complexities = [space.complexity(a) for a in candidates] if rule.complexity else None
     per_seed: list[list[TEGScore]] = []
     n_measured = 0
-    bar = _progress(len(candidates) * len(all_seeds), progress)
+    bar = progress_bar(len(candidates) * len(all_seeds), progress, "final choice", "score")
     try:
         for seed in all_seeds:
             seed_scorer = scorer if seed == scorer.config.seed else None
@@ -235,13 +235,6 @@ def confirm(
     )
     return Confirmation(all_seeds, rule, confirmed, n_measured)
 
-
-def _progress(total: int, enabled: bool):  # type: ignore[no-untyped-def]
-    if not enabled or total < 1:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="final choice", unit="score", file=sys.stderr, dynamic_ncols=True)
 
 
 def _finite(value: float) -> float | None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from teg_plugin._progress import progress_bar
 from teg_plugin.cache import CacheKey, ScoreCache
 from teg_plugin.config import TEGConfig
 from teg_plugin.data import ImageData, load_data
@@ -160,7 +161,7 @@ class TEGScorer:
             for key, score in cached.items():
                 self._memo[key.arch] = score
             missing = [t for t in missing if t not in self._memo]
-        bar = _progress(len(missing), progress)
+        bar = progress_bar(len(missing), progress, "scoring", "arch")
         try:
             for text in missing:
                 if bar is not None:
@@ -294,10 +295,3 @@ def _mask_text(mask: Mask) -> str:
     scores cached under the earlier sum semantics carry no prefix and are not reused."""
     return "mean:" + json.dumps({k: sorted(v) for k, v in sorted(mask.items())}, separators=(",", ":"))
 
-
-def _progress(total: int, enabled: bool):  # type: ignore[no-untyped-def]
-    if not enabled or total < 1:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="scoring", unit="arch", file=sys.stderr, dynamic_ncols=True)

@@ -144,7 +144,8 @@ def run_search_benchmark(
                 n_confirmed = len(candidates)
         confirmation_seconds = time.perf_counter() - confirm_start
         distinct = {space.format(space.canonical(a)): space.format(a) for a in proposed}
-        largest = max(proposed, key=space.complexity)
+        # each distinct proposal's network is built once (first occurrence first, as max keeps the first)
+        largest = max({space.format(a): a for a in proposed}.values(), key=space.complexity)
         runs.append(
             SearchRun(
                 seed=seed,

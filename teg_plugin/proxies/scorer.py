@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sys
 from collections.abc import Hashable, Iterable
 from typing import TYPE_CHECKING
 
+from teg_plugin._progress import progress_bar
 from teg_plugin.cache import CacheKey
 from teg_plugin.proxies.measure import (
     PROXY_BATCH_SIZE,
@@ -95,7 +95,7 @@ class ProxyScorer:
         todo: dict[str, list[str]] = {}
         for text, name in wanted:
             todo.setdefault(text, []).append(name)
-        bar = _progress(len(todo), progress)
+        bar = progress_bar(len(todo), progress, "proxies", "arch")
         try:
             for text, missing in todo.items():
                 inputs = proxy_inputs(space, space.mask_of(by_text[text]), self.scorer.inputs, self.scorer.config,
@@ -135,11 +135,4 @@ class ProxyScorer:
     def _key(self, text: str) -> CacheKey:
         return CacheKey(self.scorer.space.name, text, self._fingerprint)
 
-
-def _progress(total: int, enabled: bool):  # type: ignore[no-untyped-def]
-    if not enabled or total < 1:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="proxies", unit="arch", file=sys.stderr, dynamic_ncols=True)
 
