@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from teg_plugin._checks import check_int
-from teg_plugin.scores import TEGScore, best_distinct_index
+from teg_plugin.scores import PAPER_RULE, RankRule, TEGScore, best_distinct_index
 
 if TYPE_CHECKING:
     from typing import Self
@@ -36,6 +36,10 @@ class Strategy(ABC, Generic[ArchT]):
       proposals), tells may come in any order, and an architecture that was never asked (another
       worker's, a user's) may be told too.
     * **Training-free.** Strategies see TEG scores only, never benchmark accuracies.
+    * **One ranking.** Wherever a strategy compares architectures (:meth:`best`, evolution's
+      tournaments) it ranks them by ``rule`` (default: the paper's rank-sum); a rule with a
+      complexity term adds the rank of :meth:`~teg_plugin.spaces.SearchSpace.complexity`, which
+      the strategy computes itself (zero-cost: the network is built, never run).
 
     Subclasses implement :meth:`_propose` (and :meth:`_observe` if they learn from tells).
 
@@ -51,9 +55,10 @@ class Strategy(ABC, Generic[ArchT]):
         True
     """
 
-    def __init__(self, space: SearchSpace[ArchT], *, seed: int = 0) -> None:
-        """Raises ``TypeError`` if ``space`` is not a :class:`~teg_plugin.spaces.SearchSpace` or
-        ``seed`` is not an int (bools and floats are refused, numpy integers accepted)."""
+    def __init__(self, space: SearchSpace[ArchT], *, seed: int = 0, rule: RankRule = PAPER_RULE) -> None:
+        """Raises ``TypeError`` if ``space`` is not a :class:`~teg_plugin.spaces.SearchSpace`,
+        ``seed`` is not an int (bools and floats are refused, numpy integers accepted) or ``rule``
+        is not a :class:`~teg_plugin.scores.RankRule`."""
         # Imported here, not at module level: teg_plugin.spaces pulls in torch (the networks), and a
         # caller holding a space has imported it already.
         from teg_plugin.spaces._base import SearchSpace
@@ -62,6 +67,10 @@ class Strategy(ABC, Generic[ArchT]):
             raise TypeError(f"space must be a SearchSpace (e.g. NB201Space()), got {space!r}")
         self._space = space
         self._seed = check_int("seed", seed)
+        if not isinstance(rule, RankRule):
+            raise TypeError(f"rule must be a RankRule (e.g. RankRule.parse('ntk_cond,regions,kr_mse')), got {rule!r}")
+        self._rule = rule
+        self._complexities: dict[ArchT, int] = {}
         #: The type of the space's architectures; :meth:`tell` refuses anything else.
         self._arch_type = type(space.sample(random.Random(0)))
         self._history: list[tuple[ArchT, TEGScore]] = []
@@ -76,6 +85,11 @@ class Strategy(ABC, Generic[ArchT]):
     def seed(self) -> int:
         """The seed all of this strategy's randomness derives from."""
         return self._seed
+
+    @property
+    def rule(self) -> RankRule:
+        """How this strategy ranks architectures."""
+        return self._rule
 
     @property
     def history(self) -> list[tuple[ArchT, TEGScore]]:
@@ -129,18 +143,29 @@ class Strategy(ABC, Generic[ArchT]):
         return self
 
     def best(self) -> ArchT:
-        """The told architecture with the lowest TEG rank-sum among the distinct architectures of
+        """The told architecture with the lowest rank-sum (under :attr:`rule`) among the distinct architectures of
         the whole history (each ranked once, with its first told score; the first told among
         equals), as :func:`teg_plugin.scores.distinct_order` ranks them. Raises ``ValueError``
         before the first tell."""
         if not self._history:
             raise ValueError("no architecture has been told yet")
         archs = [arch for arch, _ in self._history]
-        return archs[best_distinct_index(archs, [score for _, score in self._history])]
+        scores = [score for _, score in self._history]
+        return archs[best_distinct_index(archs, scores, self._rule, self._complexities_of(archs))]
 
     def is_finished(self) -> bool:
         """Whether the strategy has nothing more to propose (``False``: the caller owns the budget)."""
         return False
+
+    def _complexities_of(self, archs: Sequence[ArchT]) -> list[int] | None:
+        """The complexity of each of ``archs`` when :attr:`rule` has a complexity term, else ``None``
+        (each architecture's is computed once per strategy)."""
+        if not self._rule.complexity:
+            return None
+        for arch in archs:
+            if arch not in self._complexities:
+                self._complexities[arch] = self._space.complexity(arch)
+        return [self._complexities[arch] for arch in archs]
 
     @abstractmethod
     def _propose(self, rng: random.Random) -> ArchT:

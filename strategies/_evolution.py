@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic
 
 from teg_plugin._checks import check_int
-from teg_plugin.scores import TEGScore, best_index
+from teg_plugin.scores import PAPER_RULE, RankRule, TEGScore, best_index
 from teg_plugin.strategies._base import ArchT, Strategy
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ class EvolutionStrategy(Strategy[ArchT]):
         seed: seed of all randomness.
         population_size: P, the number of living members.
         tournament_size: S, the members drawn per tournament (1 <= S <= P).
+        rule: how tournaments and :meth:`best` rank (default: the paper's rank-sum).
 
     Raises:
         TypeError: a size or the seed is not an int.
@@ -72,8 +73,9 @@ class EvolutionStrategy(Strategy[ArchT]):
         seed: int = 0,
         population_size: int = DEFAULT_POPULATION_SIZE,
         tournament_size: int = DEFAULT_TOURNAMENT_SIZE,
+        rule: RankRule = PAPER_RULE,
     ) -> None:
-        super().__init__(space, seed=seed)
+        super().__init__(space, seed=seed, rule=rule)
         population_size = check_int("population_size", population_size, minimum=1)
         tournament_size = check_int("tournament_size", tournament_size)
         if not 1 <= tournament_size <= population_size:
@@ -111,7 +113,8 @@ class EvolutionStrategy(Strategy[ArchT]):
             return self._space.sample(rng)
         drawn = rng.sample(range(len(self._population)), self._tournament_size)
         members = tuple(self._population[i] for i in drawn)
-        parent = members[best_index([score for _, score in members])][0]
+        archs = [arch for arch, _ in members]
+        parent = archs[best_index([score for _, score in members], self._rule, self._complexities_of(archs))]
         child = self._space.mutate(parent, rng)
         self._last_tournament = Tournament(members=members, parent=parent, child=child)
         return child

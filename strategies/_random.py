@@ -6,7 +6,7 @@ import random
 from typing import TYPE_CHECKING
 
 from teg_plugin._checks import check_int
-from teg_plugin.scores import TEGScore
+from teg_plugin.scores import PAPER_RULE, RankRule, TEGScore
 from teg_plugin.strategies._base import ArchT, Strategy
 
 if TYPE_CHECKING:
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 class RandomStrategy(Strategy[ArchT]):
-    """Uniform samples of the space; :meth:`best` is the lowest TEG rank-sum among them.
+    """Uniform samples of the space; :meth:`best` is the lowest rank-sum among them.
 
     A proposal that was already told is redrawn (up to ``max_redraws`` times), so the budget is not
     spent re-scoring the same architecture; this keeps the samples uniform over the untold ones.
@@ -24,6 +24,7 @@ class RandomStrategy(Strategy[ArchT]):
         seed: seed of all randomness.
         max_redraws: redraws allowed to avoid an already-told architecture (0: plain sampling with
             replacement).
+        rule: how :meth:`best` ranks (default: the paper's rank-sum).
 
     Raises:
         TypeError: ``max_redraws`` or the seed is not an int.
@@ -36,8 +37,10 @@ class RandomStrategy(Strategy[ArchT]):
         True
     """
 
-    def __init__(self, space: SearchSpace[ArchT], *, seed: int = 0, max_redraws: int = 100) -> None:
-        super().__init__(space, seed=seed)
+    def __init__(
+        self, space: SearchSpace[ArchT], *, seed: int = 0, max_redraws: int = 100, rule: RankRule = PAPER_RULE
+    ) -> None:
+        super().__init__(space, seed=seed, rule=rule)
         self._max_redraws = check_int("max_redraws", max_redraws, minimum=0)
         self._told: set[ArchT] = set()
 

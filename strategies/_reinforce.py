@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from teg_plugin._checks import check_real
-from teg_plugin.scores import TEGScore
+from teg_plugin.scores import PAPER_RULE, RankRule, TEGScore
 from teg_plugin.strategies._adam import Adam
 from teg_plugin.strategies._base import ArchT, Strategy
 from teg_plugin.strategies._reward import BAD_REWARD, DEFAULT_WINDOW, TEGReward
@@ -50,6 +50,8 @@ class ReinforceStrategy(Strategy[ArchT]):
         window: number of recent good values whose range normalises each indicator's change (>= 2).
         bad_reward: reward of a ``bad`` score (default -3, the lowest reward a good score can get);
             finite.
+        rule: how :meth:`best` ranks (default: the paper's rank-sum); the reward keeps the three
+            indicators.
 
     Raises:
         TypeError: a hyperparameter of the wrong type (``window`` and ``seed`` are ints).
@@ -81,8 +83,9 @@ class ReinforceStrategy(Strategy[ArchT]):
         baseline_momentum: float = 0.9,
         window: int = DEFAULT_WINDOW,
         bad_reward: float = BAD_REWARD,
+        rule: RankRule = PAPER_RULE,
     ) -> None:
-        super().__init__(space, seed=seed)
+        super().__init__(space, seed=seed, rule=rule)
         momentum = check_real("baseline_momentum", baseline_momentum, at_least=0.0, below=1.0)
         self._options = {name: tuple(options) for name, options in space.choices().items()}
         bounds = list(itertools.accumulate(len(options) for options in self._options.values()))

@@ -240,11 +240,12 @@ def final_ranks(scores: Sequence[TEGScore]) -> list[int]:
     return [int(r) for r in rankdata(rank_sums(scores), method="min")]
 
 
-def best_index(scores: Sequence[TEGScore]) -> int:
-    """Index of the best score by rank-sum (the first one among equals); raises on an empty list."""
+def best_index(scores: Sequence[TEGScore], rule: RankRule | None = None, complexities: Sequence[float] | None = None) -> int:
+    """Index of the best score by rank-sum under ``rule`` (default: the paper's; see :func:`rank_sums`
+    for ``complexities``), the first one among equals; raises on an empty list."""
     if not scores:
         raise ValueError("cannot pick the best of no scores")
-    return int(np.argmin(rank_sums(scores)))
+    return int(np.argmin(rank_sums(scores, rule, complexities)))
 
 
 def first_occurrences(keys: Sequence[Hashable]) -> list[int]:
@@ -255,12 +256,18 @@ def first_occurrences(keys: Sequence[Hashable]) -> list[int]:
     return list(first.values())
 
 
-def distinct_order(keys: Sequence[Hashable], scores: Sequence[TEGScore]) -> list[int]:
+def distinct_order(
+    keys: Sequence[Hashable],
+    scores: Sequence[TEGScore],
+    rule: RankRule | None = None,
+    complexities: Sequence[float] | None = None,
+) -> list[int]:
     """Positions of ``scores``, one per distinct key (its first occurrence), best rank-sum first.
 
     The rank-sums are those of the distinct keys' scores among themselves: a key that occurs several
     times is ranked once, with the score at its first occurrence. Among equal rank-sums the key
-    that occurs first comes first; bad scores come last.
+    that occurs first comes first; bad scores come last. ``rule`` and ``complexities`` (one per
+    position of ``scores``) are :func:`rank_sums`'s.
 
     Example:
         >>> a, b, c = TEGScore(1, 1, 1), TEGScore(2, 3, 2), TEGScore(3, 2, 3)
@@ -272,13 +279,19 @@ def distinct_order(keys: Sequence[Hashable], scores: Sequence[TEGScore]) -> list
     if len(keys) != len(scores):
         raise ValueError(f"{len(keys)} keys for {len(scores)} scores")
     positions = first_occurrences(keys)
-    sums = rank_sums([scores[p] for p in positions])
+    distinct_complexities = None if complexities is None else [complexities[p] for p in positions]
+    sums = rank_sums([scores[p] for p in positions], rule, distinct_complexities)
     return [positions[i] for i in sorted(range(len(positions)), key=lambda i: (sums[i], i))]
 
 
-def best_distinct_index(keys: Sequence[Hashable], scores: Sequence[TEGScore]) -> int:
+def best_distinct_index(
+    keys: Sequence[Hashable],
+    scores: Sequence[TEGScore],
+    rule: RankRule | None = None,
+    complexities: Sequence[float] | None = None,
+) -> int:
     """Position of the best of the distinct keys by rank-sum (:func:`distinct_order`'s first);
     raises ``ValueError`` on an empty list."""
     if not scores:
         raise ValueError("cannot pick the best of no scores")
-    return distinct_order(keys, scores)[0]
+    return distinct_order(keys, scores, rule, complexities)[0]

@@ -308,6 +308,16 @@ def test_bench_search_table_has_one_column_per_pick(capsys, shared_data) -> None
     assert "final choice: best 2 re-ranked over 1 further score seeds" in out and "largest in space: 93.76" in out
 
 
+def test_bench_search_first_seed_and_search_rule(capsys, shared_data) -> None:
+    result, _ = _bench_search(capsys, shared_data, "--seeds", "1", "--first-seed", "2", "--rule", "regions,params=0.5")
+    assert [r["seed"] for r in result["runs"]] == [2] and result["search_rule"] == "regions=1,params=0.5"
+    run = result["runs"][0]
+    assert 0 < run["before_confirmation_valid_accuracy"] <= 100
+    truth = shared_data / "nb201" / "nb201_ground_truth.csv"
+    code, _, err = _run(capsys, "bench", "search", "--truth", str(truth), "--strategy", "prune", "--rule", "regions", *FAST)
+    assert code == 2 and "pruning ranks each removal by the paper's rule" in err and "Traceback" not in err
+
+
 def test_bench_search_prune_warns_that_its_seeds_repeat(capsys, shared_data) -> None:
     result, err = _bench_search(capsys, shared_data, "--strategy", "prune", "--seeds", "2", "--budget", "1")
     assert "--vary-score-seed" in err

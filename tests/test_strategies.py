@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import teg_plugin.strategies as strategies_pkg
-from teg_plugin.scores import TEGScore, best_index, rank_sums
+from teg_plugin.scores import RankRule, TEGScore, best_index, rank_sums
 from teg_plugin.spaces import ChoiceSpace, DartsSpace, Mask, NB201Space
 from teg_plugin.spaces.nb201 import OPS, NB201Arch
 from teg_plugin.strategies import (
@@ -750,3 +750,31 @@ def test_pruning_refuses_an_explicit_none_where_the_space_has_no_such_option() -
     space = _OneNodeSpace()  # the default excludes "none" only where the space has it (not here)
     with pytest.raises(ValueError, match="not an option of one-node: 'none'; its options: 'a', 'b'"):
         PruningStrategy(space, fake_score_mask, exclude_options=("none",))
+
+
+def test_a_rank_rule_with_a_complexity_term_decides_tournaments_and_best() -> None:
+    """Two archs with equal scores: under the paper's rule the first told wins; with ``params`` the
+    one with more parameters (3x3 convolutions everywhere) wins, in tournaments and in best()."""
+    small = SPACE.parse("|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|")
+    large = OPTIMUM
+    assert SPACE.complexity(large) > SPACE.complexity(small)
+    same = TEGScore(ntk_cond=5.0, regions=50.0, kr_mse=0.5)
+    rule = RankRule.parse("ntk_cond,regions,kr_mse,params")
+    paper = EvolutionStrategy(SPACE, seed=0, population_size=2, tournament_size=2).replay([(small, same), (large, same)])
+    ruled = EvolutionStrategy(SPACE, seed=0, population_size=2, tournament_size=2, rule=rule)
+    ruled.replay([(small, same), (large, same)])
+    assert paper.best() == small and ruled.best() == large
+    paper.ask()
+    ruled.ask()
+    assert paper.last_tournament is not None and paper.last_tournament.parent == small
+    assert ruled.last_tournament is not None and ruled.last_tournament.parent == large
+    for name in ("random", "reinforce"):
+        strategy = make_strategy(name, SPACE, seed=0, rule=rule).replay([(small, same), (large, same)])
+        assert strategy.rule == rule and strategy.best() == large
+
+
+def test_a_rank_rule_must_be_a_rank_rule_and_pruning_takes_none() -> None:
+    with pytest.raises(TypeError, match="rule must be a RankRule"):
+        EvolutionStrategy(SPACE, rule="ntk_cond,params")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="has no option 'rule'"):
+        make_strategy("prune", SPACE, score_mask=fake_score_mask, rule=RankRule.parse("regions"))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from teg_plugin.benchmarks.truth import read_truth
 from teg_plugin.confirm import DEFAULT_CONFIRM_RULE, confirm, top_candidates
 from teg_plugin.scorer import TEGScorer
-from teg_plugin.scores import RankRule
+from teg_plugin.scores import PAPER_RULE, RankRule
 from teg_plugin.spaces import SearchSpace
 from teg_plugin.strategies import make_strategy
 
@@ -25,8 +25,8 @@ class SearchRun:
     scored, and the cost. Accuracies are CIFAR-10 test unless named valid.
 
     * ``test_accuracy`` / ``valid_accuracy``: the search's answer (after the final choice, if any);
-    * ``before_confirmation_test_accuracy``: the search's own best by rank-sum (the answer without
-      the final choice);
+    * ``before_confirmation_test_accuracy`` / ``..._valid_accuracy``: the search's own best by its
+      rank rule (the answer without the final choice);
     * ``random_pick_test_accuracy``: the mean over the distinct architectures proposed (what a
       random choice among them gets on average);
     * ``largest_proposed_test_accuracy``: the proposal with the most parameters
@@ -40,6 +40,7 @@ class SearchRun:
     test_accuracy: float
     valid_accuracy: float
     before_confirmation_test_accuracy: float
+    before_confirmation_valid_accuracy: float
     random_pick_test_accuracy: float
     largest_proposed_test_accuracy: float
     best_proposed_test_accuracy: float
@@ -58,7 +59,8 @@ class SearchSummary:
     runs: list[SearchRun]
     confirm_top: int = 0
     confirm_seeds: int = 0
-    rule: str = str(DEFAULT_CONFIRM_RULE)
+    confirm_rule: str = str(DEFAULT_CONFIRM_RULE)
+    search_rule: str = str(PAPER_RULE)
 
     def mean(self, field: str) -> float:
         """The mean over seeds of a :class:`SearchRun` field."""
@@ -92,7 +94,8 @@ def run_search_benchmark(
     vary_score_seed: bool = False,
     confirm_top: int = 0,
     confirm_seeds: int = 0,
-    rule: RankRule = DEFAULT_CONFIRM_RULE,
+    confirm_rule: RankRule = DEFAULT_CONFIRM_RULE,
+    search_rule: RankRule = PAPER_RULE,
 ) -> SearchSummary:
     """Run ``strategy`` once per seed with ``budget`` proposals; report each chosen arch's accuracy.
 
@@ -106,7 +109,8 @@ def run_search_benchmark(
             deterministic, so its seeds would all pick the same architecture.
         confirm_top, confirm_seeds: the final choice (:func:`teg_plugin.confirm.confirm`): the
             ``confirm_top`` best distinct proposals re-ranked over ``confirm_seeds`` further score
-            seeds with ``rule``; either 0: none, the answer is the search's own best.
+            seeds with ``confirm_rule``; either 0: none, the answer is the search's own best.
+        search_rule: how the strategy itself ranks (its tournaments and its best); not for prune.
     """
     test = read_truth(truth_path, "cifar10_test")
     valid = read_truth(truth_path, "cifar10_valid")
@@ -116,7 +120,8 @@ def run_search_benchmark(
     for seed in seeds:
         start = time.perf_counter()
         scorer = base.with_seed(base.config.seed + seed) if vary_score_seed else base
-        search = make_strategy(strategy, scorer.space, seed=seed, score_mask=scorer.score_mask_repeats)
+        options = {} if search_rule == PAPER_RULE else {"rule": search_rule}
+        search = make_strategy(strategy, scorer.space, seed=seed, score_mask=scorer.score_mask_repeats, **options)
         scorer.show_supernet_progress = progress
         scorer.expected_supernet_evaluations = getattr(search, "planned_evaluations", None)
         bar = None
@@ -140,7 +145,7 @@ def run_search_benchmark(
             history = search.history
             candidates = top_candidates(space, [a for a, _ in history], [s for _, s in history], confirm_top)
             if candidates:
-                best = confirm(scorer, candidates, seeds=confirm_seeds, rule=rule, progress=progress).pick.text
+                best = confirm(scorer, candidates, seeds=confirm_seeds, rule=confirm_rule, progress=progress).pick.text
                 n_confirmed = len(candidates)
         confirmation_seconds = time.perf_counter() - confirm_start
         distinct = {space.format(space.canonical(a)): space.format(a) for a in proposed}
@@ -154,6 +159,7 @@ def run_search_benchmark(
                 test_accuracy=test[best],
                 valid_accuracy=valid[best],
                 before_confirmation_test_accuracy=test[before],
+                before_confirmation_valid_accuracy=valid[before],
                 random_pick_test_accuracy=statistics.fmean(test[t] for t in distinct.values()),
                 largest_proposed_test_accuracy=test[space.format(largest)],
                 best_proposed_test_accuracy=max(test[space.format(a)] for a in proposed),
@@ -165,7 +171,7 @@ def run_search_benchmark(
                 confirmation_seconds=confirmation_seconds,
             )
         )
-    return SearchSummary(strategy, budget, runs, confirm_top, confirm_seeds, str(rule))
+    return SearchSummary(strategy, budget, runs, confirm_top, confirm_seeds, str(confirm_rule), str(search_rule))
 
 
 def largest_network_accuracy(truth_path: str | os.PathLike[str], params_column: str = "params_mb_cifar10") -> tuple[str, float] | None:

@@ -13,7 +13,17 @@ from typing import Any
 from teg_plugin._checks import check_fraction
 from teg_plugin.benchmarks.correlation import DEFAULT_BOOTSTRAP, DEFAULT_TOP_FRACTION
 from teg_plugin.benchmarks.environment import environment
-from teg_plugin.cli._common import add_final_choice_options, add_scoring_options, add_space_option, make_scorer, rank_rule_arg, render, seed_arg
+from teg_plugin.cli._common import (
+    add_final_choice_options,
+    add_scoring_options,
+    add_space_option,
+    count_arg,
+    make_scorer,
+    rank_rule_arg,
+    render,
+    seed_arg,
+)
+from teg_plugin.scores import PAPER_RULE
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,7 +62,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     search = which.add_parser("search", help="accuracy of the architecture each strategy finds, over several seeds")
     search.add_argument("--strategy", choices=("evolution", "reinforce", "prune", "random"), default="evolution")
-    search.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default: %(default)s)")
+    search.add_argument("--seeds", type=int, default=5, help="number of seeds: S..S+N-1 for --first-seed S (default: %(default)s)")
+    search.add_argument("--first-seed", type=count_arg, default=0, metavar="S", help="the first seed (default: %(default)s)")
+    search.add_argument("--rule", type=rank_rule_arg, default=PAPER_RULE, metavar="RULE",
+                        help="how the strategy ranks (tournaments, its best): indicator=weight pairs and params=weight; "
+                             "not for prune (default: %(default)s, the paper's rank-sum)")
     search.add_argument("--budget", type=int, default=100, help="architectures proposed per seed (default: %(default)s)")
     search.add_argument("--truth", required=True, help="NB201 ground-truth CSV (arch_str, cifar10_test, cifar10_valid)")
     search.add_argument("--vary-score-seed", action="store_true",
@@ -250,6 +264,8 @@ def _run_search(args: argparse.Namespace) -> int:
 
     if args.seeds < 1 or args.budget < 1:
         raise ValueError("--seeds and --budget must be at least 1")
+    if args.strategy == "prune" and args.rule != PAPER_RULE:
+        raise ValueError("--rule sets how evolution, reinforce and random rank; pruning ranks each removal by the paper's rule")
     if args.strategy == "prune" and args.seeds > 1 and not args.vary_score_seed:
         print(
             "teg-plugin: pruning is deterministic for one score seed, so its seeds pick the same architecture; "
@@ -260,14 +276,15 @@ def _run_search(args: argparse.Namespace) -> int:
     summary = run_search_benchmark(
         scorer,
         args.strategy,
-        list(range(args.seeds)),
+        list(range(args.first_seed, args.first_seed + args.seeds)),
         args.budget,
         args.truth,
         progress=not args.quiet,
         vary_score_seed=args.vary_score_seed,
         confirm_top=args.confirm_top,
         confirm_seeds=args.confirm_seeds,
-        rule=args.confirm_rule,
+        confirm_rule=args.confirm_rule,
+        search_rule=args.rule,
     )
     largest = largest_network_accuracy(args.truth)
     picks = {field: summary.mean(field) for field in PICK_FIELDS}
@@ -278,7 +295,8 @@ def _run_search(args: argparse.Namespace) -> int:
         "vary_score_seed": args.vary_score_seed,
         "confirm_top": summary.confirm_top,
         "confirm_seeds": summary.confirm_seeds,
-        "confirm_rule": summary.rule,
+        "confirm_rule": summary.confirm_rule,
+        "search_rule": summary.search_rule,
         "protocol": {"init": scorer.config.init, "ntk": scorer.config.ntk, "repeat": scorer.config.repeat},
         "cifar10_test_mean": summary.test_mean,
         "cifar10_test_std": summary.test_std,
@@ -295,13 +313,14 @@ def _run_search(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
         return 0
     final = (f"final choice: best {summary.confirm_top} re-ranked over {summary.confirm_seeds} further score seeds "
-             f"({summary.rule})" if summary.confirm_top and summary.confirm_seeds else "no final choice")
+             f"({summary.confirm_rule})" if summary.confirm_top and summary.confirm_seeds else "no final choice")
     print(
-        f"# {summary.strategy}, budget {summary.budget}, {args.seeds} seeds; {final}; init {scorer.config.init}, "
+        f"# {summary.strategy} ranking by {summary.search_rule}, budget {summary.budget}, {args.seeds} seeds; {final}; init {scorer.config.init}, "
         f"ntk {scorer.config.ntk}; data: {scorer.data.source}\n"
         f"# {_environment_line(scorer.device)}\n"
         f"CIFAR-10 test of the chosen arch: {summary.test_mean:.2f} +- {summary.test_std:.2f} "
-        f"(valid {summary.mean('valid_accuracy'):.2f}; {summary.seconds_mean:.0f} s per seed)"
+        f"(valid {summary.mean('valid_accuracy'):.2f}; before the final choice {summary.mean('before_confirmation_test_accuracy'):.2f}, "
+        f"valid {summary.mean('before_confirmation_valid_accuracy'):.2f}; {summary.seconds_mean:.0f} s per seed)"
     )
     rows = [{"seed": r.seed, "score_seed": r.score_seed, **{PICK_FIELDS[f]: getattr(r, f) for f in PICK_FIELDS},
              "n_distinct": r.n_distinct, "seconds": r.seconds, "best_arch": r.best_arch} for r in summary.runs]
