@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from teg_plugin._checks import check_int
-from teg_plugin.scores import PAPER_RULE, RankRule, TEGScore, best_distinct_index
+from teg_plugin.scores import COMPLEXITY, PAPER_RULE, RankRule, TEGScore, distinct_order
 
 if TYPE_CHECKING:
     from typing import Self
@@ -35,11 +35,16 @@ class Strategy(ABC, Generic[ArchT]):
     * **Loose interleaving.** Several asks may precede their tells (parallel workers get different
       proposals), tells may come in any order, and an architecture that was never asked (another
       worker's, a user's) may be told too.
-    * **Training-free.** Strategies see TEG scores only, never benchmark accuracies.
-    * **One ranking.** Wherever a strategy compares architectures (:meth:`best`, evolution's
-      tournaments) it ranks them by ``rule`` (default: the paper's rank-sum); a rule with a
-      complexity term adds the rank of :meth:`~teg_plugin.spaces.SearchSpace.complexity`, which
-      the strategy computes itself (zero-cost: the network is built, never run).
+    * **Training-free.** Strategies see TEG scores (and, for a rule naming proxies, zero-cost proxy
+      values) only, never benchmark accuracies.
+    * **One ranking.** Wherever a strategy compares architectures (:meth:`best`,
+      :meth:`distinct_order`, evolution's tournaments) it ranks them by ``rule`` (default: the
+      paper's rank-sum; see :class:`~teg_plugin.scores.RankRule`). A rule's complexity term
+      ``params`` is :meth:`~teg_plugin.spaces.SearchSpace.complexity`, which the strategy computes
+      itself (zero-cost: the network is built, never run); its zero-cost proxies come from the
+      ``proxy_values`` callable (e.g. built on :class:`~teg_plugin.proxies.ProxyScorer`: the
+      strategies import neither the proxies nor torch). Each architecture's are computed once per
+      strategy, when it is first ranked.
 
     Subclasses implement :meth:`_propose` (and :meth:`_observe` if they learn from tells).
 
@@ -55,10 +60,25 @@ class Strategy(ABC, Generic[ArchT]):
         True
     """
 
-    def __init__(self, space: SearchSpace[ArchT], *, seed: int = 0, rule: RankRule = PAPER_RULE) -> None:
-        """Raises ``TypeError`` if ``space`` is not a :class:`~teg_plugin.spaces.SearchSpace`,
-        ``seed`` is not an int (bools and floats are refused, numpy integers accepted) or ``rule``
-        is not a :class:`~teg_plugin.scores.RankRule`."""
+    def __init__(
+        self,
+        space: SearchSpace[ArchT],
+        *,
+        seed: int = 0,
+        rule: RankRule = PAPER_RULE,
+        proxy_values: Callable[[ArchT], Mapping[str, float]] | None = None,
+    ) -> None:
+        """``proxy_values(arch)`` gives the zero-cost proxies of ``arch``, name -> value (NaN where
+        undefined), at least those ``rule`` names (:attr:`RankRule.proxies
+        <teg_plugin.scores.RankRule.proxies>`); it is needed exactly when the rule names one, and
+        called at most once per architecture.
+
+        Raises:
+            TypeError: ``space`` is not a :class:`~teg_plugin.spaces.SearchSpace`, ``seed`` is not
+                an int (bools and floats are refused, numpy integers accepted), ``rule`` is not a
+                :class:`~teg_plugin.scores.RankRule` or ``proxy_values`` is not callable.
+            ValueError: ``rule`` names a proxy and ``proxy_values`` is ``None``.
+        """
         # Imported here, not at module level: teg_plugin.spaces pulls in torch (the networks), and a
         # caller holding a space has imported it already.
         from teg_plugin.spaces._base import SearchSpace
@@ -69,8 +89,15 @@ class Strategy(ABC, Generic[ArchT]):
         self._seed = check_int("seed", seed)
         if not isinstance(rule, RankRule):
             raise TypeError(f"rule must be a RankRule (e.g. RankRule.parse('ntk_cond,regions,kr_mse')), got {rule!r}")
+        if proxy_values is not None and not callable(proxy_values):
+            raise TypeError(f"proxy_values must be a callable arch -> {{proxy: value}}, got {proxy_values!r}")
+        if rule.proxies and proxy_values is None:
+            raise ValueError(f"rank rule {rule} names the zero-cost proxies {', '.join(rule.proxies)}: pass "
+                             "proxy_values, a callable arch -> {proxy: value} (e.g. built on ProxyScorer)")
         self._rule = rule
-        self._complexities: dict[ArchT, int] = {}
+        self._proxy_values = proxy_values
+        #: Each ranked architecture's values of the rule's extra terms (complexity, proxies).
+        self._extra: dict[ArchT, dict[str, float]] = {}
         #: The type of the space's architectures; :meth:`tell` refuses anything else.
         self._arch_type = type(space.sample(random.Random(0)))
         self._history: list[tuple[ArchT, TEGScore]] = []
@@ -143,29 +170,52 @@ class Strategy(ABC, Generic[ArchT]):
         return self
 
     def best(self) -> ArchT:
-        """The told architecture with the lowest rank-sum (under :attr:`rule`) among the distinct architectures of
-        the whole history (each ranked once, with its first told score; the first told among
-        equals), as :func:`teg_plugin.scores.distinct_order` ranks them. Raises ``ValueError``
-        before the first tell."""
+        """The told architecture with the lowest rank-sum (under :attr:`rule`) among the distinct
+        architectures of the whole history (each ranked once, with its first told score; the first
+        told among equals): :meth:`distinct_order`'s first. Raises ``ValueError`` before the first
+        tell."""
         if not self._history:
             raise ValueError("no architecture has been told yet")
+        return self._history[self.distinct_order()[0]][0]
+
+    def distinct_order(self) -> list[int]:
+        """Positions in :attr:`history`, one per distinct architecture (its first tell), best
+        rank-sum under :attr:`rule` first, as :func:`teg_plugin.scores.distinct_order` ranks them
+        (bad scores last)."""
         archs = [arch for arch, _ in self._history]
         scores = [score for _, score in self._history]
-        return archs[best_distinct_index(archs, scores, self._rule, self._complexities_of(archs))]
+        return distinct_order(archs, scores, self._rule, self.extra_values(archs))
+
+    def extra_values(self, archs: Sequence[ArchT]) -> list[dict[str, float]] | None:
+        """Per architecture of ``archs``, the values of :attr:`rule`'s extra terms (its complexity
+        ``params`` and its proxies): :func:`~teg_plugin.scores.rank_sums`'s ``extra``; ``None``
+        when the rule has none. Each architecture's are computed once per strategy.
+
+        Raises:
+            ValueError: ``proxy_values`` left out a proxy the rule names.
+        """
+        terms = self._rule.extra_terms
+        if not terms:
+            return None
+        for arch in archs:
+            if arch in self._extra:
+                continue
+            values: dict[str, float] = {}
+            if self._rule.complexity:
+                values[COMPLEXITY] = float(self._space.complexity(arch))
+            if self._rule.proxies:
+                assert self._proxy_values is not None  # refused at construction
+                given = self._proxy_values(arch)
+                missing = [name for name in self._rule.proxies if name not in given]
+                if missing:
+                    raise ValueError(f"proxy_values gave no {', '.join(missing)} for {_shown(arch)}")
+                values.update((name, float(given[name])) for name in self._rule.proxies)
+            self._extra[arch] = values
+        return [self._extra[arch] for arch in archs]
 
     def is_finished(self) -> bool:
         """Whether the strategy has nothing more to propose (``False``: the caller owns the budget)."""
         return False
-
-    def _complexities_of(self, archs: Sequence[ArchT]) -> list[int] | None:
-        """The complexity of each of ``archs`` when :attr:`rule` has a complexity term, else ``None``
-        (each architecture's is computed once per strategy)."""
-        if not self._rule.complexity:
-            return None
-        for arch in archs:
-            if arch not in self._complexities:
-                self._complexities[arch] = self._space.complexity(arch)
-        return [self._complexities[arch] for arch in archs]
 
     @abstractmethod
     def _propose(self, rng: random.Random) -> ArchT:

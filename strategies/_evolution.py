@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic
 
@@ -51,6 +52,8 @@ class EvolutionStrategy(Strategy[ArchT]):
         population_size: P, the number of living members.
         tournament_size: S, the members drawn per tournament (1 <= S <= P).
         rule: how tournaments and :meth:`best` rank (default: the paper's rank-sum).
+        proxy_values: the zero-cost proxies of an architecture, ``arch -> {name: value}``, for a
+            ``rule`` that names any (see :class:`Strategy`).
 
     Raises:
         TypeError: a size or the seed is not an int.
@@ -74,8 +77,9 @@ class EvolutionStrategy(Strategy[ArchT]):
         population_size: int = DEFAULT_POPULATION_SIZE,
         tournament_size: int = DEFAULT_TOURNAMENT_SIZE,
         rule: RankRule = PAPER_RULE,
+        proxy_values: Callable[[ArchT], Mapping[str, float]] | None = None,
     ) -> None:
-        super().__init__(space, seed=seed, rule=rule)
+        super().__init__(space, seed=seed, rule=rule, proxy_values=proxy_values)
         population_size = check_int("population_size", population_size, minimum=1)
         tournament_size = check_int("tournament_size", tournament_size)
         if not 1 <= tournament_size <= population_size:
@@ -114,7 +118,7 @@ class EvolutionStrategy(Strategy[ArchT]):
         drawn = rng.sample(range(len(self._population)), self._tournament_size)
         members = tuple(self._population[i] for i in drawn)
         archs = [arch for arch, _ in members]
-        parent = archs[best_index([score for _, score in members], self._rule, self._complexities_of(archs))]
+        parent = archs[best_index([score for _, score in members], self._rule, self.extra_values(archs))]
         child = self._space.mutate(parent, rng)
         self._last_tournament = Tournament(members=members, parent=parent, child=child)
         return child

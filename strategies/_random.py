@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from teg_plugin._checks import check_int
@@ -25,6 +26,8 @@ class RandomStrategy(Strategy[ArchT]):
         max_redraws: redraws allowed to avoid an already-told architecture (0: plain sampling with
             replacement).
         rule: how :meth:`best` ranks (default: the paper's rank-sum).
+        proxy_values: the zero-cost proxies of an architecture, ``arch -> {name: value}``, for a
+            ``rule`` that names any (see :class:`Strategy`).
 
     Raises:
         TypeError: ``max_redraws`` or the seed is not an int.
@@ -38,9 +41,15 @@ class RandomStrategy(Strategy[ArchT]):
     """
 
     def __init__(
-        self, space: SearchSpace[ArchT], *, seed: int = 0, max_redraws: int = 100, rule: RankRule = PAPER_RULE
+        self,
+        space: SearchSpace[ArchT],
+        *,
+        seed: int = 0,
+        max_redraws: int = 100,
+        rule: RankRule = PAPER_RULE,
+        proxy_values: Callable[[ArchT], Mapping[str, float]] | None = None,
     ) -> None:
-        super().__init__(space, seed=seed, rule=rule)
+        super().__init__(space, seed=seed, rule=rule, proxy_values=proxy_values)
         self._max_redraws = check_int("max_redraws", max_redraws, minimum=0)
         self._told: set[ArchT] = set()
 

@@ -7,6 +7,7 @@ import copy
 import itertools
 import math
 import random
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -52,6 +53,8 @@ class ReinforceStrategy(Strategy[ArchT]):
             finite.
         rule: how :meth:`best` ranks (default: the paper's rank-sum); the reward keeps the three
             indicators.
+        proxy_values: the zero-cost proxies of an architecture, ``arch -> {name: value}``, for a
+            ``rule`` that names any (see :class:`Strategy`).
 
     Raises:
         TypeError: a hyperparameter of the wrong type (``window`` and ``seed`` are ints).
@@ -84,8 +87,9 @@ class ReinforceStrategy(Strategy[ArchT]):
         window: int = DEFAULT_WINDOW,
         bad_reward: float = BAD_REWARD,
         rule: RankRule = PAPER_RULE,
+        proxy_values: Callable[[ArchT], Mapping[str, float]] | None = None,
     ) -> None:
-        super().__init__(space, seed=seed, rule=rule)
+        super().__init__(space, seed=seed, rule=rule, proxy_values=proxy_values)
         momentum = check_real("baseline_momentum", baseline_momentum, at_least=0.0, below=1.0)
         self._options = {name: tuple(options) for name, options in space.choices().items()}
         bounds = list(itertools.accumulate(len(options) for options in self._options.values()))

@@ -6,7 +6,9 @@ from seed to seed. The final-choice stage takes the ``top`` best distinct candid
 under ``seeds`` further, independent score seeds (new inputs and initial weights, the protocol
 otherwise unchanged), ranks the candidates among themselves under each seed with a
 :class:`~teg_plugin.scores.RankRule` (by default :data:`DEFAULT_CONFIRM_RULE`), and picks the lowest mean rank-sum over all seeds, the
-search's own included. Benchmark accuracies are never read here.
+search's own included. A rule's complexity term is the same under every seed; the zero-cost proxies
+it names are computed under each seed (its inputs and initial weights), as the indicators are.
+Benchmark accuracies are never read here.
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ class ConfirmedCandidate:
         rank_sums: its rank-sum among the candidates under each seed (``inf`` when bad there).
         mean_rank_sum: their mean (``inf`` when bad under any seed); the lowest is picked.
         search_rank: its place in the search's own ranking (1 = the search's best).
+        extra: under each seed, the values of the rule's extra terms (complexity ``params``,
+            proxies; NaN where a proxy is flagged); empty when the rule has none.
     """
 
     text: str
@@ -108,6 +112,7 @@ class ConfirmedCandidate:
     rank_sums: tuple[float, ...]
     mean_rank_sum: float
     search_rank: int
+    extra: tuple[Mapping[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,16 +143,28 @@ class Confirmation:
                     "mean_rank_sum": _finite(c.mean_rank_sum),
                     "rank_sums": [_finite(v) for v in c.rank_sums],
                     "scores": [s.to_dict() for s in c.scores],
+                    **({"extra": [{k: _finite(v) for k, v in values.items()} for values in c.extra]} if c.extra else {}),
                 }
                 for c in self.candidates
             ],
         }
 
 
-def top_candidates(space: SearchSpace, archs: Sequence[Hashable], scores: Sequence[TEGScore], top: int) -> list[Hashable]:
+def top_candidates(
+    space: SearchSpace,
+    archs: Sequence[Hashable],
+    scores: Sequence[TEGScore],
+    top: int,
+    *,
+    rule: RankRule | None = None,
+    extra: Sequence[Mapping[str, float]] | None = None,
+) -> list[Hashable]:
     """The ``top`` best good architectures of a search's history (``archs`` with their ``scores``),
-    best first as :func:`~teg_plugin.scores.distinct_order` ranks them, one per isomorphism class
-    (isomorphic architectures share one score, so a second would only repeat the first).
+    best first as :func:`~teg_plugin.scores.distinct_order` ranks them under the search's ``rule``
+    (default: the paper's; ``extra``: the values of its extra terms, one mapping per position, e.g.
+    :meth:`Strategy.extra_values <teg_plugin.strategies.Strategy.extra_values>`), one per
+    isomorphism class (isomorphic architectures share one score, so a second would only repeat the
+    first).
 
     Example:
         >>> from teg_plugin.spaces import NB201Space
@@ -159,7 +176,7 @@ def top_candidates(space: SearchSpace, archs: Sequence[Hashable], scores: Sequen
     check_int("top", top, minimum=0)
     chosen: list[Hashable] = []
     seen: set[str] = set()
-    for position in distinct_order(archs, scores):
+    for position in distinct_order(archs, scores, rule, extra):
         if len(chosen) == top or scores[position].bad:  # bad scores come last
             break
         key = space.format(space.canonical(archs[position]))
@@ -184,7 +201,9 @@ def confirm(
 
     Scores come from ``known`` where it has them, else from ``scorer.with_seed(seed)`` (its cache
     included); ``on_score(text, seed, score)`` is called after each new one, so a caller can keep
-    finished work (a study does) before the stage ends.
+    finished work (a study does) before the stage ends. The values of ``rule``'s extra terms come
+    from :meth:`~teg_plugin.scorer.TEGScorer.extra_values`: the zero-cost proxies by each seed's
+    scorer (cached), the complexity term the same under every seed.
 
     Raises:
         ValueError: no candidates, or a negative ``seeds``.
@@ -196,8 +215,8 @@ def confirm(
     all_seeds = (scorer.config.seed, *confirmation_seeds(scorer.config.seed, seeds))
     space = scorer.space
     texts = [space.format(a) for a in candidates]
-    complexities = [space.complexity(a) for a in candidates] if rule.complexity else None
     per_seed: list[list[TEGScore]] = []
+    per_seed_extra: list[list[dict[str, float]] | None] = []
     n_measured = 0
     bar = progress_bar(len(candidates) * len(all_seeds), progress, "final choice", "score")
     try:
@@ -218,10 +237,13 @@ def confirm(
                     bar.update()
             per_seed.append(row)
             n_measured += 0 if seed_scorer is None else seed_scorer.n_measured - before
+            # the proxies under this seed's inputs and weights; the complexity is the same under every seed
+            values_scorer = (seed_scorer or scorer.with_seed(seed)) if rule.proxies else scorer
+            per_seed_extra.append(values_scorer.extra_values(candidates, rule))
     finally:
         if bar is not None:
             bar.close()
-    sums = np.array([rank_sums(row, rule, complexities) for row in per_seed])  # (seeds, candidates)
+    sums = np.array([rank_sums(row, rule, extra) for row, extra in zip(per_seed, per_seed_extra)])  # (seeds, candidates)
     means = sums.mean(axis=0)
     confirmed = tuple(
         ConfirmedCandidate(
@@ -230,6 +252,7 @@ def confirm(
             rank_sums=tuple(float(v) for v in sums[:, i]),
             mean_rank_sum=float(means[i]),
             search_rank=i + 1,
+            extra=tuple(extra[i] for extra in per_seed_extra if extra is not None),
         )
         for i in range(len(candidates))
     )

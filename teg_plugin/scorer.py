@@ -18,7 +18,7 @@ from teg_plugin.config import TEGConfig
 from teg_plugin.data import ImageData, load_data
 from teg_plugin.indicators.measure import measure_mask, measure_repeats, space_networks
 from teg_plugin.inputs import ScoringInputs
-from teg_plugin.scores import TEGScore, final_ranks, rank_sums
+from teg_plugin.scores import COMPLEXITY, RankRule, TEGScore, final_ranks, rank_sums
 from teg_plugin.spaces import Mask, SearchSpace, get_space
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -254,17 +254,39 @@ class TEGScorer:
             )
         self._supernet_bar.update()
 
-    def rank(self, archs: Sequence[Hashable], *, progress: bool = False) -> list[RankedArch]:
+    def rank(self, archs: Sequence[Hashable], *, rule: RankRule | None = None, progress: bool = False) -> list[RankedArch]:
         """``archs`` (as :meth:`score` takes them) with scores, rank-sums and positions (1 = best), in
-        the given order."""
+        the given order, under ``rule`` (default: the paper's rank-sum). A rule's complexity term is
+        :meth:`SearchSpace.complexity`, its zero-cost proxies are computed by :meth:`proxies`."""
         archs = self._as_archs(archs)
         scores = self.score_many(archs, progress=progress)
-        sums = rank_sums(scores)
-        positions = final_ranks(scores)
+        extra = None if rule is None else self.extra_values(archs, rule, progress=progress)
+        sums = rank_sums(scores, rule, extra)
+        positions = final_ranks(scores, rule, extra)
         return [
             RankedArch(a, self.space.format(a), self.space.index(a), s, float(rs), pos)
             for a, s, rs, pos in zip(archs, scores, sums, positions)
         ]
+
+    def extra_values(self, archs: Iterable[Hashable | str | dict], rule: RankRule, *,
+                     progress: bool = False) -> list[dict[str, float]] | None:
+        """Per architecture (as :meth:`score` takes them), the values of ``rule``'s extra terms:
+        :func:`~teg_plugin.scores.rank_sums`'s ``extra``, ``None`` when the rule has none. The
+        complexity ``params`` is :meth:`SearchSpace.complexity`; the proxies come from
+        :meth:`proxies` (cached; NaN where flagged).
+
+        Example:
+            >>> scorer = TEGScorer("nas-bench-201", data="synthetic", config=TEGConfig(repeat=1, batch_size=8), device="cpu")
+            >>> from teg_plugin.scores import RankRule
+            >>> scorer.extra_values([scorer.space.arch_at(0)], RankRule.parse("regions,params"))
+            [{'params': 129306.0}]
+        """
+        if not rule.extra_terms:
+            return None
+        archs = self._as_archs(archs)
+        proxies = self.proxies(archs, rule.proxies, progress=progress) if rule.proxies else [{} for _ in archs]
+        return [{**({COMPLEXITY: float(self.space.complexity(a))} if rule.complexity else {}), **values}
+                for a, values in zip(archs, proxies)]
 
     def proxies(self, archs: Iterable[Hashable | str | dict], names: str | Iterable[str], *,
                 progress: bool = False) -> list[dict[str, float]]:

@@ -75,6 +75,32 @@ def test_score_csv_and_table(capsys) -> None:
     assert lines[1].split()[2] == "6111" and lines[1].split()[-1] == SPACE.format(SPACE.arch_at(6111))
 
 
+def test_score_rule_ranks_by_a_proxy(capsys) -> None:
+    """``--rule nwot``: rank and rank_sum follow nwot (computed, a column), not the TEG rank-sum."""
+    none = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"  # bad for TEG: ranked last whatever nwot says
+    indices = ["6111", "11472", "1462", "13814", "2"]
+    rows = _score_json(capsys, "--index", *indices, "--no-cache", "--rule", "nwot")
+    rows += _score_json(capsys, "--arch", none, "--no-cache", "--rule", "nwot")
+    assert all(row["nwot"] is not None for row in rows[:5]) and all(not row["bad"] for row in rows[:5])
+    # ranked among the five good ones (the all-none cell was scored on its own)
+    by_nwot = sorted(rows[:5], key=lambda row: -row["nwot"])
+    assert [row["rank"] for row in by_nwot] == [1, 2, 3, 4, 5]
+    assert [row["rank_sum"] for row in by_nwot] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    paper = _score_json(capsys, "--index", *indices, "--no-cache")
+    assert [row["rank"] for row in paper] != [row["rank"] for row in rows[:5]]  # the rule changed the ranking
+    assert "nwot" not in paper[0] and rows[5]["rank_sum"] is None and rows[5]["bad"] is True
+    # a rule mixing the indicators, the complexity and a proxy; --proxies columns are kept beside it
+    code, out, err = _run(capsys, "score", "--index", *indices[:3], *FAST, "--no-cache", "--format", "csv",
+                          "--proxies", "params", "--rule", "ntk_cond,regions,kr_mse,params=0.5,synflow=0.5")
+    assert code == 0, err
+    header = out.splitlines()[0].split(",")
+    assert header[header.index("kr_mse") + 1: header.index("bad")] == ["params", "synflow"]
+    with pytest.raises(SystemExit) as info:
+        main(["score", "--index", "1", *FAST, "--no-cache", "--rule", "nwot,synflw"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "unknown term 'synflw' in a rank rule; known: ntk_cond, regions" in err and "zen" in err
+
+
 def test_score_bad_arch_is_valid_json_with_nulls(capsys) -> None:
     none = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
     rows = _score_json(capsys, "--arch", none, "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|nor_conv_3x3~0|skip_connect~1|avg_pool_3x3~2|", "--no-cache")
@@ -263,6 +289,20 @@ def test_bench_correlation_json(capsys, shared_data, tmp_path) -> None:
     assert rows["naswot_v1_score_cifar10"]["top_mean_accuracy"] == pytest.approx(top["sample_mean_accuracy"])
 
 
+def test_bench_correlation_rules_with_proxies(capsys, shared_data) -> None:
+    truth = shared_data / "nb201" / "nb201_ground_truth.csv"
+    code, out, err = _run(capsys, "bench", "correlation", "--truth", str(truth), "--sample", "6", *FAST, "--no-cache",
+                          "--format", "json", "--bootstrap", "0", "--rule", "nwot", "--rule", "regions,synflow=2",
+                          "--compute-proxies", "nwot")
+    assert code == 0, err
+    rows = {r["predictor"]: r for r in _strict_json(out)["rows"]}
+    assert rows["E: regions"]["n"] == rows["nwot (computed)"]["n"] == 6  # no bad score, no flagged nwot
+    # nwot alone as a rule ranks as nwot itself; synflow is computed for its rule, without a row of its own
+    assert rows["rule nwot=1 (neg)"]["kendall_tau"] == pytest.approx(rows["nwot (computed)"]["kendall_tau"])
+    assert rows["rule nwot=1 (neg)"]["spearman_rho"] == pytest.approx(rows["nwot (computed)"]["spearman_rho"])
+    assert rows["rule regions=1,synflow=2 (neg)"]["n"] == 6 and "synflow (computed)" not in rows
+
+
 def _bench_search(capsys, shared_data, *argv: str) -> tuple[dict, str]:
     truth = shared_data / "nb201" / "nb201_ground_truth.csv"
     code, out, err = _run(capsys, "bench", "search", "--truth", str(truth), "--budget", "3", *argv, *FAST,
@@ -316,6 +356,34 @@ def test_bench_search_first_seed_and_search_rule(capsys, shared_data) -> None:
     truth = shared_data / "nb201" / "nb201_ground_truth.csv"
     code, _, err = _run(capsys, "bench", "search", "--truth", str(truth), "--strategy", "prune", "--rule", "regions", *FAST)
     assert code == 2 and "pruning ranks each removal by the paper's rule" in err and "Traceback" not in err
+
+
+def test_bench_search_with_a_proxy_rule_picks_by_the_proxy(capsys, shared_data) -> None:
+    """``--rule nwot``: the strategy ranks by nwot alone, computed by the scorer (no TEG rank)."""
+    from teg_plugin.benchmarks.truth import read_truth
+    from teg_plugin.config import TEGConfig
+    from teg_plugin.scorer import TEGScorer
+    from teg_plugin.scores import RankRule, best_distinct_index
+    from teg_plugin.strategies import make_strategy
+
+    rule = RankRule.parse("nwot")
+    result, _ = _bench_search(capsys, shared_data, "--strategy", "random", "--seeds", "1", "--budget", "4",
+                              "--rule", "nwot", "--confirm-top", "2", "--confirm-seeds", "1")
+    assert result["search_rule"] == str(rule) == "nwot=1"
+    run = result["runs"][0]
+    # the same proposals and scores, by hand: the search's own pick is the best under the rule
+    scorer = TEGScorer("nas-bench-201", "synthetic", TEGConfig.for_space(SPACE, batch_size=8, repeat=1), device="cpu")
+    strategy = make_strategy("random", SPACE, seed=0)
+    archs = []
+    for _ in range(4):
+        archs.append(strategy.ask())
+        strategy.tell(archs[-1], scorer.score(archs[-1]))
+    scores, nwot = scorer.score_many(archs), scorer.proxies(archs, ["nwot"])
+    pick = archs[best_distinct_index(archs, scores, rule, nwot)]
+    assert pick != archs[best_distinct_index(archs, scores)]  # the paper's rule would pick another here
+    truth = shared_data / "nb201" / "nb201_ground_truth.csv"
+    assert run["before_confirmation_test_accuracy"] == read_truth(truth, "cifar10_test")[SPACE.format(pick)]
+    assert 1 <= run["n_confirmed"] <= 2
 
 
 def test_bench_search_prune_warns_that_its_seeds_repeat(capsys, shared_data) -> None:

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import optuna
 import pytest
+from scipy.stats import rankdata
 
 from teg_plugin.cli import main
 from teg_plugin.confirm import confirm, confirmation_seeds, top_candidates
@@ -20,7 +21,7 @@ from teg_plugin.optuna import (
     run_final_choice,
     zero_cost_objective,
 )
-from teg_plugin.scores import PAPER_RULE, RankRule, TEGScore, rank_sums
+from teg_plugin.scores import PAPER_RULE, RULE_TERMS, RankRule, TEGScore, best_index, distinct_order, rank_sums
 
 FAST = ["--dataset", "synthetic", "--repeat", "1", "--batch-size", "8", "--quiet"]
 GOOD = [6111, 1462, 11472, 13814, 15144]
@@ -41,14 +42,68 @@ def test_rank_rule_weights_and_complexity_term() -> None:
     # regions ranks (2nd, 1st, ... ) weigh 2; kr_mse 1
     np.testing.assert_array_equal(rank_sums(scores, RankRule.parse("regions=2,kr_mse")), [3 * 2 + 3, 1 * 2 + 2, 2 * 2 + 1, math.inf])
     with_params = RankRule.parse("ntk_cond,params=0.5")
-    np.testing.assert_array_equal(rank_sums(scores, with_params, [5, 50, 500, 5000]), [1 + 1.5, 2 + 1.0, 3 + 0.5, math.inf])
-    with pytest.raises(ValueError, match="complexity"):
+    extra = [{"params": c} for c in (5, 50, 500, 5000)]
+    np.testing.assert_array_equal(rank_sums(scores, with_params, extra), [1 + 1.5, 2 + 1.0, 3 + 0.5, math.inf])
+    with pytest.raises(ValueError, match="ranks by params: pass their values"):
         rank_sums(scores, with_params)
-    for bad, needle in (("speed=1", "unknown indicator 'speed'"), ("ntk_cond=-1", ">= 0"), ("params=1", "at least one"),
-                        ("regions=x", "not name=number")):
+    # params alone is a rule too: the bad score still ranks last whatever its parameter count
+    np.testing.assert_array_equal(rank_sums(scores, RankRule.parse("params"), extra), [3, 2, 1, math.inf])
+    for bad, needle in (("speed=1", "unknown term 'speed'"), ("ntk_cond=-1", ">= 0"), ("params=0", "at least one"),
+                        ("regions=x", "not name=number"), ("regions,regions=2", "appears twice")):
         with pytest.raises(ValueError, match=needle):
             RankRule.parse(bad)
     assert RankRule.parse(str(with_params)) == with_params and str(PAPER_RULE) == "ntk_cond=1,regions=1,kr_mse=1"
+
+
+def test_rank_rule_proxy_terms_parse_and_round_trip() -> None:
+    from teg_plugin.proxies import PROXIES
+
+    rule = RankRule.parse("synflow=0.5, kr_mse,ntk_cond,regions")
+    # kept in one order (indicators, params, proxies in the registry's order) so equal rules compare equal
+    assert rule.weights == (("ntk_cond", 1.0), ("regions", 1.0), ("kr_mse", 1.0), ("synflow", 0.5))
+    assert str(rule) == "ntk_cond=1,regions=1,kr_mse=1,synflow=0.5" and RankRule.parse(str(rule)) == rule
+    assert rule == RankRule.parse("ntk_cond,regions,kr_mse,synflow=0.5")
+    assert rule.proxies == rule.extra_terms == ("synflow",) and rule.complexity == 0
+    alone = RankRule.parse("nwot")
+    assert alone.weights == (("nwot", 1.0),) and alone.proxies == ("nwot",) and str(alone) == "nwot=1"
+    mixed = RankRule.parse("zen=2,params,regions=0,nwot")  # a weight of 0 drops the term
+    assert str(mixed) == "params=1,nwot=1,zen=2" and mixed.extra_terms == ("params", "nwot", "zen")
+    assert mixed.proxies == ("nwot", "zen") and mixed.complexity == 1 and RankRule.parse(str(mixed)) == mixed
+    # every registered proxy is a term, in its registry direction; params is the complexity term
+    for name, proxy in PROXIES.items():
+        assert RankRule.parse(name).terms == (name,)
+        assert RULE_TERMS[name] is proxy.higher_is_better
+    assert RankRule.parse("params").proxies == ()
+    with pytest.raises(ValueError) as error:
+        RankRule.parse("ntk_cond,synflw")
+    message = str(error.value)
+    assert "unknown term 'synflw'" in message and "\n" not in message
+    for known in ("ntk_cond", "regions", "kr_mse", "params", "synflow", "nwot", "zen"):
+        assert known in message
+
+
+def test_rank_sums_with_a_proxy_term_by_hand() -> None:
+    scores = [TEGScore(1, 10, 3), TEGScore(2, 30, 2), TEGScore(3, 20, 1), TEGScore.flagged("x"), TEGScore(4, 40, 4)]
+    extra = [{"synflow": 7.0}, {"synflow": 9.0}, {"synflow": math.nan}, {"synflow": 100.0}, {"synflow": 7.0, "nwot": 1.0}]
+    rule = RankRule.parse("ntk_cond,regions,kr_mse,synflow=0.5")
+    # among the 4 good scores: T ranks 1,2,3,4; E (higher better) 4,2,3,1; G 3,2,1,4;
+    # synflow (higher better) ranks 9 first, the two 7s share 2.5, NaN last (4); the bad one's 100 is not read
+    teg = np.array([1 + 4 + 3, 2 + 2 + 2, 3 + 3 + 1, 4 + 1 + 4], dtype=float)
+    expected = teg + 0.5 * np.array([2.5, 1, 4, 2.5])
+    got = rank_sums(scores, rule, extra)
+    np.testing.assert_array_equal(got[[0, 1, 2, 4]], expected)
+    assert got[3] == math.inf
+    # a proxy alone: NaN values share the last places; the indicators do not count
+    nwot = RankRule.parse("nwot=2")
+    values = [{"nwot": v} for v in (3.0, math.nan, 5.0, 1.0, math.inf)]
+    np.testing.assert_array_equal(rank_sums(scores, nwot, values), [2 * 2, 2 * 3.5, 2 * 1, math.inf, 2 * 3.5])
+    with pytest.raises(ValueError, match="score 1 has no value of 'nwot'"):
+        rank_sums(scores, nwot, [{"nwot": 1.0}, {}, {"nwot": 1.0}, {}, {"nwot": 1.0}])
+    with pytest.raises(ValueError, match="2 for 5 scores"):
+        rank_sums(scores, nwot, values[:2])
+    # the same shape everywhere: distinct_order and best_index take it too
+    assert best_index(scores, nwot, values) == 2
+    assert distinct_order(["a", "b", "c", "d", "e"], scores, nwot, values) == [2, 0, 1, 4, 3]
 
 
 def test_top_candidates_skip_bad_and_isomorphic_repeats(space) -> None:
@@ -58,6 +113,25 @@ def test_top_candidates_skip_bad_and_isomorphic_repeats(space) -> None:
     assert top_candidates(space, [a, b, c, twin], scores, 5) == [a, b]  # the twin repeats a; c is bad
     assert top_candidates(space, [a, b, c, twin], scores, 1) == [a]
     assert top_candidates(space, [c], scores[2:3], 3) == []
+
+
+def test_confirm_with_a_proxy_rule_ranks_each_seed_by_that_seeds_proxies(make_scorer) -> None:
+    scorer = make_scorer()
+    archs = [scorer.space.arch_at(i) for i in GOOD[:4]]
+    rule = RankRule.parse("regions,params=0.5,nwot")
+    result = confirm(scorer, archs, seeds=1, rule=rule)
+    complexities = [float(scorer.space.complexity(a)) for a in archs]
+    for j, seed in enumerate(result.seeds):
+        seeded = scorer.with_seed(seed)
+        nwot = seeded.proxies(archs, ["nwot"])
+        extra = [{"params": c, "nwot": v["nwot"]} for c, v in zip(complexities, nwot)]
+        assert [c.extra[j] for c in result.candidates] == extra
+        expected = rank_sums(seeded.score_many(archs), rule, extra)
+        np.testing.assert_array_equal([c.rank_sums[j] for c in result.candidates], expected)
+    assert nwot != scorer.proxies(archs, ["nwot"])  # the further seed's proxies are its own
+    stored = result.to_dict()
+    assert stored["rule"] == "regions=1,params=0.5,nwot=1" and len(stored["candidates"][0]["extra"]) == 2
+    assert "extra" not in confirm(scorer, archs, seeds=1).to_dict()["candidates"][0]
 
 
 def test_confirm_ranks_candidates_over_the_seeds_and_reuses_known_scores(make_scorer) -> None:
@@ -128,6 +202,17 @@ def test_study_final_choice_is_stored_resumed_and_goes_stale(make_scorer) -> Non
     assert current_final_choice(study) is None
 
 
+def test_a_study_final_choice_may_rank_by_a_proxy(make_scorer) -> None:
+    """The Optuna side gets proxy rules for its final choice through confirm, unchanged."""
+    study, scorer = _study(make_scorer, n_trials=4)
+    final = run_final_choice(study, scorer, top=3, seeds=1, rule=RankRule.parse("nwot"))
+    assert final is not None and study.user_attrs[FINAL_CHOICE_ATTR]["rule"] == "nwot=1"
+    assert all(len(c.extra) == 2 for c in final.candidates) and not any(s.bad for c in final.candidates for s in c.scores)
+    for j in range(2):  # under each seed, the candidates' rank-sums are their nwot ranks (higher first)
+        nwot = np.array([c.extra[j]["nwot"] for c in final.candidates])
+        np.testing.assert_array_equal([c.rank_sums[j] for c in final.candidates], rankdata(-nwot))
+
+
 def test_search_cli_reports_and_resumes_the_final_choice(capsys, tmp_path) -> None:
     storage = f"sqlite:///{tmp_path / 'final.db'}"
     argv = ["search", "--budget", "5", "--storage", storage, *FAST, "--cache", str(tmp_path / "c.sqlite"),
@@ -176,4 +261,4 @@ def test_final_choice_options_are_checked(capsys, value: str) -> None:
     assert info.value.code == 2 and "--confirm-top" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["search", "--confirm-rule", "speed=2"])
-    assert "unknown indicator 'speed'" in capsys.readouterr().err
+    assert "unknown term 'speed'" in capsys.readouterr().err

@@ -133,6 +133,40 @@ def test_state_dict_round_trip(evaluator: TEGEvaluator, nni_home: Path) -> None:
     assert restored.algorithm.ask() == strategy.algorithm.ask()
 
 
+def test_a_proxy_rule_ranks_by_the_proxies_of_the_evaluators_scorer(nni_home: Path) -> None:
+    from teg_plugin.scores import RankRule
+
+    evaluator = TEGEvaluator(data="synthetic", config=SMALL, device="cpu", proxies="nwot")
+    strategy = TEGEvolution(seed=7, budget=BUDGET, population_size=3, tournament_size=2, rule="nwot")
+    assert strategy.rule == RankRule.parse("nwot") and "rule='nwot=1'" in repr(strategy)
+    _, top = _run(strategy, evaluator, nni_home)
+    archs, scores = [a for a, _ in strategy.results], [s for _, s in strategy.results]
+    nwot = evaluator.scorer.proxies(archs, ["nwot"])  # cached: what the strategy got
+    # the proposals are those of the algorithm run directly with the same rule and proxies
+    direct = make_strategy("evolution", SPACE, seed=7, population_size=3, tournament_size=2, rule=strategy.rule,
+                           proxy_values=lambda arch: evaluator.scorer.proxies([arch], ["nwot"])[0])
+    for arch, score in strategy.results:
+        assert direct.ask() == arch
+        direct.tell(arch, score)
+    order = distinct_order(archs, scores, strategy.rule, nwot)
+    assert [arch_from_sample(sample) for sample in top] == [archs[i] for i in order if not scores[i].bad]
+    good = [i for i in range(len(archs)) if not scores[i].bad]
+    assert strategy.best() == archs[order[0]] and nwot[order[0]]["nwot"] == max(nwot[i]["nwot"] for i in good)
+
+
+def test_a_proxy_rule_needs_a_teg_scorer_when_the_experiment_starts() -> None:
+    from nni.nas.space import SimplifiedModelSpace
+
+    with pytest.raises(ValueError, match="unknown term 'nwt'"):
+        TEGRandom(rule="nwt")
+    with pytest.raises(TypeError, match="rule must be a teg_plugin.scores.RankRule"):
+        TEGRandom(rule=["nwot"])  # type: ignore[arg-type]
+    anything = TEGEvaluator(space=None, data="synthetic", config=SMALL, device="cpu")
+    model_space = SimplifiedModelSpace.from_model(NB201ModelSpace(width=2, cells_per_stage=1), anything)
+    with pytest.raises(ValueError, match="rank rule nwot=1 names the proxies nwot, which need a TEGScorer of nas-bench-201"):
+        TEGRandom(budget=1, rule="nwot").initialize(model_space, _NoEngine())
+
+
 class _OtherSpace(ModelSpace):
     def __init__(self) -> None:
         super().__init__()

@@ -536,19 +536,19 @@ def test_search_never_loads_benchmark_accuracies(name: str, monkeypatch: pytest.
     strategy.best()
 
 
-def test_importing_strategies_imports_no_benchmark_or_framework() -> None:
+def test_importing_strategies_imports_no_benchmark_proxies_torch_or_framework() -> None:
     code = (
         "import sys, teg_plugin.strategies\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('optuna', 'nni')"
-        " or m.startswith('teg_plugin.benchmarks'))\n"
+        " or m.startswith(('teg_plugin.benchmarks', 'teg_plugin.proxies')) or m == 'torch')\n"
         "print(','.join(bad))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
 
 
-def test_strategies_source_imports_no_torch_optuna_nni_or_benchmarks() -> None:
-    forbidden = ("torch", "optuna", "nni", "teg_plugin.benchmarks")
+def test_strategies_source_imports_no_torch_optuna_nni_proxies_or_benchmarks() -> None:
+    forbidden = ("torch", "optuna", "nni", "teg_plugin.benchmarks", "teg_plugin.proxies")
     files = sorted(Path(strategies_pkg.__file__).parent.glob("*.py"))
     assert len(files) >= 6
     for path in files:
@@ -771,6 +771,93 @@ def test_a_rank_rule_with_a_complexity_term_decides_tournaments_and_best() -> No
     for name in ("random", "reinforce"):
         strategy = make_strategy(name, SPACE, seed=0, rule=rule).replay([(small, same), (large, same)])
         assert strategy.rule == rule and strategy.best() == large
+
+
+def _fake_nwot(arch: NB201Arch) -> float:
+    """A fake proxy that prefers skip connections (the opposite of the fake TEG scores)."""
+    return float(sum(op == "skip_connect" for op in arch.ops)) + 0.01 * sum(op == "nor_conv_1x1" for op in arch.ops)
+
+
+class _CountingProxies:
+    """``proxy_values`` of a fake ``nwot`` (NaN for an all-``none`` cell), counting its calls per arch."""
+
+    def __init__(self) -> None:
+        self.calls: dict[NB201Arch, int] = {}
+
+    def __call__(self, arch: NB201Arch) -> dict[str, float]:
+        self.calls[arch] = self.calls.get(arch, 0) + 1
+        return {"nwot": math.nan if all(op == "none" for op in arch.ops) else _fake_nwot(arch), "other": 1.0}
+
+
+@pytest.mark.parametrize("name", ["random", "evolution", "reinforce"])
+def test_a_proxy_rule_picks_the_arch_with_the_best_proxy_value(name: str) -> None:
+    proxies = _CountingProxies()
+    options = {"population_size": 6, "tournament_size": 3} if name == "evolution" else {}
+    strategy = make_strategy(name, SPACE, seed=1, rule=RankRule.parse("nwot"), proxy_values=proxies, **options)
+    paper = make_strategy(name, SPACE, seed=1, **options)
+    history = []
+    for _ in range(25):
+        arch = strategy.ask()
+        score = fake_score(arch)
+        strategy.tell(arch, score)
+        paper.tell(arch, score)
+        history.append((arch, score))
+    told = {arch for arch, _ in history}
+    good = [arch for arch, score in history if not score.bad]
+    best = max(good, key=_fake_nwot)
+    assert strategy.best() == best and sum(_fake_nwot(a) == _fake_nwot(best) for a in set(good)) == 1
+    assert paper.best() != best  # the fake TEG scores prefer 3x3 convolutions, the fake nwot skips
+    # each architecture's proxies are asked once, and only for told architectures
+    assert set(proxies.calls) <= told and set(proxies.calls.values()) == {1}
+    order = strategy.distinct_order()
+    assert history[order[0]][0] == best
+    assert [history[i][0] for i in order[: len(set(good))]] == sorted(set(good), key=lambda a: (-_fake_nwot(a), [x for x, _ in history].index(a)))
+
+
+def test_evolution_tournaments_rank_by_the_proxy_rule() -> None:
+    proxies = _CountingProxies()
+    evo = EvolutionStrategy(SPACE, seed=3, population_size=5, tournament_size=3, rule=RankRule.parse("nwot"),
+                            proxy_values=proxies)
+    for _ in range(12):
+        arch = evo.ask()
+        tournament = evo.last_tournament
+        if tournament is not None:
+            members = [a for a, s in tournament.members if not s.bad]
+            assert _fake_nwot(tournament.parent) == max(_fake_nwot(a) for a in members)
+        evo.tell(arch, fake_score(arch))
+    assert evo.last_tournament is not None
+
+
+def test_a_proxy_rule_without_proxy_values_is_refused_at_construction() -> None:
+    for name in ("random", "evolution", "reinforce"):
+        with pytest.raises(ValueError) as error:
+            make_strategy(name, SPACE, rule=RankRule.parse("ntk_cond,regions,kr_mse,synflow=0.5"))
+        message = str(error.value)
+        assert "names the zero-cost proxies synflow: pass proxy_values" in message and "\n" not in message
+    with pytest.raises(TypeError, match="proxy_values must be a callable"):
+        RandomStrategy(SPACE, rule=RankRule.parse("nwot"), proxy_values={"nwot": 1.0})  # type: ignore[arg-type]
+    # params is the complexity, which the strategy computes itself: no callable needed
+    RandomStrategy(SPACE, rule=RankRule.parse("params"))
+    # a callable that leaves out a proxy the rule names fails when the arch is first ranked
+    strategy = RandomStrategy(SPACE, rule=RankRule.parse("nwot,zen"), proxy_values=lambda arch: {"nwot": 1.0})
+    strategy.tell(OPTIMUM, fake_score(OPTIMUM))
+    with pytest.raises(ValueError, match="proxy_values gave no zen for"):
+        strategy.best()
+
+
+def test_a_proxy_rule_with_the_complexity_term_gets_both_values() -> None:
+    """``params`` comes from the space, the proxies from the callable, in the one ``extra`` shape."""
+    small = SPACE.parse("|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|")
+    strategy = RandomStrategy(SPACE, rule=RankRule.parse("params,nwot"), proxy_values=_CountingProxies())
+    same = TEGScore(ntk_cond=5.0, regions=50.0, kr_mse=0.5)
+    strategy.replay([(OPTIMUM, same), (small, same)])
+    assert strategy.extra_values([OPTIMUM, small]) == [
+        {"params": float(SPACE.complexity(OPTIMUM)), "nwot": _fake_nwot(OPTIMUM)},
+        {"params": float(SPACE.complexity(small)), "nwot": _fake_nwot(small)},
+    ]
+    # each wins one term: the tie goes to the first told
+    assert strategy.best() == OPTIMUM
+    assert RandomStrategy(SPACE).extra_values([OPTIMUM]) is None
 
 
 def test_a_rank_rule_must_be_a_rank_rule_and_pruning_takes_none() -> None:

@@ -20,7 +20,7 @@ from teg_plugin.benchmarks.proxies import ProxyCheck, check_proxies
 from teg_plugin.benchmarks.truth import read_columns, read_truth
 from teg_plugin.proxies import ProxyScorer, get_proxy, parse_proxy_names
 from teg_plugin.scorer import TEGScorer
-from teg_plugin.scores import RankRule, rank_sums
+from teg_plugin.scores import COMPLEXITY, RankRule, rank_sums
 
 #: Published proxies compared against, and the sign that makes "higher = predicted better".
 NASLIB_PROXIES: dict[str, float] = {
@@ -205,7 +205,10 @@ def run_correlation(
     """Score ``k`` sampled archs and correlate TEG (each indicator, and the rank-sum) with accuracy.
 
     Each of ``rules`` adds a row: the rank-sum under that :class:`~teg_plugin.scores.RankRule`;
-    a rule with a complexity term also adds the complexity alone (``params (complexity)``).
+    a rule with a complexity term also adds the complexity alone (``params (complexity)``). The
+    zero-cost proxies the rules name are computed on the sampled architectures
+    (:class:`~teg_plugin.proxies.ProxyScorer`, with the scorer's cache); a proxy flagged on an
+    architecture ranks last for that term.
 
     With ``naslib_path`` the sample is drawn among the architectures that table covers, so every
     published proxy is compared on exactly the same architectures. ``bootstrap`` resamples (seeded
@@ -252,13 +255,23 @@ def run_correlation(
         corr(good([-s.kr_mse for s in scores]), "G: kr_mse (neg)"),
     ]
     complexities = [scorer.space.complexity(a) for a in archs] if any(rule.complexity for rule in rules) else None
+    rule_proxies = tuple(dict.fromkeys(name for rule in rules for name in rule.proxies))
+    computed = []
+    if proxy_names or rule_proxies:  # each (arch, proxy) once, for the rules and the proxy rows
+        computed = ProxyScorer(scorer).measure(archs, tuple(dict.fromkeys((*proxy_names, *rule_proxies))),
+                                               progress=progress)
+    extra = [
+        {**({COMPLEXITY: float(complexities[i])} if complexities is not None else {}),
+         **{name: computed[i][name].value for name in rule_proxies}}
+        for i in range(len(archs))
+    ]
     for rule in rules:
-        rows.append(corr([-s for s in rank_sums(scores, rule, complexities)], f"rule {rule} (neg)"))
+        rows.append(corr([-s for s in rank_sums(scores, rule, extra)], f"rule {rule} (neg)"))
     if complexities is not None:
         rows.append(corr([float(c) for c in complexities], "params (complexity)"))
     checks: tuple[ProxyCheck, ...] = ()
     if proxy_names:
-        computed = ProxyScorer(scorer).measure(archs, proxy_names, progress=progress)
+        computed = [{name: row[name] for name in proxy_names} for row in computed]
         for name in proxy_names:
             sign = 1.0 if get_proxy(name).higher_is_better else -1.0
             rows.append(corr([sign * r[name].value for r in computed], f"{name} (computed)"))

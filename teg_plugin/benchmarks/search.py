@@ -9,6 +9,7 @@ import itertools
 import os
 import statistics
 import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from teg_plugin.benchmarks.truth import read_truth
@@ -110,7 +111,10 @@ def run_search_benchmark(
         confirm_top, confirm_seeds: the final choice (:func:`teg_plugin.confirm.confirm`): the
             ``confirm_top`` best distinct proposals re-ranked over ``confirm_seeds`` further score
             seeds with ``confirm_rule``; either 0: none, the answer is the search's own best.
-        search_rule: how the strategy itself ranks (its tournaments and its best); not for prune.
+        search_rule: how the strategy itself ranks (its tournaments, its best, and the candidates of
+            the final choice); not for prune. The zero-cost proxies it names are computed with each
+            seed's scorer (:meth:`~teg_plugin.scorer.TEGScorer.proxies`: cached, once per
+            architecture), the only thing besides TEG scores the strategy sees.
     """
     test = read_truth(truth_path, "cifar10_test")
     valid = read_truth(truth_path, "cifar10_valid")
@@ -121,6 +125,8 @@ def run_search_benchmark(
         start = time.perf_counter()
         scorer = base.with_seed(base.config.seed + seed) if vary_score_seed else base
         options = {} if search_rule == PAPER_RULE else {"rule": search_rule}
+        if search_rule.proxies:
+            options["proxy_values"] = _proxy_values(scorer, search_rule.proxies)
         search = make_strategy(strategy, scorer.space, seed=seed, score_mask=scorer.score_mask_repeats, **options)
         scorer.show_supernet_progress = progress
         scorer.expected_supernet_evaluations = getattr(search, "planned_evaluations", None)
@@ -142,8 +148,9 @@ def run_search_benchmark(
         before = space.format(search.best())
         best, n_confirmed, confirm_start = before, 0, time.perf_counter()
         if confirm_top and confirm_seeds:
-            history = search.history
-            candidates = top_candidates(space, [a for a, _ in history], [s for _, s in history], confirm_top)
+            archs = [a for a, _ in search.history]
+            candidates = top_candidates(space, archs, [s for _, s in search.history], confirm_top,
+                                        rule=search.rule, extra=search.extra_values(archs))
             if candidates:
                 best = confirm(scorer, candidates, seeds=confirm_seeds, rule=confirm_rule, progress=progress).pick.text
                 n_confirmed = len(candidates)
@@ -172,6 +179,15 @@ def run_search_benchmark(
             )
         )
     return SearchSummary(strategy, budget, runs, confirm_top, confirm_seeds, str(confirm_rule), str(search_rule))
+
+
+def _proxy_values(scorer: TEGScorer, names: tuple[str, ...]) -> Callable[[Hashable], dict[str, float]]:
+    """A strategy's ``proxy_values``: the proxies ``names`` of one architecture, by ``scorer``."""
+
+    def values(arch: Hashable) -> dict[str, float]:
+        return scorer.proxies([arch], names)[0]
+
+    return values
 
 
 def largest_network_accuracy(truth_path: str | os.PathLike[str], params_column: str = "params_mb_cifar10") -> tuple[str, float] | None:

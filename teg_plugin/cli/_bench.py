@@ -43,8 +43,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       help="fraction of the sample for the top-end columns: tau among the most accurate, and the mean "
                            "accuracy of the ones each predictor ranks best (default: %(default)s)")
     corr.add_argument("--rule", type=rank_rule_arg, action="append", default=[], metavar="RULE",
-                      help="also report the rank-sum under this rank rule, e.g. 'regions,kr_mse' or "
-                           "'ntk_cond,regions,kr_mse,params=1' (repeat for several)")
+                      help="also report the rank-sum under this rank rule, term=weight pairs of the indicators, "
+                           "params (the parameter count) and zero-cost proxies (computed on the sampled archs), e.g. "
+                           "'regions,kr_mse', 'ntk_cond,regions,kr_mse,params=1' or 'ntk_cond,regions,kr_mse,synflow=0.5' "
+                           "(repeat for several)")
     corr.add_argument("--compute-proxies", default=None, metavar="NAMES",
                       help="zero-cost proxies to compute on the sampled archs (comma-separated, or all), each a row "
                            "beside the published columns, and a table checking them against those")
@@ -65,8 +67,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     search.add_argument("--seeds", type=int, default=5, help="number of seeds: S..S+N-1 for --first-seed S (default: %(default)s)")
     search.add_argument("--first-seed", type=count_arg, default=0, metavar="S", help="the first seed (default: %(default)s)")
     search.add_argument("--rule", type=rank_rule_arg, default=PAPER_RULE, metavar="RULE",
-                        help="how the strategy ranks (tournaments, its best): indicator=weight pairs and params=weight; "
-                             "not for prune (default: %(default)s, the paper's rank-sum)")
+                        help="how the strategy ranks (tournaments, its best, the final choice's candidates): term=weight "
+                             "pairs of the indicators, params (the parameter count) and zero-cost proxies (computed once "
+                             "per arch), e.g. 'nwot' or 'ntk_cond,regions,kr_mse,synflow=0.5'; not for prune (default: "
+                             "%(default)s, the paper's rank-sum)")
     search.add_argument("--budget", type=int, default=100, help="architectures proposed per seed (default: %(default)s)")
     search.add_argument("--truth", required=True, help="NB201 ground-truth CSV (arch_str, cifar10_test, cifar10_valid)")
     search.add_argument("--vary-score-seed", action="store_true",

@@ -68,8 +68,9 @@ def add_final_choice_options(parser: argparse.ArgumentParser) -> None:
                        help="further score seeds (new inputs and initial weights) per candidate, ranks averaged "
                             "with the search's own; 0: none (default: %(default)s)")
     group.add_argument("--confirm-rule", type=rank_rule_arg, default=DEFAULT_CONFIRM_RULE, metavar="RULE",
-                       help="how candidates are ranked under each seed: indicator=weight pairs, and params=weight "
-                            "for a complexity term, e.g. 'ntk_cond,regions,kr_mse' for the paper's rank-sum (default: %(default)s)")
+                       help="how candidates are ranked under each seed: term=weight pairs of the indicators, params "
+                            "(the parameter count) and zero-cost proxies (computed under each seed), e.g. "
+                            "'ntk_cond,regions,kr_mse' for the paper's rank-sum (default: %(default)s)")
 
 
 def count_arg(text: str) -> int:

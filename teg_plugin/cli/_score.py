@@ -8,7 +8,7 @@ import random
 from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
-from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer, render, seed_arg
+from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer, rank_rule_arg, render, seed_arg
 from teg_plugin.cli._main import UsageError
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "score",
         help="score architectures with the TEG indicators and rank them",
-        description="Score architectures (training-free) and rank them by the TEG rank-sum.",
+        description="Score architectures (training-free) and rank them by the TEG rank-sum, or by --rule.",
     )
     add_space_option(parser)
     which = parser.add_mutually_exclusive_group(required=True)
@@ -35,6 +35,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--proxies", default=None, metavar="NAMES",
                         help="also compute zero-cost proxies, a column each (comma-separated: params, flops, synflow, "
                              "snip, grasp, fisher, grad_norm, jacov, nwot, epe_nas, l2_norm, zen; or all)")
+    parser.add_argument("--rule", type=rank_rule_arg, default=None, metavar="RULE",
+                        help="rank (the rank and rank_sum columns) by this rank rule: term=weight pairs of the "
+                             "indicators, params (the parameter count) and proxies, e.g. 'nwot' or "
+                             "'ntk_cond,regions,kr_mse,synflow=0.5'; the proxies it names get a column each "
+                             "(default: the paper's rank-sum, ntk_cond,regions,kr_mse)")
     parser.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
@@ -63,8 +68,10 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(str(err)) from None
     else:
         archs = space.sample_distinct(random.Random(0 if args.seed is None else args.seed), args.sample)
+    if args.rule is not None:
+        proxies = tuple(dict.fromkeys((*proxies, *args.rule.proxies)))
     scorer = make_scorer(args)
-    ranked = scorer.rank(archs, progress=not args.quiet)
+    ranked = scorer.rank(archs, rule=args.rule, progress=not args.quiet)
     rows = [r.to_dict() for r in ranked]
     if proxies:
         values = scorer.proxies(archs, proxies, progress=not args.quiet)

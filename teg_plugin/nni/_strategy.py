@@ -25,7 +25,7 @@ from teg_plugin.nni._metrics import score_from_metrics
 from teg_plugin.nni._user_space import NNIChoiceSpace, space_from_model_space
 from teg_plugin.confirm import Confirmation, FinalChoice, confirm, top_candidates
 from teg_plugin.scorer import TEGScorer
-from teg_plugin.scores import TEGScore, distinct_order
+from teg_plugin.scores import PAPER_RULE, RankRule, TEGScore, distinct_order
 from teg_plugin.spaces import SearchSpace, get_space
 from teg_plugin.strategies import Strategy as TEGAlgorithm
 from teg_plugin.strategies import make_strategy, strategy_key
@@ -53,8 +53,17 @@ class TEGStrategy(NNIStrategy):
     scorer returns its score without measuring it again) so that the algorithm runs unchanged.
 
     :meth:`list_models` (and so ``NasExperiment.export_top_models``) ranks the models by their exact
-    TEG rank-sum among all results, recomputed from the indicators (an architecture once), not by
-    the ``default`` each model reported.
+    rank-sum under ``rule`` among all results, recomputed from the indicators (an architecture
+    once), not by the ``default`` each model reported.
+
+    **Rank rule.** ``rule`` (a :class:`~teg_plugin.scores.RankRule` or its text, e.g. ``"nwot"`` or
+    ``"ntk_cond,regions,kr_mse,synflow=0.5"``; default: the paper's rank-sum) is how the algorithm
+    ranks (evolution's tournaments, :meth:`best`, :meth:`list_models`, the final choice's
+    candidates). The zero-cost proxies it names are computed, once per architecture, by the scorer
+    of the experiment's :class:`~teg_plugin.nni.TEGEvaluator` (or ``final_choice.scorer``), which
+    must then be a :class:`~teg_plugin.scorer.TEGScorer` of a registered space: checked when the
+    experiment starts. Give the evaluator ``proxies=`` with the same names and its results carry
+    them too, computed once (the scorer caches them).
 
     Args:
         name: ``"random"``, ``"evolution"`` or ``"reinforce"``.
@@ -70,11 +79,13 @@ class TEGStrategy(NNIStrategy):
             :class:`~teg_plugin.nni.TEGEvaluator`'s, which must then score a teg-plugin space such
             as NB201 or DARTS). :meth:`best` and :meth:`list_models` then put its pick first, and
             :attr:`final` holds the outcome. ``None``: the search's own best.
+        rule: how the algorithm ranks (see above); ``None``: the paper's rank-sum.
         **options: options of the algorithm (e.g. ``population_size=32``), see :func:`make_strategy`.
 
     Raises:
-        ValueError: an unknown ``name`` or a ``budget`` below 1.
-        TypeError: ``name`` is not a str, or ``seed`` or ``budget`` is not an int.
+        ValueError: an unknown ``name``, a ``budget`` below 1, or a ``rule`` that does not parse.
+        TypeError: ``name`` is not a str, ``seed`` or ``budget`` is not an int, or ``rule`` is
+            neither a RankRule, a str nor ``None``.
     """
 
     def __init__(
@@ -85,11 +96,20 @@ class TEGStrategy(NNIStrategy):
         seed: int = 0,
         budget: int | None = None,
         final_choice: FinalChoice | None = None,
+        rule: RankRule | str | None = None,
         **options: Any,
     ) -> None:
         super().__init__()
         if final_choice is not None and not isinstance(final_choice, FinalChoice):
             raise TypeError(f"final_choice must be a teg_plugin.confirm.FinalChoice or None, got {final_choice!r}")
+        if isinstance(rule, str):
+            rule = RankRule.parse(rule)
+        elif rule is None:
+            rule = PAPER_RULE
+        elif not isinstance(rule, RankRule):
+            raise TypeError(f"rule must be a teg_plugin.scores.RankRule, its text (e.g. 'nwot') or None, got {rule!r}")
+        #: How the algorithm ranks.
+        self.rule = rule
         self.final_choice = final_choice
         #: The outcome of the final choice, once made.
         self.final: Confirmation | None = None
@@ -125,7 +145,35 @@ class TEGStrategy(NNIStrategy):
     def _new_algorithm(self) -> TEGAlgorithm | None:
         """A fresh algorithm over :attr:`space` (``None`` while it cannot be made yet)."""
         assert self.space is not None
-        return make_strategy(self.name, self.space, seed=self.seed, **self.options)
+        ranking: dict[str, Any] = {}
+        if self.rule != PAPER_RULE:
+            ranking["rule"] = self.rule
+        if self.rule.proxies:
+            ranking["proxy_values"] = self._proxy_values
+        return make_strategy(self.name, self.space, seed=self.seed, **ranking, **self.options)
+
+    def _scorer(self) -> Any:
+        """The scorer of the final choice and of the rule's proxies: ``final_choice.scorer``, else
+        the experiment's evaluator's (``None`` before the experiment is attached, or without one)."""
+        if self.final_choice is not None and self.final_choice.scorer is not None:
+            return self.final_choice.scorer
+        return getattr(getattr(self._model_space, "evaluator", None), "scorer", None)
+
+    def _proxy_scorer(self) -> TEGScorer:
+        """The :meth:`_scorer` that computes the rule's proxies; ``ValueError`` if there is none."""
+        scorer = self._scorer()
+        if not isinstance(scorer, TEGScorer) or self.space is None or scorer.space.name != self.space.name:
+            space = "the space" if self.space is None else self.space.name
+            raise ValueError(
+                f"TEG strategy: rank rule {self.rule} names the proxies {', '.join(self.rule.proxies)}, which need "
+                f"a TEGScorer of {space}: the experiment's TEGEvaluator(space=...) of a registered space, or "
+                "FinalChoice(scorer=...)"
+            )
+        return scorer
+
+    def _proxy_values(self, arch: Hashable) -> dict[str, float]:
+        """The algorithm's ``proxy_values``: the rule's proxies of ``arch``, by :meth:`_proxy_scorer`."""
+        return self._proxy_scorer().proxies([arch], self.rule.proxies)[0]
 
     def _derive_space(self, model_space: ExecutableModelSpace) -> SearchSpace:
         """``space=None``: the search space read from the experiment's model space."""
@@ -133,6 +181,8 @@ class TEGStrategy(NNIStrategy):
 
     def extra_repr(self) -> str:
         options = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        if self.rule != PAPER_RULE:
+            options = f", rule={str(self.rule)!r}" + options
         space = None if self.space is None else self.space.name
         return f"{self.name!r}, space={space!r}, seed={self.seed}, budget={self.budget}{options}"
 
@@ -147,6 +197,8 @@ class TEGStrategy(NNIStrategy):
         else:
             assert self.space is not None
             _check_labels(model_space, self.space)
+        if self.rule.proxies:
+            self._proxy_scorer()  # refuse now, not at the first tournament, an experiment without one
         self._prepare(model_space)
         if self._pending_state is not None:
             state, self._pending_state = self._pending_state, None
@@ -192,16 +244,17 @@ class TEGStrategy(NNIStrategy):
         self._make_final_choice()
 
     def _make_final_choice(self) -> None:
-        if self.final_choice is None or self.space is None:
+        if self.final_choice is None or self.space is None or self.algorithm is None:
             return
-        scorer = self.final_choice.scorer or getattr(getattr(self.model_space, "evaluator", None), "scorer", None)
+        scorer = self._scorer()
         if not isinstance(scorer, TEGScorer) or scorer.space.name != self.space.name:
             _logger.warning("TEG strategy: no final choice: it needs a TEGScorer of %s (FinalChoice(scorer=...))", self.space.name)
             return
         with self._lock:
             archs = [arch for _, arch, _ in self._results]
             scores = [score for _, _, score in self._results]
-        candidates = top_candidates(self.space, archs, scores, self.final_choice.top)
+        candidates = top_candidates(self.space, archs, scores, self.final_choice.top, rule=self.algorithm.rule,
+                                    extra=self.algorithm.extra_values(archs))
         if not candidates:
             return
         known = {(self.space.format(a), scorer.config.seed): s for a, s in zip(archs, scores)}
@@ -292,7 +345,7 @@ class TEGStrategy(NNIStrategy):
             return [(arch, score) for _, arch, score in self._results]
 
     def best(self) -> Hashable:
-        """The architecture with the lowest TEG rank-sum among the distinct architectures of all
+        """The architecture with the lowest rank-sum under :attr:`rule` among the distinct architectures of all
         results (:meth:`Strategy.best <teg_plugin.strategies.Strategy.best>`; :meth:`sample_of` gives its NNI sample). ``ValueError`` if there is no result, or every result is bad (as when every
         trial failed: :attr:`results` holds the reasons)."""
         if self.algorithm is None:
@@ -307,18 +360,21 @@ class TEGStrategy(NNIStrategy):
 
     def list_models(self, sort: bool = True, limit: int | None = None) -> Iterator[ExecutableModelSpace]:
         """The submitted models; with ``sort``, each architecture once, ranked among the distinct
-        architectures as :meth:`best` ranks them, best TEG rank-sum first (``bad`` ones and
-        architectures without a trained model left out)."""
+        architectures as :meth:`best` ranks them, best rank-sum under :attr:`rule` first (``bad``
+        ones and architectures without a trained model left out)."""
         if not sort:
             yield from super().list_models(sort=False, limit=limit)
             return
         with self._lock:
             results = list(self._results)
+            algorithm = self.algorithm
         usable: dict[Hashable, ExecutableModelSpace] = {}  # each architecture's first trained model
         for model, arch, score in results:
             if model is not None and not score.bad and model.status == ModelStatus.Trained:
                 usable.setdefault(arch, model)
-        order = distinct_order([arch for _, arch, _ in results], [score for _, _, score in results])
+        archs = [arch for _, arch, _ in results]
+        extra = None if algorithm is None else algorithm.extra_values(archs)
+        order = distinct_order(archs, [score for _, _, score in results], self.rule, extra)
         if self.final is not None and self.space is not None:  # the final choice's pick first
             texts = [self.space.format(results[i][1]) for i in order]
             if self.final.pick.text in texts:
@@ -362,7 +418,8 @@ class TEGStrategy(NNIStrategy):
 
 
 class TEGRandom(TEGStrategy):
-    """Random search ranked by TEG (:class:`~teg_plugin.strategies.RandomStrategy`) as an NNI strategy."""
+    """Random search ranked by TEG (:class:`~teg_plugin.strategies.RandomStrategy`) as an NNI strategy;
+    ``rule`` as in :class:`TEGStrategy`."""
 
     def __init__(
         self,
@@ -372,15 +429,16 @@ class TEGRandom(TEGStrategy):
         budget: int | None = None,
         max_redraws: int = 100,
         final_choice: FinalChoice | None = None,
+        rule: RankRule | str | None = None,
     ) -> None:
         super().__init__(
-            "random", space=space, seed=seed, budget=budget, final_choice=final_choice, max_redraws=max_redraws
+            "random", space=space, seed=seed, budget=budget, final_choice=final_choice, rule=rule, max_redraws=max_redraws
         )
 
 
 class TEGEvolution(TEGStrategy):
     """Regularised evolution with TEG tournaments (:class:`~teg_plugin.strategies.EvolutionStrategy`)
-    as an NNI strategy."""
+    as an NNI strategy; ``rule`` as in :class:`TEGStrategy`."""
 
     def __init__(
         self,
@@ -391,6 +449,7 @@ class TEGEvolution(TEGStrategy):
         population_size: int = 20,
         tournament_size: int = 5,
         final_choice: FinalChoice | None = None,
+        rule: RankRule | str | None = None,
     ) -> None:
         super().__init__(
             "evolution",
@@ -398,6 +457,7 @@ class TEGEvolution(TEGStrategy):
             seed=seed,
             budget=budget,
             final_choice=final_choice,
+            rule=rule,
             population_size=population_size,
             tournament_size=tournament_size,
         )
@@ -405,7 +465,7 @@ class TEGEvolution(TEGStrategy):
 
 class TEGReinforce(TEGStrategy):
     """REINFORCE rewarded by TEG improvements (:class:`~teg_plugin.strategies.ReinforceStrategy`) as an
-    NNI strategy."""
+    NNI strategy; ``rule`` as in :class:`TEGStrategy` (the reward keeps the three indicators)."""
 
     def __init__(
         self,
@@ -416,6 +476,7 @@ class TEGReinforce(TEGStrategy):
         learning_rate: float = 0.04,
         baseline_momentum: float = 0.9,
         final_choice: FinalChoice | None = None,
+        rule: RankRule | str | None = None,
     ) -> None:
         super().__init__(
             "reinforce",
@@ -423,6 +484,7 @@ class TEGReinforce(TEGStrategy):
             seed=seed,
             budget=budget,
             final_choice=final_choice,
+            rule=rule,
             learning_rate=learning_rate,
             baseline_momentum=baseline_momentum,
         )

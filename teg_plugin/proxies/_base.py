@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from teg_plugin._proxy_table import PROXY_HIGHER_IS_BETTER
+
 #: Modules whose weights the layer-wise proxies (synflow, snip, grasp, fisher, grad_norm, l2_norm)
 #: sum over, as NAS-Bench-Suite-Zero does: convolutions and linear layers (not BatchNorm).
 WEIGHT_LAYERS: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -61,16 +63,30 @@ class Proxy:
         name: its name, as NAS-Bench-Suite-Zero spells it (``synflow``, ``nwot``, ...).
         compute: its value for one architecture (see :class:`ProxyInputs`); raises
             :class:`NonFiniteProxy` for a network it is undefined on.
-        higher_is_better: the direction in which it predicts accuracy (every proxy here: higher).
         needs_data: whether it reads the training batch (``False``: weights or shapes only).
         summary: one line for help texts.
+
+    Its name must be one of :data:`teg_plugin._proxy_table.PROXY_HIGHER_IS_BETTER`, the torch-free
+    table that also gives its direction (:attr:`higher_is_better`) to rank rules.
+
+    Raises:
+        ValueError: a name the table does not list.
     """
 
     name: str
     compute: Callable[[ProxyInputs], float]
-    higher_is_better: bool
     needs_data: bool
     summary: str
+
+    def __post_init__(self) -> None:
+        if self.name not in PROXY_HIGHER_IS_BETTER:
+            raise ValueError(f"proxy {self.name!r} is not listed in teg_plugin._proxy_table.PROXY_HIGHER_IS_BETTER; "
+                             "add it there with its direction")
+
+    @property
+    def higher_is_better(self) -> bool:
+        """The direction in which it predicts accuracy (every proxy here: higher)."""
+        return PROXY_HIGHER_IS_BETTER[self.name]
 
     def __call__(self, inputs: ProxyInputs) -> float:
         return self.compute(inputs)

@@ -33,5 +33,5 @@ def compute(inputs: ProxyInputs) -> float:
     return finite(total, "epe_nas")
 
 
-PROXY = Proxy("epe_nas", compute, higher_is_better=True, needs_data=True,
+PROXY = Proxy("epe_nas", compute, needs_data=True,
               summary="EPE-NAS: sum over classes of |sum log(|corr| + k)| of the per-class Jacobians")

@@ -30,5 +30,5 @@ def compute(inputs: ProxyInputs) -> float:
     return finite(sum(float((-w.detach() * h).sum()) for w, h in zip(weights, hg) if h is not None), "grasp")
 
 
-PROXY = Proxy("grasp", compute, higher_is_better=True, needs_data=True,
+PROXY = Proxy("grasp", compute, needs_data=True,
               summary="GraSP: sum -w * (H g) over conv and linear weights")

@@ -44,5 +44,5 @@ def compute(inputs: ProxyInputs) -> float:
     return score_correlation(jacobian_correlation(input_jacobian(inputs.network(), inputs.x)))
 
 
-PROXY = Proxy("jacov", compute, higher_is_better=True, needs_data=True,
+PROXY = Proxy("jacov", compute, needs_data=True,
               summary="Jacobian covariance: -sum(log(v+k) + 1/(v+k)), v eigenvalues of corr(dy/dx)")

@@ -61,5 +61,5 @@ def compute(inputs: ProxyInputs) -> float:
     return finite(logdet, "nwot")
 
 
-PROXY = Proxy("nwot", compute, higher_is_better=True, needs_data=True,
+PROXY = Proxy("nwot", compute, needs_data=True,
               summary="NASWOT: log|det K_H| of the ReLU codes' Hamming kernel")

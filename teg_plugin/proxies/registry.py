@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
+from teg_plugin._proxy_table import PROXY_HIGHER_IS_BETTER
 from teg_plugin.proxies import (
     epe_nas,
     fisher,
@@ -21,14 +22,15 @@ from teg_plugin.proxies import (
 )
 from teg_plugin.proxies._base import Proxy
 
-#: Every proxy, by name, in NAS-Bench-Suite-Zero's order (then ``zen``).
-PROXIES: Mapping[str, Proxy] = MappingProxyType({
-    p.name: p
-    for p in (
-        params.PROXY, flops.PROXY, synflow.PROXY, snip.PROXY, grasp.PROXY, fisher.PROXY, grad_norm.PROXY,
-        jacov.PROXY, nwot.PROXY, epe_nas.PROXY, l2_norm.PROXY, zen.PROXY,
-    )
-})
+_MODULES = (params, flops, synflow, snip, grasp, fisher, grad_norm, jacov, nwot, epe_nas, l2_norm, zen)
+_BY_NAME = {module.PROXY.name: module.PROXY for module in _MODULES}
+if set(_BY_NAME) != set(PROXY_HIGHER_IS_BETTER):  # a proxy module and the torch-free table disagree
+    raise ImportError(f"the proxy modules ({', '.join(sorted(_BY_NAME))}) and teg_plugin._proxy_table "
+                      f"({', '.join(sorted(PROXY_HIGHER_IS_BETTER))}) must list the same proxies")
+
+#: Every proxy, by name, in NAS-Bench-Suite-Zero's order (then ``zen``): the order and the directions
+#: of :data:`teg_plugin._proxy_table.PROXY_HIGHER_IS_BETTER`, which rank rules read without torch.
+PROXIES: Mapping[str, Proxy] = MappingProxyType({name: _BY_NAME[name] for name in PROXY_HIGHER_IS_BETTER})
 
 
 #: The key of a proxy's value beside the TEG indicators, in Optuna user attributes and NNI results:

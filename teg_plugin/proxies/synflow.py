@@ -41,5 +41,5 @@ def compute(inputs: ProxyInputs) -> float:
     return finite(math.log(total), "synflow")
 
 
-PROXY = Proxy("synflow", compute, higher_is_better=True, needs_data=False,
+PROXY = Proxy("synflow", compute, needs_data=False,
               summary="synaptic flow: ln sum |w * dR/dw|, abs weights, all-ones input, no BN, float64")

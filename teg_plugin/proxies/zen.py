@@ -95,5 +95,5 @@ def compute(inputs: ProxyInputs) -> float:
     return finite(math.log(float(delta)) + sum(0.5 * math.log(v) for v in running), "zen")
 
 
-PROXY = Proxy("zen", compute, higher_is_better=True, needs_data=False,
+PROXY = Proxy("zen", compute, needs_data=False,
               summary="Zen-score: log E|f(x) - f(x + 0.01 e)| + sum log sigma_BN, Gaussian weights and inputs")
