@@ -192,10 +192,9 @@ class SearchSpace(ABC, Generic[ArchT]):
         return None
 
     def suggest(self, trial: optuna.Trial) -> ArchT:
-        """Suggest an architecture in an Optuna trial: one ``suggest_categorical`` per choice
-        (see :func:`teg_plugin.optuna.suggest`). Needs Optuna, imported only here."""
-        try:
-            from teg_plugin.optuna import suggest
-        except ImportError as exc:
-            raise ImportError(f"SearchSpace.suggest needs Optuna ({exc}); pip install 'optuna>=4.0'") from exc
-        return suggest(self, trial)
+        """Suggest an architecture in an Optuna trial: ``trial.suggest_categorical(name, options)``
+        once per choice of :meth:`choices`, then :meth:`from_params` of the values. Any object with
+        Optuna's ``suggest_categorical`` will do, so nothing is imported here;
+        :func:`teg_plugin.optuna.suggest` calls this method."""
+        params = {name: trial.suggest_categorical(name, list(options)) for name, options in self.choices().items()}
+        return self.from_params(params)

@@ -41,9 +41,9 @@ def suggest(space: SearchSpace[ArchT], trial: optuna.Trial) -> ArchT:
 
     Calls ``trial.suggest_categorical(name, options)`` once per choice of :meth:`SearchSpace.choices`,
     so any Optuna sampler can search the space (TPE, random, NSGA-II, :class:`TEGSampler`) and
-    optuna-dashboard shows every choice. :meth:`SearchSpace.suggest` is the same function. A
-    :class:`TrialSpace` suggests each parameter with the distribution its ``build_model`` uses
-    (:meth:`TrialSpace.suggest`; the model is not built).
+    optuna-dashboard shows every choice: this is :meth:`SearchSpace.suggest`, which the space does
+    itself. A :class:`TrialSpace` suggests each parameter with the distribution its ``build_model``
+    uses (:meth:`TrialSpace.suggest`; the model is not built).
 
     Args:
         space: the search space.
@@ -61,7 +61,4 @@ def suggest(space: SearchSpace[ArchT], trial: optuna.Trial) -> ArchT:
         >>> len(study.trials[0].params)
         6
     """
-    if isinstance(space, TrialSpace):
-        return space.suggest(trial)  # type: ignore[return-value]
-    params = {name: trial.suggest_categorical(name, list(options)) for name, options in space.choices().items()}
-    return space.from_params(params)
+    return space.suggest(trial)
