@@ -150,7 +150,7 @@ def test_real_failures_are_still_logged_and_the_filter_is_removed(optuna_warning
 
 
 def test_an_ignored_sigterm_stays_ignored_by_the_cli() -> None:
-    from teg_plugin.cli._main import stop_on_sigterm
+    from teg_plugin.cli._signals import stop_on_sigterm
 
     handler = signal.getsignal(signal.SIGTERM)
     try:

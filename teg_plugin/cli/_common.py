@@ -1,4 +1,5 @@
-"""Options shared by several subcommands, and turning them into library objects."""
+"""What several subcommands share: their options, turning those into library objects, and how a
+command reports bad input and database errors."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import csv
 import io
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +18,29 @@ from teg_plugin.data import DATASET_NAMES
 from teg_plugin.scorer import DEVICES, TEGScorer
 from teg_plugin.scores import RankRule
 from teg_plugin.spaces import space_names
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit status 2."""
+
+
+def silence_experimental_warnings() -> None:
+    """Optuna marks long-stable calls we use (metric names, heartbeat) experimental; the docs say it
+    once, runs do not (called in every process of a run, worker processes too)."""
+    warnings.filterwarnings("ignore", message=r".*is experimental.*")
+
+
+def database_error_message(err: BaseException, args: argparse.Namespace) -> str | None:
+    """One line for a database error that reached the command (the score cache reports its own as
+    ``ValueError``, so this is the Optuna storage's); ``None`` for any other error."""
+    from teg_plugin._database import database_failure, hide_password
+
+    detail = database_failure(err)
+    if detail is None:
+        return None
+    storage = getattr(args, "storage", None)
+    where = f"the storage {hide_password(storage)!r}" if isinstance(storage, str) else "the database"
+    return f"{where} failed: {detail}"
 
 
 def seed_arg(text: str) -> int:

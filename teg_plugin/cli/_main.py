@@ -7,49 +7,11 @@ import logging
 import os
 import signal
 import sys
-import warnings
-from typing import Any
 
 from teg_plugin import __version__
 from teg_plugin._database import MissingDriverError
-from teg_plugin.cli._signals import take_over
-
-
-def silence_experimental_warnings() -> None:
-    """Optuna marks long-stable calls we use (metric names, heartbeat) experimental; the docs say it
-    once, runs do not (called in every process of a run, worker processes too)."""
-    warnings.filterwarnings("ignore", message=r".*is experimental.*")
-
-
-def stop_on_sigterm() -> Any:
-    """Treat SIGTERM (``kill``, ``timeout``, batch schedulers) as Ctrl-C: the running Optuna trial is
-    then marked failed instead of being left RUNNING, and a resumed search does not wait for it.
-
-    Returns the handler to restore afterwards (see :func:`~teg_plugin.cli._signals.take_over`: ``None``
-    outside the main thread, where nothing is changed; an ignored SIGTERM stays ignored).
-    """
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    return take_over(signal.SIGTERM, interrupt)
-
-
-def database_error_message(err: BaseException, args: argparse.Namespace) -> str | None:
-    """One line for a database error that reached the command (the score cache reports its own as
-    ``ValueError``, so this is the Optuna storage's); ``None`` for any other error."""
-    from teg_plugin._database import database_failure, hide_password
-
-    detail = database_failure(err)
-    if detail is None:
-        return None
-    storage = getattr(args, "storage", None)
-    where = f"the storage {hide_password(storage)!r}" if isinstance(storage, str) else "the database"
-    return f"{where} failed: {detail}"
-
-
-class UsageError(Exception):
-    """Bad command-line input: printed as one line, exit status 2."""
+from teg_plugin.cli._common import UsageError, database_error_message, silence_experimental_warnings
+from teg_plugin.cli._signals import stop_on_sigterm
 
 
 def build_parser() -> argparse.ArgumentParser:

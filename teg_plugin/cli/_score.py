@@ -8,8 +8,15 @@ import random
 from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
-from teg_plugin.cli._common import add_scoring_options, add_space_option, make_scorer, rank_rule_arg, render, seed_arg
-from teg_plugin.cli._main import UsageError
+from teg_plugin.cli._common import (
+    UsageError,
+    add_scoring_options,
+    add_space_option,
+    make_scorer,
+    rank_rule_arg,
+    render,
+    seed_arg,
+)
 
 if TYPE_CHECKING:
     from teg_plugin.spaces import SearchSpace

@@ -11,7 +11,16 @@ import time
 from typing import Any
 
 from teg_plugin._database import DEFAULT_STORAGE_URL, is_sqlite_memory, journal_path, parse_database_url
-from teg_plugin.cli._common import add_final_choice_options, add_scoring_options, add_space_option, make_scorer, seed_arg
+from teg_plugin.cli._common import (
+    add_final_choice_options,
+    add_scoring_options,
+    add_space_option,
+    database_error_message,
+    make_scorer,
+    seed_arg,
+    silence_experimental_warnings,
+)
+from teg_plugin.cli._signals import stop_on_sigterm
 from teg_plugin.config import EXACT, LEGACY_INIT, TEGConfig
 from teg_plugin.spaces import space_name
 
@@ -98,8 +107,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> None:
-    from teg_plugin.cli._main import database_error_message, silence_experimental_warnings, stop_on_sigterm
-
     silence_experimental_warnings()  # a spawned process starts with the default filters
     previous_sigterm = stop_on_sigterm()
     try:

@@ -1,4 +1,5 @@
-"""Taking a signal over as Python itself does: only in the main thread, and never an ignored one."""
+"""Taking a signal over as Python itself does: only in the main thread, and never an ignored one;
+SIGTERM taken over as Ctrl-C for a command."""
 
 from __future__ import annotations
 
@@ -21,3 +22,17 @@ def take_over(signum: int, handler: Callable[[int, FrameType | None], Any]) -> A
     if signal.getsignal(signum) == signal.SIG_IGN:
         return signal.SIG_IGN
     return signal.signal(signum, handler)
+
+
+def stop_on_sigterm() -> Any:
+    """Treat SIGTERM (``kill``, ``timeout``, batch schedulers) as Ctrl-C: the running Optuna trial is
+    then marked failed instead of being left RUNNING, and a resumed search does not wait for it.
+
+    Returns the handler to restore afterwards (see :func:`take_over`: ``None``
+    outside the main thread, where nothing is changed; an ignored SIGTERM stays ignored).
+    """
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    return take_over(signal.SIGTERM, interrupt)
