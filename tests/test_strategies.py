@@ -19,7 +19,6 @@ from teg_plugin.scores import RankRule, TEGScore, best_index, rank_sums
 from teg_plugin.spaces import ChoiceSpace, DartsSpace, Mask, NB201Space
 from teg_plugin.spaces.nb201 import OPS, NB201Arch
 from teg_plugin.strategies import (
-    BAD_REWARD,
     STRATEGY_NAMES,
     EvolutionStrategy,
     PruningStrategy,
@@ -28,6 +27,7 @@ from teg_plugin.strategies import (
     Strategy,
     make_strategy,
 )
+from teg_plugin.strategies._reward import BAD_REWARD
 
 SPACE = NB201Space()
 CONV3 = "nor_conv_3x3"

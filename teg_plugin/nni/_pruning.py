@@ -21,7 +21,8 @@ from teg_plugin.nni._strategy import TEGStrategy
 from teg_plugin.nni._user_space import NNIChoiceSpace, ThinSpace, space_from_model_space
 from teg_plugin.scores import TEGScore
 from teg_plugin.spaces import Mask, SearchSpace
-from teg_plugin.strategies import PruneRound, PruningStrategy
+from teg_plugin.strategies import PruningStrategy
+from teg_plugin.strategies._pruning import PruneRound
 
 #: Progress lines go to a child of NNI's ``nni`` logger, so they appear where NNI's own do: on the
 #: console and in the experiment's ``experiment.log``.

@@ -28,7 +28,8 @@ from teg_plugin.scorer import TEGScorer
 from teg_plugin.scores import PAPER_RULE, RankRule, TEGScore, distinct_order
 from teg_plugin.spaces import SearchSpace, get_space
 from teg_plugin.strategies import Strategy as TEGAlgorithm
-from teg_plugin.strategies import make_strategy, strategy_key
+from teg_plugin.strategies import make_strategy
+from teg_plugin.strategies._factory import strategy_key
 
 _logger = logging.getLogger(__name__)
 

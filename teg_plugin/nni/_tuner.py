@@ -26,7 +26,8 @@ from teg_plugin.nni._metrics import score_from_metrics
 from teg_plugin.scores import TEGScore
 from teg_plugin.spaces import SearchSpace, get_space
 from teg_plugin.strategies import Strategy as TEGAlgorithm
-from teg_plugin.strategies import make_strategy, strategy_key
+from teg_plugin.strategies import make_strategy
+from teg_plugin.strategies._factory import strategy_key
 
 _logger = logging.getLogger(__name__)
 

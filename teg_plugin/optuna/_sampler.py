@@ -15,7 +15,8 @@ from teg_plugin._checks import check_int, check_seed
 from teg_plugin.optuna._attrs import checked_proxy_names, proxy_user_attrs, score_from_user_attrs, teg_user_attrs, write_user_attrs
 from teg_plugin.optuna._suggest import search_space as _search_space
 from teg_plugin.scores import TEGScore, rank_sums
-from teg_plugin.strategies import Strategy, make_strategy, strategy_key
+from teg_plugin.strategies import Strategy, make_strategy
+from teg_plugin.strategies._factory import strategy_key
 
 if TYPE_CHECKING:
     import optuna
