@@ -13,6 +13,9 @@ from teg_plugin.strategies._base import ArchT, Strategy
 if TYPE_CHECKING:
     from teg_plugin.spaces._base import SearchSpace
 
+#: Redraws allowed, by default, to avoid proposing an already-told architecture again.
+DEFAULT_MAX_REDRAWS = 100
+
 
 class RandomStrategy(Strategy[ArchT]):
     """Uniform samples of the space; :meth:`best` is the lowest rank-sum among them.
@@ -45,7 +48,7 @@ class RandomStrategy(Strategy[ArchT]):
         space: SearchSpace[ArchT],
         *,
         seed: int = 0,
-        max_redraws: int = 100,
+        max_redraws: int = DEFAULT_MAX_REDRAWS,
         rule: RankRule = PAPER_RULE,
         proxy_values: Callable[[ArchT], Mapping[str, float]] | None = None,
     ) -> None:

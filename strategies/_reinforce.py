@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 #: The policy's probabilities: choice name -> one probability per option (in the space's order).
 Policy = dict[str, tuple[float, ...]]
 
+#: Adam's step size (the paper's) and the momentum of the reward baseline (NAS-Bench-201's reference).
+DEFAULT_LEARNING_RATE = 0.04
+DEFAULT_BASELINE_MOMENTUM = 0.9
+
 
 class ReinforceStrategy(Strategy[ArchT]):
     """REINFORCE (Williams 1992) over one softmax policy per choice, guided by TEG (no accuracies).
@@ -80,10 +84,10 @@ class ReinforceStrategy(Strategy[ArchT]):
         space: SearchSpace[ArchT],
         *,
         seed: int = 0,
-        learning_rate: float = 0.04,
+        learning_rate: float = DEFAULT_LEARNING_RATE,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
-        baseline_momentum: float = 0.9,
+        baseline_momentum: float = DEFAULT_BASELINE_MOMENTUM,
         window: int = DEFAULT_WINDOW,
         bad_reward: float = BAD_REWARD,
         rule: RankRule = PAPER_RULE,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import inspect
+
+import pytest
 
 import teg_plugin.strategies
 
@@ -32,3 +35,19 @@ def test_strategies_export_the_strategies_not_their_parts() -> None:
         for name in names:
             assert hasattr(private, name)
             assert not hasattr(teg_plugin.strategies, name), f"teg_plugin.strategies.{name} is internal"
+
+
+def test_nni_strategies_default_to_the_strategies_defaults() -> None:
+    pytest.importorskip("nni", reason='NNI is not installed: pip install "teg-plugin[nni]"')
+    from teg_plugin.nni import TEGEvolution, TEGRandom, TEGReinforce
+    from teg_plugin.strategies import EvolutionStrategy, RandomStrategy, ReinforceStrategy
+
+    for nni_class, strategy_class, names in [
+        (TEGRandom, RandomStrategy, ["max_redraws"]),
+        (TEGEvolution, EvolutionStrategy, ["population_size", "tournament_size"]),
+        (TEGReinforce, ReinforceStrategy, ["learning_rate", "baseline_momentum"]),
+    ]:
+        ours = inspect.signature(strategy_class).parameters
+        theirs = inspect.signature(nni_class).parameters
+        for name in names:
+            assert theirs[name].default == ours[name].default, f"{nni_class.__name__}({name}=...)"

@@ -29,7 +29,10 @@ from teg_plugin.scores import PAPER_RULE, RankRule, TEGScore, distinct_order
 from teg_plugin.spaces import SearchSpace, get_space
 from teg_plugin.strategies import Strategy as TEGAlgorithm
 from teg_plugin.strategies import make_strategy
+from teg_plugin.strategies._evolution import DEFAULT_POPULATION_SIZE, DEFAULT_TOURNAMENT_SIZE
 from teg_plugin.strategies._factory import strategy_key
+from teg_plugin.strategies._random import DEFAULT_MAX_REDRAWS
+from teg_plugin.strategies._reinforce import DEFAULT_BASELINE_MOMENTUM, DEFAULT_LEARNING_RATE
 
 _logger = logging.getLogger(__name__)
 
@@ -428,7 +431,7 @@ class TEGRandom(TEGStrategy):
         space: SearchSpace | str | None = "nas-bench-201",
         seed: int = 0,
         budget: int | None = None,
-        max_redraws: int = 100,
+        max_redraws: int = DEFAULT_MAX_REDRAWS,
         final_choice: FinalChoice | None = None,
         rule: RankRule | str | None = None,
     ) -> None:
@@ -447,8 +450,8 @@ class TEGEvolution(TEGStrategy):
         space: SearchSpace | str | None = "nas-bench-201",
         seed: int = 0,
         budget: int | None = None,
-        population_size: int = 20,
-        tournament_size: int = 5,
+        population_size: int = DEFAULT_POPULATION_SIZE,
+        tournament_size: int = DEFAULT_TOURNAMENT_SIZE,
         final_choice: FinalChoice | None = None,
         rule: RankRule | str | None = None,
     ) -> None:
@@ -474,8 +477,8 @@ class TEGReinforce(TEGStrategy):
         space: SearchSpace | str | None = "nas-bench-201",
         seed: int = 0,
         budget: int | None = None,
-        learning_rate: float = 0.04,
-        baseline_momentum: float = 0.9,
+        learning_rate: float = DEFAULT_LEARNING_RATE,
+        baseline_momentum: float = DEFAULT_BASELINE_MOMENTUM,
         final_choice: FinalChoice | None = None,
         rule: RankRule | str | None = None,
     ) -> None:
