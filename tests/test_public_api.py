@@ -4,10 +4,38 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import subprocess
+import sys
 
 import pytest
 
+import teg_plugin
 import teg_plugin.strategies
+
+
+def test_top_level_names_are_imported_on_first_use() -> None:
+    code = (
+        "import sys, teg_plugin\n"
+        "assert 'torch' not in sys.modules and 'teg_plugin.scorer' not in sys.modules\n"
+        "from teg_plugin import TEGConfig, TEGScore\n"
+        "assert 'torch' not in sys.modules\n"
+        "from teg_plugin import TEGScorer\n"
+        "assert 'torch' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_top_level_names_are_the_classes_themselves() -> None:
+    from teg_plugin import TEGConfig, TEGScore, TEGScorer
+    from teg_plugin.config import TEGConfig as config_class
+    from teg_plugin.scorer import TEGScorer as scorer_class
+    from teg_plugin.scores import TEGScore as score_class
+
+    assert (TEGConfig, TEGScore, TEGScorer) == (config_class, score_class, scorer_class)
+    assert sorted(teg_plugin.__all__) == ["TEGConfig", "TEGScore", "TEGScorer"]
+    assert set(teg_plugin.__all__) <= set(dir(teg_plugin))
+    with pytest.raises(AttributeError, match="no attribute 'TEGScorers'"):
+        teg_plugin.TEGScorers  # noqa: B018
 
 
 def test_strategies_export_the_strategies_not_their_parts() -> None:
