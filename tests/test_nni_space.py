@@ -13,18 +13,14 @@ pytest.importorskip("nni", reason='NNI is not installed: pip install "teg-plugin
 
 # teg_plugin.nni first: it sets NNI's framework to "none" before nni.nas is imported.
 from teg_plugin.nni import (  # noqa: E402, I001
-    BAD_DEFAULT,
     NB201ModelSpace,
     TEGEvaluator,
     arch_from_hub_sample,
     arch_from_sample,
-    log_and_rank,
-    rank_default,
     sample_from_arch,
     score_from_metrics,
-    teg_metrics,
-    trial_experiment_dir,
 )
+from teg_plugin.nni.metrics import BAD_DEFAULT, log_and_rank, rank_default, teg_metrics, trial_experiment_dir  # noqa: E402
 
 from nni.mutable import MutableDict  # noqa: E402
 from nni.nas.evaluator import Evaluator  # noqa: E402
@@ -178,7 +174,7 @@ def test_evaluator_rejects_a_foreign_model(evaluator: TEGEvaluator) -> None:
         TEGEvaluator(config={"repeats": 2})
 
 
-@pytest.mark.parametrize("name", ["_metrics", "_space", "_evaluator", "_strategy", "_tuner"])
+@pytest.mark.parametrize("name", ["metrics", "_space", "_evaluator", "_strategy", "_tuner"])
 def test_docstring_examples(name: str) -> None:
     # tests/test_docstrings.py leaves the optional teg_plugin.nni out; its examples run here.
     import doctest

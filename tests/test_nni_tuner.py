@@ -9,7 +9,8 @@ import pytest
 
 pytest.importorskip("nni", reason='NNI is not installed: pip install "teg-plugin[nni]"')
 
-from teg_plugin.nni import TEGTuner, teg_metrics  # noqa: E402, I001
+from teg_plugin.nni import TEGTuner  # noqa: E402, I001
+from teg_plugin.nni.metrics import teg_metrics  # noqa: E402
 
 import nni  # noqa: E402
 

@@ -65,6 +65,37 @@ def test_strategies_export_the_strategies_not_their_parts() -> None:
             assert not hasattr(teg_plugin.strategies, name), f"teg_plugin.strategies.{name} is internal"
 
 
+def test_nni_exports_what_examples_and_docs_use() -> None:
+    pytest.importorskip("nni", reason='NNI is not installed: pip install "teg-plugin[nni]"')
+    nni_api = importlib.import_module("teg_plugin.nni")
+    assert sorted(nni_api.__all__) == sorted([
+        "DartsModelSpace",
+        "FinalChoice",
+        "NB201ModelSpace",
+        "NNIChoiceSpace",
+        "SupernetError",
+        "TEGEvaluator",
+        "TEGEvolution",
+        "TEGPruning",
+        "TEGRandom",
+        "TEGReinforce",
+        "TEGStrategy",
+        "TEGTuner",
+        "arch_from_hub_sample",
+        "arch_from_sample",
+        "genotype_from_hub_sample",
+        "genotype_from_sample",
+        "sample_from_arch",
+        "sample_from_genotype",
+        "score_from_metrics",
+        "space_from_model_space",
+    ])
+    # A trial script's helpers (examples/nnictl/trial.py) live in teg_plugin.nni.metrics.
+    metrics = importlib.import_module("teg_plugin.nni.metrics")
+    for name in ("RESULT_LOG", "log_and_rank", "rank_default", "teg_metrics", "trial_experiment_dir"):
+        assert name in metrics.__all__ and name not in nni_api.__all__
+
+
 def test_nni_strategies_default_to_the_strategies_defaults() -> None:
     pytest.importorskip("nni", reason='NNI is not installed: pip install "teg-plugin[nni]"')
     from teg_plugin.nni import TEGEvolution, TEGRandom, TEGReinforce

@@ -14,7 +14,8 @@ Two front ends share the algorithms of :mod:`teg_plugin.strategies` and the scor
   ``ModelSpace`` (``LayerChoice``, ``InputChoice``, ``nni.choice``) works too: pass ``space=None``
   to the evaluator and the strategy (:func:`space_from_model_space` reads its choices).
 * **HPO API** (``nnictl``): :class:`TEGTuner`, a custom tuner over a ``choice`` per NB201 edge
-  (``examples/nnictl/``).
+  (``examples/nnictl/``). :mod:`teg_plugin.nni.metrics` holds what a TEG trial reports and how a
+  trial script of your own writes it; :func:`score_from_metrics` reads a reported result back.
 
 Needs NNI 3.0, an optional dependency: ``pip install "teg-plugin[nni]"``. The rest of teg-plugin
 works without it. Importing this package sets ``NNI_FRAMEWORK=none`` (unless already set), so that
@@ -33,7 +34,7 @@ import sys
 import warnings
 from typing import Any
 
-INSTALL_HINT = 'pip install "teg-plugin[nni]"'
+_INSTALL_HINT = 'pip install "teg-plugin[nni]"'
 
 # NNI's ``nni.nas.evaluator`` imports pytorch_lightning unless the framework is "none". The value is
 # read once, when ``nni`` is first imported, so it must be set before that; an empty value is an
@@ -44,11 +45,11 @@ if not os.environ.get("NNI_FRAMEWORK"):
 try:
     import nni as _nni
 except ImportError as exc:
-    raise ImportError(f"teg_plugin.nni needs NNI 3.0 ({exc}); install it with: {INSTALL_HINT}") from exc
+    raise ImportError(f"teg_plugin.nni needs NNI 3.0 ({exc}); install it with: {_INSTALL_HINT}") from exc
 
 if not str(getattr(_nni, "__version__", "")).startswith("3."):
     raise ImportError(
-        f"teg_plugin.nni needs NNI 3.0, found nni {getattr(_nni, '__version__', '?')}; install it with: {INSTALL_HINT}"
+        f"teg_plugin.nni needs NNI 3.0, found nni {getattr(_nni, '__version__', '?')}; install it with: {_INSTALL_HINT}"
     )
 
 # ``nni`` was imported before us with the default framework (pytorch): switch to "none" unless
@@ -84,17 +85,10 @@ _EXPORTS = {
     "SupernetError": "teg_plugin.nni._supernet",
     "TEGTuner": "teg_plugin.nni._tuner",
     "FinalChoice": "teg_plugin.confirm",
-    "BAD_DEFAULT": "teg_plugin.nni._metrics",
-    "METRIC_KEYS": "teg_plugin.nni._metrics",
-    "teg_metrics": "teg_plugin.nni._metrics",
-    "score_from_metrics": "teg_plugin.nni._metrics",
-    "rank_default": "teg_plugin.nni._metrics",
-    "log_and_rank": "teg_plugin.nni._metrics",
-    "trial_experiment_dir": "teg_plugin.nni._metrics",
-    "RESULT_LOG": "teg_plugin.nni._metrics",
+    "score_from_metrics": "teg_plugin.nni.metrics",
 }
 
-__all__ = sorted([*_EXPORTS, "INSTALL_HINT"])
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:

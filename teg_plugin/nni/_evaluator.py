@@ -15,7 +15,7 @@ from torch import nn
 
 from teg_plugin.config import TEGConfig
 from teg_plugin.nni._hints import model_space_hint
-from teg_plugin.nni._metrics import (
+from teg_plugin.nni.metrics import (
     RESULT_LOG,
     log_and_rank,
     proxy_metrics,
@@ -69,9 +69,9 @@ class TEGEvaluator(Evaluator):
     (keyed, for ``space=None``, by ``name`` and the sample).
 
     The final result (``nni.report_final_result``) is the dict of
-    :func:`~teg_plugin.nni.teg_metrics`: ``ntk_cond``, ``regions``, ``kr_mse``, ``bad`` and
+    :func:`~teg_plugin.nni.metrics.teg_metrics`: ``ntk_cond``, ``regions``, ``kr_mse``, ``bad`` and
     ``default``, minus the normalised TEG rank-sum among every result reported so far (NNI maximises
-    ``default``; see :mod:`teg_plugin.nni._metrics`): in the sequential engine, the results of
+    ``default``; see :mod:`teg_plugin.nni.metrics`): in the sequential engine, the results of
     evaluators of the same setting in this process; in a trial process of a training-service engine,
     the experiment's trials so far (a result log in the experiment's folder, ``teg_results.jsonl``).
 

@@ -21,7 +21,7 @@ from nni.nas.strategy import Strategy as NNIStrategy
 
 from teg_plugin._checks import check_int
 from teg_plugin.nni._hints import model_space_hint
-from teg_plugin.nni._metrics import score_from_metrics
+from teg_plugin.nni.metrics import score_from_metrics
 from teg_plugin.nni._user_space import NNIChoiceSpace, space_from_model_space
 from teg_plugin.confirm import Confirmation, FinalChoice, confirm, top_candidates
 from teg_plugin.scorer import TEGScorer

@@ -22,7 +22,7 @@ import nni
 from nni.tuner import Tuner
 
 from teg_plugin._checks import check_int
-from teg_plugin.nni._metrics import score_from_metrics
+from teg_plugin.nni.metrics import score_from_metrics
 from teg_plugin.scores import TEGScore
 from teg_plugin.spaces import SearchSpace, get_space
 from teg_plugin.strategies import Strategy as TEGAlgorithm

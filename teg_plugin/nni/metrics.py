@@ -18,6 +18,11 @@ Every TEG trial reports one final result, a dict (``nni.report_final_result``)::
   indicators (:meth:`TEGStrategy.list_models`, ``export_top_models``, :meth:`TEGTuner.best`).
 
 Search code reads only the indicators and ``bad``; ``default`` is for NNI's sorting and web UI.
+
+:class:`~teg_plugin.nni.TEGEvaluator` reports this dict itself. A trial script of your own (an
+``nnictl`` trial for :class:`~teg_plugin.nni.TEGTuner`, as ``examples/nnictl/trial.py``) writes it
+with :func:`teg_metrics`, ranking itself with :func:`log_and_rank` in :func:`trial_experiment_dir`;
+:func:`score_from_metrics` reads any of them back.
 """
 
 from __future__ import annotations
@@ -29,6 +34,17 @@ from pathlib import Path
 from typing import Any
 
 from teg_plugin.scores import INDICATORS, TEGScore, rank_sums
+
+__all__ = [
+    "BAD_DEFAULT",
+    "METRIC_KEYS",
+    "RESULT_LOG",
+    "log_and_rank",
+    "rank_default",
+    "score_from_metrics",
+    "teg_metrics",
+    "trial_experiment_dir",
+]
 
 #: ``default`` of a bad architecture: below every good value (those lie in ``[-3, 0)``).
 BAD_DEFAULT = -4.0
