@@ -19,6 +19,7 @@ reproduces the published numbers; it is not a claim about how they were first co
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -49,7 +50,7 @@ def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
         model.eval()
         with torch.no_grad():
             first = next(model.parameters(), None)
-            like = {"device": first.device, "dtype": first.dtype} if first is not None else {}
+            like: dict[str, Any] = {"device": first.device, "dtype": first.dtype} if first is not None else {}
             model(torch.zeros(1, *input_shape, **like))
     finally:
         model.train(was_training)

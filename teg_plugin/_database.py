@@ -104,7 +104,7 @@ def is_sqlite_memory(url: sa.URL) -> bool:
 
 def make_sqlite_folder(url: sa.URL, *, what: str) -> None:
     """Create the folder of a SQLite file URL if it is missing (SQLite creates the file, not its folder)."""
-    if url.get_backend_name() != "sqlite" or is_sqlite_memory(url) or url.database.startswith("file:"):
+    if url.get_backend_name() != "sqlite" or is_sqlite_memory(url) or url.database is None or url.database.startswith("file:"):
         return
     folder = Path(url.database).expanduser().parent
     try:

@@ -317,7 +317,7 @@ def row_problem(ntk_cond: object, regions: object, kr_mse: object, bad: object, 
 def _refuse_foreign_sqlite(url: sa.URL) -> None:
     """Raise ``ValueError`` when ``url`` names an existing, non-empty SQLite file that is not a score
     cache (another program's database): it is read only, never changed."""
-    if is_sqlite_memory(url) or url.database.startswith("file:"):
+    if is_sqlite_memory(url) or url.database is None or url.database.startswith("file:"):
         return
     path = Path(url.database).expanduser()
     try:

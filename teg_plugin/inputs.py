@@ -41,8 +41,13 @@ class RepeatInputs:
 
     def to(self, device: torch.device) -> RepeatInputs:
         return RepeatInputs(
-            *(t.to(device) for t in (self.train_x, self.train_y, self.val_x, self.val_y, self.y_train, self.y_val)),
-            tuple(b.to(device) for b in self.region_batches),
+            train_x=self.train_x.to(device),
+            train_y=self.train_y.to(device),
+            val_x=self.val_x.to(device),
+            val_y=self.val_y.to(device),
+            y_train=self.y_train.to(device),
+            y_val=self.y_val.to(device),
+            region_batches=tuple(b.to(device) for b in self.region_batches),
         )
 
 

@@ -129,8 +129,9 @@ class TEGScore:
         # A repeat's reason may join several ("a; b"): keep each distinct part once, in order.
         reasons = list(dict.fromkeys(part for r in repeats if r.bad and r.reason for part in r.reason.split("; ")))
         bad = any(r.bad for r in repeats)
+        means = {key: math.fsum(getattr(r, key) for r in repeats) / len(repeats) for key in INDICATORS}
         return cls(
-            *(math.fsum(getattr(r, key) for r in repeats) / len(repeats) for key in INDICATORS),
+            **means,
             bad=bad,
             reason="; ".join(reasons) or ("undefined indicator" if bad else None),
             seconds=math.fsum(r.seconds for r in repeats) if seconds is None else seconds,
@@ -206,12 +207,12 @@ def term_ranks(values: Sequence[float], higher_is_better: bool) -> np.ndarray:
         >>> term_ranks([3.0, math.nan, 5.0, math.inf], higher_is_better=True).tolist()
         [2.0, 3.5, 1.0, 3.5]
     """
-    values = np.asarray(values, dtype=float)
-    defined = np.isfinite(values)
+    array = np.asarray(values, dtype=float)
+    defined = np.isfinite(array)
     n_defined = int(defined.sum())
-    ranks = np.full(len(values), (n_defined + 1 + len(values)) / 2)
+    ranks = np.full(len(array), (n_defined + 1 + len(array)) / 2)
     if n_defined:
-        ranks[defined] = rankdata(-values[defined] if higher_is_better else values[defined], method="average")
+        ranks[defined] = rankdata(-array[defined] if higher_is_better else array[defined], method="average")
     return ranks
 
 

@@ -13,6 +13,7 @@ initialisation (:mod:`teg_plugin.indicators.init`) gives an op the same weights 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -88,7 +89,7 @@ class DartsCell(nn.Module):
                 name = f"{self.cell_type}/{k}<-{i}"
                 if name not in self.edges:
                     continue
-                out = edge_mean(self.edges[name].values(), states[i])
+                out = edge_mean(cast(nn.ModuleDict, self.edges[name]).values(), states[i])
                 total = out if total is None else total + out
             if total is None:
                 shape = states[1][:, :, ::2, ::2] if self.reduction else states[1]

@@ -14,6 +14,7 @@ is not computed at all (it contributes zero and owns no activations).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -115,7 +116,7 @@ class NB201Cell(nn.Module):
                 edge_name = EDGE_NAMES[k]
                 assert EDGES[k] == (j, i)
                 k += 1
-                out = edge_mean(self.edges[edge_name].values(), nodes[i])
+                out = edge_mean(cast(nn.ModuleDict, self.edges[edge_name]).values(), nodes[i])
                 total = out if total is None else total + out
             assert total is not None
             nodes.append(total)

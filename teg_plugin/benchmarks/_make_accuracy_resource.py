@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("csv", type=Path, help="path to nb201_ground_truth.csv")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output .npz (default {DEFAULT_OUT})")
     args = parser.parse_args(argv)
-    arrays = read_columns(args.csv, what="ground-truth table")
+    arrays = read_columns(args.csv)
     write_npz(arrays, args.out)
     print(f"source {args.csv}  sha256 {sha256_of(args.csv)}")
     print(f"wrote  {args.out}  sha256 {sha256_of(args.out)}  ({args.out.stat().st_size} bytes)")

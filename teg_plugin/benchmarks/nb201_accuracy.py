@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import TypeAlias
 
 import numpy as np
 
@@ -30,7 +31,7 @@ from teg_plugin.spaces.nb201._index import NUM_ARCHS, checked_index, index_of
 RESOURCE_NAME = "nb201_cifar10_accuracy.npz"
 
 #: What a lookup accepts: a cell, its arch string, or its NB201 index.
-ArchOrIndex = NB201Arch | str | int
+ArchOrIndex: TypeAlias = NB201Arch | str | int
 
 
 @dataclass(frozen=True)

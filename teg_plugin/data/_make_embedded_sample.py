@@ -48,7 +48,7 @@ def select_sample(source: Path, per_class: int = PER_CLASS) -> dict[str, np.ndar
 def write_npz(arrays: dict[str, np.ndarray], output: Path) -> None:
     """``np.savez_compressed(output, **arrays)`` with fixed zip timestamps (reproducible bytes)."""
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub misreads **kwds
     pinned = io.BytesIO()
     with zipfile.ZipFile(buffer) as zin, zipfile.ZipFile(pinned, "w") as zout:
         for info in zin.infolist():

@@ -139,7 +139,7 @@ class ImageData:
 
 def _floats(name: str, field: str, values: object) -> tuple[float, ...]:
     try:
-        return tuple(float(v) for v in values)  # type: ignore[union-attr]
+        return tuple(float(v) for v in values)  # type: ignore[attr-defined]
     except (TypeError, ValueError) as err:
         raise ValueError(f"ImageData {name!r}: {field} must be a sequence of floats; got {values!r}") from err
 

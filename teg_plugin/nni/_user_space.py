@@ -82,9 +82,10 @@ def model_space_name(model_space: Any) -> str:
     return f"nni:{path}"
 
 
-def load_thin(spec: str | ThinFromSample) -> ThinFromSample:
+def load_thin(spec: str | Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     """The thin-network builder ``spec`` names: ``"package.module:function"`` (the function may be a
-    dotted attribute path), or the callable itself."""
+    dotted attribute path), or the callable itself (a :data:`ThinFromSample`, or a :data:`ThinSpace`
+    for ``thin_space``)."""
     if callable(spec):
         return spec
     if not isinstance(spec, str) or ":" not in spec:
