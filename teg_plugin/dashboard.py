@@ -218,9 +218,11 @@ def _trial_handle(study: optuna.Study, number: int) -> optuna.trial.Trial:
     """
     import optuna
 
+    from teg_plugin.optuna._compat import open_trial, storage_of
+
     frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
-    neutral = optuna.load_study(study_name=study.study_name, storage=study._storage, sampler=optuna.samplers.RandomSampler())
-    return optuna.trial.Trial(neutral, frozen._trial_id)
+    neutral = optuna.load_study(study_name=study.study_name, storage=storage_of(study), sampler=optuna.samplers.RandomSampler())
+    return open_trial(neutral, frozen)
 
 
 def _fmt(value: float | None) -> str:

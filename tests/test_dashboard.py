@@ -21,6 +21,7 @@ from optuna.distributions import CategoricalDistribution
 optuna_dashboard = pytest.importorskip("optuna_dashboard")
 
 from teg_plugin import dashboard  # noqa: E402
+from teg_plugin.optuna._compat import open_trial  # noqa: E402
 from teg_plugin.plots import FIGURE_IDS  # noqa: E402
 from teg_plugin.spaces.nb201 import EDGE_NAMES as EDGES  # noqa: E402
 from teg_plugin.spaces.nb201 import OPS, NB201Arch  # noqa: E402
@@ -89,7 +90,7 @@ def test_publish_saves_figures_and_the_best_trial_note(study, url):
     assert published.graph_object_ids == FIGURE_IDS
     assert published.best_trial_number == BEST and published.best_arch == arch_text(TRIALS[BEST][0])
     # the note, read back with optuna-dashboard's public get_note
-    best = optuna.trial.Trial(optuna.load_study(study_name="teg-dash", storage=url), study.trials[BEST]._trial_id)
+    best = open_trial(optuna.load_study(study_name="teg-dash", storage=url), study.trials[BEST])
     note = optuna_dashboard.get_note(best)
     assert note == published.note
     assert f"`{arch_text(TRIALS[BEST][0])}`" in note and "index:** 15" in note

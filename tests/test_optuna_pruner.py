@@ -8,6 +8,7 @@ from optuna.trial import TrialState, create_trial
 
 from teg_plugin.config import TEGConfig
 from teg_plugin.optuna import TEG_ATTRS, TEGPruner, TEGSampler, should_prune_zero_cost, suggest
+from teg_plugin.optuna._attrs import read_user_attrs
 from teg_plugin.scorer import TEGScorer
 from teg_plugin.spaces import NB201Space
 
@@ -91,7 +92,7 @@ def test_scorer_fills_missing_attrs(space, scorer) -> None:
     arch = suggest(space, trial)
     trial.report(0.0, step=0)
     trial.should_prune()
-    stored = study._storage.get_trial(trial._trial_id).user_attrs
+    stored = read_user_attrs(study, trial)  # as stored, not the live trial's copy
     assert set(TEG_ATTRS) <= set(stored)
     assert stored["arch"] == space.format(arch)
 

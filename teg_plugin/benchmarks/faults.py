@@ -206,6 +206,7 @@ def _check_study(report: FaultReport, storage: str, study_name: str, seen: dict[
     from optuna.trial import TrialState
 
     from teg_plugin.cache import CacheKey, ScoreCache
+    from teg_plugin.optuna._compat import retried_trial_number
     from teg_plugin.spaces import get_space
 
     trials = _load(storage, study_name)
@@ -215,7 +216,7 @@ def _check_study(report: FaultReport, storage: str, study_name: str, seen: dict[
     report.left_running = sum(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
     report.duplicates = len(trials) - len(by_number)
     for trial in trials:
-        original = trial.system_attrs.get("failed_trial")
+        original = retried_trial_number(trial)
         if trial.state == TrialState.COMPLETE and original in by_number and by_number[original].state == TrialState.COMPLETE:
             report.duplicates += 1
     report.lost = sum(

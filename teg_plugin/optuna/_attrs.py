@@ -26,7 +26,6 @@ from teg_plugin.scores import INDICATORS, TEGScore, rank_sums
 
 if TYPE_CHECKING:
     import optuna
-    from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
 
     from teg_plugin.spaces._base import SearchSpace
@@ -115,14 +114,29 @@ def score_from_user_attrs(user_attrs: Mapping[str, Any]) -> TEGScore | None:
 
 
 def write_user_attrs(
-    storage: BaseStorage, trial_id: int, attrs: Mapping[str, Any], current: Mapping[str, Any] | None = None
+    study: optuna.Study,
+    trial: optuna.Trial | FrozenTrial,
+    attrs: Mapping[str, Any],
+    current: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write ``attrs`` to a trial through ``storage``, skipping keys ``current`` already holds with
-    the same value (each write is a storage transaction)."""
+    """Write ``attrs`` to ``trial`` through ``study``'s storage (as a sampler or a pruner, which get
+    no live trial), skipping keys ``current`` already holds with the same value (each write is a
+    storage transaction)."""
+    from teg_plugin.optuna._compat import storage_of, trial_id_of
+
+    storage, trial_id = storage_of(study), trial_id_of(trial)
     current = current or {}
     for key, value in attrs.items():
         if key not in current or current[key] != value:
             storage.set_trial_user_attr(trial_id, key, value)
+
+
+def read_user_attrs(study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> dict[str, Any]:
+    """``trial``'s user attributes as ``study``'s storage holds them now (a live trial's own copy may
+    predate what the sampler wrote)."""
+    from teg_plugin.optuna._compat import storage_of, trial_id_of
+
+    return storage_of(study).get_trial_user_attrs(trial_id_of(trial))
 
 
 def scored_trials(study: optuna.Study, *, exclude_number: int | None = None) -> list[tuple[FrozenTrial, TEGScore]]:

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from teg_plugin.optuna._quiet import OPTIMIZE_LOGGER, QuietTrialFailures
+from teg_plugin.optuna._compat import OPTIMIZE_LOGGER, heartbeat_enabled, stale_trial_callback, storage_of, trial_id_of
+from teg_plugin.optuna._quiet import QuietTrialFailures
 
 if TYPE_CHECKING:
     import optuna
@@ -83,8 +84,8 @@ def within_budget(objective: Callable[[optuna.Trial], Any], space: SearchSpace, 
 
     def run_within_budget(trial: optuna.Trial) -> Any:
         study = trial.study
-        expirable = _heartbeat_enabled(study)
-        study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, _this_process())
+        expirable = heartbeat_enabled(storage_of(study))
+        storage_of(study).set_trial_system_attr(trial_id_of(trial), WORKER_ATTR, _this_process())
         waiting_since: float | None = None
         wait_started = time.monotonic()
         explained = False
@@ -137,15 +138,6 @@ def within_budget(objective: Callable[[optuna.Trial], Any], space: SearchSpace, 
     return run
 
 
-def _heartbeat_enabled(study: optuna.Study) -> bool:
-    """Whether the study's storage fails the trials of dead workers (Optuna's heartbeat)."""
-    try:
-        from optuna.storages._heartbeat import is_heartbeat_enabled
-    except ImportError:  # pragma: no cover - an Optuna without it: assume the safe, bounded wait
-        return False
-    return bool(is_heartbeat_enabled(study._storage))
-
-
 def _this_process() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
 
@@ -182,14 +174,14 @@ def _fail_trials_of_dead_workers(study: optuna.Study, ahead: list[optuna.trial.F
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
-    storage = study._storage
+    storage = storage_of(study)
     failed = []
     for trial in ahead:
         worker = trial.system_attrs.get(WORKER_ATTR)
         if trial.state != TrialState.RUNNING or not isinstance(worker, str) or not _is_gone(worker):
             continue
         try:
-            if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            if storage.set_trial_state_values(trial_id_of(trial), TrialState.FAIL):
                 failed.append(trial)
         except UpdateFinishedTrialError:  # it ended meanwhile, or another worker failed it first
             continue
@@ -197,9 +189,8 @@ def _fail_trials_of_dead_workers(study: optuna.Study, ahead: list[optuna.trial.F
         return False
     _logger.warning("teg-nas: trial(s) %s of study %r were RUNNING in a process that no longer exists; "
                     "marked them FAIL", [t.number for t in failed], study.study_name)
-    if _heartbeat_enabled(study):  # the getter's name as the installed Optuna has it (renamed in 4.9)
-        getter = getattr(storage, "get_heartbeat_stale_trial_callback", None) or storage.get_failed_trial_callback
-        callback = getter()
+    if heartbeat_enabled(storage):
+        callback = stale_trial_callback(storage)
         for trial in failed if callback is not None else []:
-            callback(study, storage.get_trial(trial._trial_id))
+            callback(study, storage.get_trial(trial_id_of(trial)))
     return True

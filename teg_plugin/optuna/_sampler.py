@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from teg_plugin._checks import check_int, check_seed
 from teg_plugin.optuna._attrs import checked_proxy_names, proxy_user_attrs, score_from_user_attrs, teg_user_attrs, write_user_attrs
+from teg_plugin.optuna._compat import fixed_params, keep_in_cached_trial
 from teg_plugin.optuna._suggest import search_space as _search_space
 from teg_plugin.scores import TEGScore, rank_sums
 from teg_plugin.strategies import Strategy, make_strategy, strategy_key
@@ -214,7 +215,7 @@ class TEGSampler(BaseSampler):
             else:
                 arch = self._guided_proposal(trials, trial)
         params = self._space.to_params(arch)
-        fixed = trial.system_attrs.get("fixed_params") or {}
+        fixed = fixed_params(trial)
         final: Hashable | None = arch
         if any(name in fixed for name in params):  # an enqueued trial: Optuna uses its fixed values
             try:
@@ -226,10 +227,8 @@ class TEGSampler(BaseSampler):
             attrs = teg_user_attrs(self._space, final, score)
             if self._proxies:
                 attrs.update(proxy_user_attrs(self._scorer.proxies([final], self._proxies)[0]))
-            write_user_attrs(study._storage, trial._trial_id, attrs, trial.user_attrs)
-            # ``trial`` is the live Trial's cached copy: updating it lets the objective (and
-            # ``Trial.should_prune``) see the attributes without a storage round trip.
-            trial.user_attrs.update(attrs)
+            write_user_attrs(study, trial, attrs, trial.user_attrs)
+            keep_in_cached_trial(trial, attrs)
         return {name: value for name, value in params.items() if name in search_space and name not in fixed}
 
     def sample_independent(
