@@ -236,17 +236,19 @@ def _check_study(report: FaultReport, storage: str, study_name: str, seen: dict[
 
 
 def _attributes_intact(trial: Any, space: Any, cache: Any, key_type: Any, fingerprint: str) -> bool:
-    attrs = trial.user_attrs
+    from teg_plugin.optuna._attrs import ARCH_ATTR, BAD_ATTR, INDICATOR_ATTRS
+
+    attrs = trial.user_attrs  # the values as stored: this checks them, so it reads them raw
     try:
-        arch = space.parse(attrs["arch"])
+        arch = space.parse(attrs[ARCH_ATTR])
     except (KeyError, TypeError, ValueError):
         return False
-    if space.format(space.from_params(trial.params)) != attrs["arch"]:
+    if space.format(space.from_params(trial.params)) != attrs[ARCH_ATTR]:
         return False
     cached = cache.get(key_type(space.name, space.format(space.canonical(arch)), fingerprint))
-    if cached is None or bool(attrs.get("bad")) != cached.bad:
+    if cached is None or bool(attrs.get(BAD_ATTR)) != cached.bad:
         return False
-    for name in ("ntk_cond", "regions", "kr_mse"):
+    for name in INDICATOR_ATTRS:
         value, stored = attrs.get(name), getattr(cached, name)
         if (value is None) != (not math.isfinite(stored)) or (value is not None and value != stored):
             return False

@@ -125,6 +125,7 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = F
 
     from teg_plugin.cli._interrupt import StopBetweenTrials
     from teg_plugin.optuna import BudgetReached, TEGSampler, create_storage, within_budget, zero_cost_objective
+    from teg_plugin.optuna._attrs import stored_arch
     from teg_plugin.strategies import PruningStrategy
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -161,7 +162,8 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = F
 
         def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             bar.n = min(len(study.get_trials(deepcopy=False, states=finished)), args.budget)
-            bar.set_postfix_str(f"last: {trial.user_attrs.get('arch', '?')}", refresh=False)
+            arch = stored_arch(trial.user_attrs)
+            bar.set_postfix_str(f"last: {'?' if arch is None else arch}", refresh=False)
             bar.refresh()
 
         callbacks.append(advance)
@@ -181,12 +183,10 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = F
     return study, scorer
 
 
-#: Study user attribute: the settings a ``teg-nas search`` study was made with (checked on resume).
-SETTINGS_ATTR = "teg_search_settings"
-
-
 def _check_resumable(study: Any, args: argparse.Namespace, directions: list[str], scorer: Any) -> None:
     """Refuse to continue a study made with other settings: its trials would be mixed with this search's."""
+    from teg_plugin.optuna._attrs import SEARCH_SETTINGS_ATTR, stored_arch
+
     where = f"study {study.study_name!r} in {args.storage}"
     found = [d.name.lower() for d in study.directions]
     if found != directions:
@@ -197,17 +197,17 @@ def _check_resumable(study: Any, args: argparse.Namespace, directions: list[str]
     settings = {"space": scorer.space.name, "strategy": args.strategy, "seed": args.seed,
                 "objective": args.objective, "scoring_fingerprint": scorer.fingerprint,  # protocol, data, inputs
                 "init": scorer.config.init, "ntk": scorer.config.ntk}
-    stored = study.user_attrs.get(SETTINGS_ATTR)
+    stored = study.user_attrs.get(SEARCH_SETTINGS_ATTR)
     if stored is None:
         trials = study.get_trials(deepcopy=False)
         choices = set(scorer.space.choices())
-        foreign = [t.number for t in trials if set(t.params) != choices or "arch" not in t.user_attrs]
+        foreign = [t.number for t in trials if set(t.params) != choices or stored_arch(t.user_attrs) is None]
         if foreign:
             raise ValueError(
                 f"{where} holds trials that are not {scorer.space.name} architectures searched by teg-nas "
                 f"(trial {foreign[0]}, ...): choose another --study-name"
             )
-        study.set_user_attr(SETTINGS_ATTR, settings)  # a new study (or one of an earlier teg-nas version)
+        study.set_user_attr(SEARCH_SETTINGS_ATTR, settings)  # a new study (or one of an earlier teg-nas version)
         return
     # Studies of teg-nas 0.1 stored neither init nor ntk: theirs were kaiming-normal and exact.
     stored = {"init": LEGACY_INIT, "ntk": EXACT, **stored}
@@ -228,19 +228,21 @@ def _summarise(study: Any, scorer: Any, args: argparse.Namespace, seconds: float
     import optuna
 
     from teg_plugin.optuna import best_trial
+    from teg_plugin.optuna._attrs import read_teg_attrs, stored_arch
 
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     trials = study.get_trials(deepcopy=False, states=finished)
     best = best_trial(study, use_final_choice=bool(args.confirm_top and args.confirm_seeds))
-    attrs = best.user_attrs
-    arch_texts = {t.user_attrs.get("arch") for t in trials if t.user_attrs.get("arch")}
+    teg = read_teg_attrs(best.user_attrs)  # best_trial only picks trials that have them
+    assert teg is not None
+    arch_texts = {arch for t in trials if (arch := stored_arch(t.user_attrs))}
     summary: dict[str, Any] = {
-        "best_arch": attrs.get("arch"),
-        "index": attrs.get("index"),
-        "ntk_cond": attrs.get("ntk_cond"),
-        "regions": attrs.get("regions"),
-        "kr_mse": attrs.get("kr_mse"),
-        "bad": attrs.get("bad"),
+        "best_arch": teg.arch,
+        "index": teg.index,
+        "ntk_cond": teg.ntk_cond,
+        "regions": teg.regions,
+        "kr_mse": teg.kr_mse,
+        "bad": teg.bad,
         "best_trial": best.number,
         "n_trials": len(trials),
         "n_scored": len(arch_texts),
@@ -251,7 +253,7 @@ def _summarise(study: Any, scorer: Any, args: argparse.Namespace, seconds: float
         "storage": args.storage,
         "data": scorer.data.source,
     }
-    summary.update(_benchmark_report(scorer, attrs.get("arch"), study))
+    summary.update(_benchmark_report(scorer, teg.arch, study))
     _publish(study, use_final_choice=bool(args.confirm_top and args.confirm_seeds))
     return summary
 
@@ -267,8 +269,10 @@ def _benchmark_report(scorer: Any, arch_text: str | None, study: Any) -> dict[st
         "benchmark_cifar10_valid": round(table.valid(arch_text), 4),
         "benchmark_cifar10_test": round(table.test(arch_text), 4),
     }
+    from teg_plugin.optuna._attrs import best_benchmark_attr
+
     for key, value in report.items():
-        study.set_user_attr(f"best_{key}", value)
+        study.set_user_attr(best_benchmark_attr(key), value)
     return report
 
 

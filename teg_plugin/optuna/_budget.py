@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from teg_plugin.optuna._attrs import read_worker, write_worker
 from teg_plugin.optuna._compat import OPTIMIZE_LOGGER, heartbeat_enabled, stale_trial_callback, storage_of, trial_id_of
 from teg_plugin.optuna._quiet import QuietTrialFailures
 
@@ -37,11 +38,6 @@ _UNEXPIRABLE_WAIT_S = 300.0
 _WAIT_NOTICE_S = 15.0
 
 _logger = logging.getLogger(__name__)
-
-#: Trial system attribute: ``host:pid:start`` of the process running the trial, so that a worker
-#: waiting for it can tell when that process is gone (on the same host), without a heartbeat's grace
-#: period, and on a storage without heartbeat (a journal file), which never fails such a trial.
-WORKER_ATTR = "teg:worker"
 
 
 def within_budget(objective: Callable[[optuna.Trial], Any], space: SearchSpace, budget: int) -> Callable[[optuna.Trial], Any]:
@@ -85,7 +81,7 @@ def within_budget(objective: Callable[[optuna.Trial], Any], space: SearchSpace, 
     def run_within_budget(trial: optuna.Trial) -> Any:
         study = trial.study
         expirable = heartbeat_enabled(storage_of(study))
-        storage_of(study).set_trial_system_attr(trial_id_of(trial), WORKER_ATTR, _this_process())
+        write_worker(study, trial, _this_process())
         waiting_since: float | None = None
         wait_started = time.monotonic()
         explained = False
@@ -177,8 +173,8 @@ def _fail_trials_of_dead_workers(study: optuna.Study, ahead: list[optuna.trial.F
     storage = storage_of(study)
     failed = []
     for trial in ahead:
-        worker = trial.system_attrs.get(WORKER_ATTR)
-        if trial.state != TrialState.RUNNING or not isinstance(worker, str) or not _is_gone(worker):
+        worker = read_worker(trial)
+        if trial.state != TrialState.RUNNING or worker is None or not _is_gone(worker):
             continue
         try:
             if storage.set_trial_state_values(trial_id_of(trial), TrialState.FAIL):
