@@ -14,10 +14,13 @@ from teg_plugin._database import DEFAULT_STORAGE_URL, is_sqlite_memory, journal_
 from teg_plugin.cli._common import add_final_choice_options, add_scoring_options, add_space_option, make_scorer, seed_arg
 from teg_plugin.config import EXACT, LEGACY_INIT, TEGConfig
 from teg_plugin.spaces import space_name
+from teg_plugin.strategies import STRATEGY_NAMES
 
 #: Default budget: ~10 minutes of scoring on a 2-core CPU at the paper's protocol (3 repeats).
 DEFAULT_BUDGET = 60
-STRATEGIES = ("evolution", "reinforce", "prune", "random")
+#: ``--strategy`` choices in the order the help lists them: :data:`STRATEGY_NAMES` with the unguided
+#: random baseline moved last, so that the TEG-guided ones, led by the default (evolution), come first.
+STRATEGIES: tuple[str, ...] = tuple(sorted(STRATEGY_NAMES, key=lambda name: name == "random"))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -124,8 +127,9 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = F
     import optuna
 
     from teg_plugin.cli._interrupt import StopBetweenTrials
-    from teg_plugin.optuna import BudgetReached, TEGSampler, create_storage, within_budget, zero_cost_objective
+    from teg_plugin.optuna import METRIC_NAMES, BudgetReached, TEGSampler, create_storage, within_budget, zero_cost_objective
     from teg_plugin.optuna._attrs import stored_arch
+    from teg_plugin.optuna._objective import study_directions
     from teg_plugin.strategies import PruningStrategy
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -136,13 +140,13 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = F
     storage = create_storage(args.storage)
     sampler = TEGSampler(scorer.space, scorer, strategy=args.strategy, seed=args.seed)
     multi = args.objective == "multi"
-    directions = ["minimize", "maximize", "minimize"] if multi else ["minimize"]
+    directions = study_directions(multi)
     study = optuna.create_study(
         study_name=args.study_name, storage=storage, sampler=sampler, load_if_exists=True, directions=directions
     )
     _check_resumable(study, args, directions, scorer)
     if multi:
-        study.set_metric_names(["ntk_cond", "regions", "kr_mse"])
+        study.set_metric_names(list(METRIC_NAMES))
     else:
         study.set_metric_names(["teg_rank_score"])
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)

@@ -36,6 +36,17 @@ METRIC_NAMES: tuple[str, ...] = INDICATORS
 ZeroCostObjective = Callable[[optuna.Trial], float | tuple[float, float, float]]
 
 
+def study_directions(multi_objective: bool) -> list[str]:
+    """The directions of a study for :func:`zero_cost_objective`: :data:`DIRECTIONS` for the three
+    indicators, else ``["minimize"]`` for the rank-based score.
+
+    Example:
+        >>> study_directions(False), study_directions(True)
+        (['minimize'], ['minimize', 'maximize', 'minimize'])
+    """
+    return list(DIRECTIONS) if multi_objective else ["minimize"]
+
+
 def zero_cost_objective(
     space: SearchSpace, scorer: TEGScorer, *, multi_objective: bool = False, proxies: str | Iterable[str] = ()
 ) -> ZeroCostObjective:
@@ -85,7 +96,7 @@ def zero_cost_objective(
     """
     if scorer.space.name != space.name:
         raise ValueError(f"the scorer scores {scorer.space.name!r} but the objective searches {space.name!r}")
-    expected = list(DIRECTIONS) if multi_objective else ["minimize"]
+    expected = study_directions(multi_objective)
     proxy_names = checked_proxy_names(proxies)
 
     def objective(trial: optuna.Trial) -> float | tuple[float, float, float]:
