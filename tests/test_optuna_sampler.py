@@ -142,7 +142,7 @@ def test_cached_strategy_proposes_what_a_rebuilt_one_would(space, fake, strategy
 
     def run(use_snapshot: bool) -> list[dict[str, str]]:
         sampler = TEGSampler(space, fake, strategy=strategy, seed=5, strategy_options=options)
-        sampler._use_snapshot = use_snapshot
+        sampler._policy.use_snapshot = use_snapshot
         study = optuna.create_study(sampler=sampler)
         open_trials: list[optuna.Trial] = []
         rng = random.Random(0)
@@ -230,7 +230,7 @@ def test_guided_mode_proposes_new_archs_and_scores_k_per_trial(space) -> None:
     for trial in study.trials:
         assert set(TEG_ATTRS) <= set(trial.user_attrs)
     # Each proposal is the best of the strategy's steps so far that no trial has had.
-    steps = sampler._guided_steps[: k * n_trials]
+    steps = sampler._policy.history[: k * n_trials]
     assert archs[0] == steps[min(range(k), key=lambda i: (rank_sums([s for _, s in steps[:k]])[i], i))][0]
 
 
