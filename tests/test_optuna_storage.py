@@ -217,6 +217,7 @@ def test_a_long_wait_for_a_stale_trial_is_explained_then_the_search_goes_on(tmp_
     waiting trial says once what it waits for (instead of a silent progress bar)."""
     from teg_plugin.optuna import BudgetReached, within_budget
     from teg_plugin.optuna import _budget
+    from teg_plugin.optuna._compat import trial_id_of
 
     monkeypatch.setattr(_budget, "_WAIT_NOTICE_S", 0.5)
     monkeypatch.setattr(_budget, "_BUDGET_POLL_S", 0.05)
@@ -224,7 +225,7 @@ def test_a_long_wait_for_a_stale_trial_is_explained_then_the_search_goes_on(tmp_
     storage = create_storage(f"sqlite:///{tmp_path / 'h.db'}", heartbeat_interval=1, grace_period=2)
     study = optuna.create_study(storage=storage, study_name="h")
     dead = study.ask()  # trial 0: RUNNING, its worker killed after one heartbeat
-    storage.record_heartbeat(dead._trial_id)
+    storage.record_heartbeat(trial_id_of(dead))
 
     def objective(trial: optuna.Trial) -> float:
         suggest(space, trial)
