@@ -87,12 +87,8 @@ def run(args: argparse.Namespace) -> int:
 
     final = run_final_choice(study, scorer, top=args.confirm_top, seeds=args.confirm_seeds, rule=args.confirm_rule,
                              progress=not args.quiet)
-    summary = _summarise(study, scorer, args, time.perf_counter() - start)
-    if final is not None:
-        summary["n_measured_here"] += final.n_measured
-        summary["final_choice"] = {"candidates": len(final.candidates), "seeds": list(final.seeds), "rule": str(final.rule),
-                                   "search_rank_of_pick": final.pick.search_rank,
-                                   "pick_before": final.candidates[0].text}
+    summary = _summarise(study, scorer, args, time.perf_counter() - start, final)
+    _save_to_study(study, summary, use_final_choice=_uses_final_choice(args))
     if args.format == "json":
         print(json.dumps(summary, indent=2))
     else:
@@ -228,7 +224,15 @@ def _check_resumable(study: Any, args: argparse.Namespace, directions: list[str]
         )
 
 
-def _summarise(study: Any, scorer: Any, args: argparse.Namespace, seconds: float) -> dict[str, Any]:
+def _uses_final_choice(args: argparse.Namespace) -> bool:
+    """Whether the search's answer is its final choice (``--confirm-top`` and ``--confirm-seeds``)."""
+    return bool(args.confirm_top and args.confirm_seeds)
+
+
+def _summarise(study: Any, scorer: Any, args: argparse.Namespace, seconds: float, final: Any) -> dict[str, Any]:
+    """The search's report (what ``run`` prints): the best architecture and its TEG values, counts,
+    the final choice ``final`` (``None``: none was made) and, on NB201, the benchmark accuracy of the
+    best architecture. Reads the study; writes nothing (:func:`_save_to_study` does)."""
     import optuna
 
     from teg_plugin.optuna import best_trial
@@ -236,7 +240,7 @@ def _summarise(study: Any, scorer: Any, args: argparse.Namespace, seconds: float
 
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     trials = study.get_trials(deepcopy=False, states=finished)
-    best = best_trial(study, use_final_choice=bool(args.confirm_top and args.confirm_seeds))
+    best = best_trial(study, use_final_choice=_uses_final_choice(args))
     teg = read_teg_attrs(best.user_attrs)  # best_trial only picks trials that have them
     assert teg is not None
     arch_texts = {arch for t in trials if (arch := stored_arch(t.user_attrs))}
@@ -257,27 +261,39 @@ def _summarise(study: Any, scorer: Any, args: argparse.Namespace, seconds: float
         "storage": args.storage,
         "data": scorer.data.source,
     }
-    summary.update(_benchmark_report(scorer, teg.arch, study))
-    _publish(study, use_final_choice=bool(args.confirm_top and args.confirm_seeds))
+    summary.update(_benchmark_report(scorer, teg.arch))
+    if final is not None:
+        summary["n_measured_here"] += final.n_measured
+        summary["final_choice"] = {"candidates": len(final.candidates), "seeds": list(final.seeds), "rule": str(final.rule),
+                                   "search_rank_of_pick": final.pick.search_rank,
+                                   "pick_before": final.candidates[0].text}
     return summary
 
 
-def _benchmark_report(scorer: Any, arch_text: str | None, study: Any) -> dict[str, Any]:
+#: The report's benchmark values (NB201), also stored in the study (:func:`_save_to_study`).
+_BENCHMARK_KEYS = ("benchmark_cifar10_valid", "benchmark_cifar10_test")
+
+
+def _benchmark_report(scorer: Any, arch_text: str | None) -> dict[str, Any]:
     """NB201 only, after the search: the benchmark accuracy of the chosen arch, for the report."""
     if arch_text is None or scorer.space.name != "nas-bench-201":
         return {}
     from teg_plugin.benchmarks.nb201_accuracy import NB201Accuracy
 
     table = NB201Accuracy.load()
-    report = {
-        "benchmark_cifar10_valid": round(table.valid(arch_text), 4),
-        "benchmark_cifar10_test": round(table.test(arch_text), 4),
-    }
+    valid_key, test_key = _BENCHMARK_KEYS
+    return {valid_key: round(table.valid(arch_text), 4), test_key: round(table.test(arch_text), 4)}
+
+
+def _save_to_study(study: Any, summary: dict[str, Any], *, use_final_choice: bool) -> None:
+    """What the report leaves in the study: the best architecture's benchmark values (study user
+    attributes, never read by the search) and the figures and note for optuna-dashboard."""
     from teg_plugin.optuna._attrs import best_benchmark_attr
 
-    for key, value in report.items():
-        study.set_user_attr(best_benchmark_attr(key), value)
-    return report
+    for key in _BENCHMARK_KEYS:
+        if key in summary:
+            study.set_user_attr(best_benchmark_attr(key), summary[key])
+    _publish(study, use_final_choice=use_final_choice)
 
 
 def _publish(study: Any, *, use_final_choice: bool) -> None:
