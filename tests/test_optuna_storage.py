@@ -16,10 +16,9 @@ from optuna.trial import TrialState
 
 from teg_plugin.config import TEGConfig
 from teg_plugin.optuna import DEFAULT_STORAGE_URL, TEG_ATTRS, TEGSampler, create_storage, suggest
+from teg_plugin.optuna._compat import retried_trial_number
 from teg_plugin.scorer import TEGScorer
 from teg_plugin.spaces import NB201Space
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 # A worker process: scores with the small protocol and runs N zero-cost trials of study "s".
 WORKER = textwrap.dedent(
@@ -175,7 +174,7 @@ def test_a_killed_worker_trial_is_failed_and_retried(worker, tmp_path) -> None:
     trials = {t.number: t for t in study.trials}
     killed = trials[0]
     assert killed.state == TrialState.FAIL
-    retries = [t for t in trials.values() if t.system_attrs.get("failed_trial") == 0]
+    retries = [t for t in trials.values() if retried_trial_number(t) == 0]
     assert len(retries) == 1
     (retry,) = retries
     assert retry.state == TrialState.COMPLETE
