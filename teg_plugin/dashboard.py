@@ -96,13 +96,12 @@ def publish_to_dashboard(
     """
     dashboard = _require_dashboard()
     from teg_plugin.optuna import current_final_choice
+    from teg_plugin.optuna._attrs import describe_score_attrs
     from teg_plugin.plots import best_record, rank_records, records_from_study, study_figures
 
     records = records_from_study(study)
     if not records:
-        raise ValueError(
-            f"study {study.study_name!r} has no TEG trials (user attrs 'arch' and 'ntk_cond'/'regions'/'kr_mse'/'bad')"
-        )
+        raise ValueError(f"study {study.study_name!r} has no TEG trials ({describe_score_attrs()})")
     if figures is None:
         figures = study_figures(records, for_dashboard=True)
     items = list(figures.items()) if isinstance(figures, dict) else [(f"teg-figure-{i}", f) for i, f in enumerate(figures)]
@@ -218,9 +217,11 @@ def _trial_handle(study: optuna.Study, number: int) -> optuna.trial.Trial:
     """
     import optuna
 
+    from teg_plugin.optuna._compat import open_trial, storage_of
+
     frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
-    neutral = optuna.load_study(study_name=study.study_name, storage=study._storage, sampler=optuna.samplers.RandomSampler())
-    return optuna.trial.Trial(neutral, frozen._trial_id)
+    neutral = optuna.load_study(study_name=study.study_name, storage=storage_of(study), sampler=optuna.samplers.RandomSampler())
+    return open_trial(neutral, frozen)
 
 
 def _fmt(value: float | None) -> str:

@@ -181,32 +181,27 @@ def as_records(items: Iterable[Any]) -> list[TEGRecord]:
 def records_from_study(study: optuna.Study) -> list[TEGRecord]:
     """The TEG records of ``study``'s trials, in trial-number order.
 
-    Reads only the user attrs ``arch``, ``index``, ``ntk_cond``, ``regions``, ``kr_mse`` and ``bad``
-    (never an accuracy). As in :mod:`teg_plugin.optuna`, a trial counts once it has ``arch``,
-    the three indicators (``None`` = undefined) and ``bad``, and failed trials are left out (a trial
-    retried after a crash keeps its attributes in the retry). Complete and pruned trials (the TEG
-    objective prunes bad architectures) and running ones are kept. ``order`` is the trial number.
+    Reads only the TEG user attrs ``arch``, ``index``, ``ntk_cond``, ``regions``, ``kr_mse`` and ``bad``
+    (never an accuracy), through :func:`teg_plugin.optuna._attrs.teg_trials`: a trial counts once it
+    has ``arch``, the three indicators (``None`` = undefined) and ``bad``, and failed trials are left
+    out (a trial retried after a crash keeps its attributes in the retry). Complete and pruned trials
+    (the TEG objective prunes bad architectures) and running ones are kept. ``order`` is the trial number.
     """
-    records = []  # duck-typed on Study.get_trials: this module never imports optuna
-    for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-        attrs = trial.user_attrs
-        state = getattr(trial.state, "name", None)
-        if state == "FAIL" or any(key not in attrs for key in ("arch", *INDICATORS, "bad")):
-            continue
-        index = attrs.get("index")
-        records.append(
-            TEGRecord(
-                arch=str(attrs["arch"]),
-                ntk_cond=_float_or_none(attrs.get("ntk_cond")),
-                regions=_float_or_none(attrs.get("regions")),
-                kr_mse=_float_or_none(attrs.get("kr_mse")),
-                bad=bool(attrs.get("bad", False)),
-                index=None if index is None else int(index),
-                order=trial.number,
-                state=state,
-            )
+    from teg_plugin.optuna._attrs import teg_trials  # imports optuna: only here, never with this module
+
+    return [
+        TEGRecord(
+            arch=teg.arch,
+            ntk_cond=teg.ntk_cond,
+            regions=teg.regions,
+            kr_mse=teg.kr_mse,
+            bad=teg.bad,
+            index=teg.index,
+            order=trial.number,
+            state=trial.state.name,
         )
-    return records
+        for trial, teg in teg_trials(study)
+    ]
 
 
 def rank_records(scores_or_records: Iterable[Any]) -> list[RankedRecord]:
@@ -585,9 +580,9 @@ def study_figures(study_or_records: Any, *, for_dashboard: bool = False) -> dict
         records = as_records(study_or_records)
         name = None
     if not records:
-        raise ValueError(
-            "no TEG trials to plot: no trial has the user attrs 'arch' and 'ntk_cond'/'regions'/'kr_mse'/'bad'"
-        )
+        from teg_plugin.optuna._attrs import describe_score_attrs
+
+        raise ValueError(f"no TEG trials to plot: no trial has the {describe_score_attrs()}")
     suffix = f" — {name}" if name else ""
     figures = {
         "teg-landscape": teg_landscape(records, title=f"TEG landscape{suffix}"),

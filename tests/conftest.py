@@ -1,7 +1,9 @@
-"""Shared fixtures: a small scoring protocol, the two file-free data pools, and the shared data folder."""
+"""Shared fixtures: a small scoring protocol, the two file-free data pools, the shared data folder, and
+what the Optuna, dashboard and plot tests share (a scorer per test module, hand-made TEG studies)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import os
@@ -10,8 +12,9 @@ import os
 # small, shared CI machine two spinning OpenMP threads per process make these tiny networks 10x slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from collections.abc import Callable  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -19,7 +22,7 @@ import torch  # noqa: E402
 from teg_plugin.config import TEGConfig  # noqa: E402
 from teg_plugin.data import ImageData, load_data  # noqa: E402
 from teg_plugin.inputs import ScoringInputs  # noqa: E402
-from teg_plugin.spaces.nb201 import NB201Space  # noqa: E402
+from teg_plugin.spaces.nb201 import EDGE_NAMES, OPS, NB201Arch, NB201Space  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]) if os.environ["OMP_NUM_THREADS"].isdigit() else 1)
 
@@ -55,13 +58,14 @@ def embedded_inputs(embedded: ImageData, small_config: TEGConfig) -> ScoringInpu
 
 @pytest.fixture(scope="session")
 def make_scorer(synthetic: ImageData, small_config: TEGConfig) -> Callable[..., object]:
-    """``make_scorer(**overrides)``: a CPU :class:`TEGScorer` on the synthetic pool and the small config."""
+    """``make_scorer(space="nas-bench-201", **overrides)``: a CPU :class:`TEGScorer` of ``space`` on the
+    synthetic pool and the small config, without a persistent cache."""
     from teg_plugin.scorer import TEGScorer
 
-    def make(**overrides: object) -> TEGScorer:
+    def make(space: object = "nas-bench-201", **overrides: object) -> TEGScorer:
         kwargs: dict[str, object] = {"data": synthetic, "config": small_config, "device": "cpu", "cache": None}
         kwargs.update(overrides)
-        return TEGScorer("nas-bench-201", **kwargs)  # type: ignore[arg-type]
+        return TEGScorer(space, **kwargs)  # type: ignore[arg-type]
 
     return make
 
@@ -88,3 +92,86 @@ def nni_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for module in (nni.nas.experiment.experiment, nni.experiment.experiment):
         monkeypatch.setattr(module, "Experiments", functools.partial(Experiments, home_dir=str(home)))
     return home
+
+
+# -- Optuna ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quiet_optuna() -> None:
+    """Optuna logs every trial at INFO: keep its warnings only, in every test."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.fixture(scope="session")
+def search_config(small_config: TEGConfig) -> TEGConfig:
+    """The protocol of the Optuna tests' scorers: the small config with 64-image batches for E."""
+    return dataclasses.replace(small_config, regions_batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def scorer(space: object, make_scorer: Callable[..., object], search_config: TEGConfig) -> object:
+    """A scorer of ``space`` (NB201, or the test module's own ``space``) with :func:`search_config`,
+    shared by the tests of a module (its memo makes a repeated architecture free)."""
+    return make_scorer(space, config=search_config)
+
+
+@pytest.fixture()
+def evolution_options() -> dict[str, int]:
+    """Options of an evolution strategy small enough to evolve within a few trials."""
+    return {"population_size": 4, "tournament_size": 2}
+
+
+def _params_in_order(study: Any) -> list[dict[str, Any]]:
+    return [t.params for t in sorted(study.trials, key=lambda t: t.number)]
+
+
+@pytest.fixture(scope="session")
+def trial_params() -> Callable[[Any], list[dict[str, Any]]]:
+    """``trial_params(study)``: the parameters of every trial of ``study``, in trial-number order."""
+    return _params_in_order
+
+
+# -- hand-made TEG studies (figures, dashboard) -----------------------------------------------------
+
+def _nb201_text(ops: Sequence[int]) -> str:
+    return NB201Arch(tuple(OPS[i] for i in ops)).to_str()
+
+
+@pytest.fixture(scope="session")
+def arch_text() -> Callable[[Sequence[int]], str]:
+    """``arch_text(ops)``: the text of the NB201 architecture with operation ``OPS[i]`` on each edge."""
+    return _nb201_text
+
+
+@pytest.fixture(scope="session")
+def make_teg_study() -> Callable[..., Any]:
+    """``make_teg_study(storage, name, rows, **extra_attrs)``: a minimize study with one trial per row
+    ``(ops, index, kappa, regions, kr_mse)`` (``ops``: the op index per NB201 edge; ``index`` ``None``:
+    none stored; ``kappa`` ``None``: a bad architecture), stored as the zero-cost objective stores them:
+    the TEG user attributes plus ``extra_attrs``; complete with value kappa, or pruned when bad."""
+
+    def make(storage: str, name: str, rows: Sequence[tuple[Any, ...]], **extra_attrs: object) -> Any:
+        import optuna
+        from optuna.distributions import CategoricalDistribution
+
+        study = optuna.create_study(study_name=name, storage=storage, direction="minimize")
+        distributions = {edge: CategoricalDistribution(OPS) for edge in EDGE_NAMES}
+        for ops, index, kappa, regions, mse in rows:
+            bad = kappa is None
+            attrs = {"arch": _nb201_text(ops), "ntk_cond": kappa, "regions": regions, "kr_mse": mse, "bad": bad,
+                     **extra_attrs}
+            if index is not None:
+                attrs["index"] = index
+            study.add_trial(
+                optuna.trial.create_trial(
+                    state=optuna.trial.TrialState.PRUNED if bad else optuna.trial.TrialState.COMPLETE,
+                    params={edge: OPS[i] for edge, i in zip(EDGE_NAMES, ops)}, distributions=distributions,
+                    value=None if bad else kappa, user_attrs=attrs,
+                )
+            )
+        return study
+
+    return make

@@ -16,14 +16,13 @@ from wsgiref.util import setup_testing_defaults
 
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution
 
 optuna_dashboard = pytest.importorskip("optuna_dashboard")
 
 from teg_plugin import dashboard  # noqa: E402
+from teg_plugin.optuna._compat import open_trial  # noqa: E402
 from teg_plugin.plots import FIGURE_IDS  # noqa: E402
 from teg_plugin.spaces.nb201 import EDGE_NAMES as EDGES  # noqa: E402
-from teg_plugin.spaces.nb201 import OPS, NB201Arch  # noqa: E402
 
 # (op per edge, index, kappa, regions, kr_mse); trial 4 is best on all three, trial 2 is bad (pruned).
 TRIALS = [
@@ -41,36 +40,14 @@ TRIALS = [
 BEST, BAD = 4, 2
 
 
-def arch_text(ops: tuple[int, ...]) -> str:
-    return NB201Arch(tuple(OPS[i] for i in ops)).to_str()
-
-
-def build_study(url: str, name: str = "teg-dash") -> optuna.Study:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=name, storage=url, direction="minimize")
-    dist = {edge: CategoricalDistribution(OPS) for edge in EDGES}
-    for ops, index, kappa, regions, mse in TRIALS:
-        attrs = {"arch": arch_text(ops), "ntk_cond": kappa, "regions": regions, "kr_mse": mse, "bad": kappa is None}
-        if index is not None:
-            attrs["index"] = index
-        study.add_trial(
-            optuna.trial.create_trial(
-                state=optuna.trial.TrialState.PRUNED if kappa is None else optuna.trial.TrialState.COMPLETE,
-                params={edge: OPS[i] for edge, i in zip(EDGES, ops)}, distributions=dist,
-                value=None if kappa is None else kappa, user_attrs=attrs,
-            )
-        )
-    return study
-
-
 @pytest.fixture()
 def url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'dash.sqlite'}"
 
 
 @pytest.fixture()
-def study(url: str) -> optuna.Study:
-    return build_study(url)
+def study(url: str, make_teg_study) -> optuna.Study:
+    return make_teg_study(url, "teg-dash", TRIALS)
 
 
 def wsgi_get(url: str, path: str) -> tuple[str, dict]:
@@ -84,12 +61,12 @@ def wsgi_get(url: str, path: str) -> tuple[str, dict]:
     return status[0], json.loads(body)
 
 
-def test_publish_saves_figures_and_the_best_trial_note(study, url):
+def test_publish_saves_figures_and_the_best_trial_note(study, url, arch_text):
     published = dashboard.publish_to_dashboard(study)
     assert published.graph_object_ids == FIGURE_IDS
     assert published.best_trial_number == BEST and published.best_arch == arch_text(TRIALS[BEST][0])
     # the note, read back with optuna-dashboard's public get_note
-    best = optuna.trial.Trial(optuna.load_study(study_name="teg-dash", storage=url), study.trials[BEST]._trial_id)
+    best = open_trial(optuna.load_study(study_name="teg-dash", storage=url), study.trials[BEST])
     note = optuna_dashboard.get_note(best)
     assert note == published.note
     assert f"`{arch_text(TRIALS[BEST][0])}`" in note and "index:** 15" in note
@@ -168,9 +145,9 @@ def _get_json(base: str, path: str) -> dict:
         return json.loads(response.read())
 
 
-def test_optuna_dashboard_server_serves_the_study(tmp_path):
+def test_optuna_dashboard_server_serves_the_study(tmp_path, make_teg_study):
     url = f"sqlite:///{tmp_path / 'served.sqlite'}"
-    study = build_study(url)
+    study = make_teg_study(url, "teg-dash", TRIALS)
     published = dashboard.publish_to_dashboard(study)
     exe = Path(sys.executable).with_name("optuna-dashboard")
     if not exe.exists():

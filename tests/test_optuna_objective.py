@@ -9,7 +9,6 @@ import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
-from teg_plugin.config import TEGConfig
 from teg_plugin.optuna import (
     DIRECTIONS,
     METRIC_NAMES,
@@ -23,19 +22,9 @@ from teg_plugin.optuna import (
     teg_user_attrs,
     zero_cost_objective,
 )
-from teg_plugin.scorer import TEGScorer
 from teg_plugin.scores import TEGScore, rank_sums
-from teg_plugin.spaces import NB201Space
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-SMALL = TEGConfig(repeat=1, batch_size=8, regions_batch_size=64, regions_batches=2)
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
-
-
-@pytest.fixture(scope="module")
-def scorer(space: NB201Space) -> TEGScorer:
-    return TEGScorer(space, data="synthetic", config=SMALL, device="cpu", cache=None)
 
 
 @pytest.mark.parametrize(

@@ -6,14 +6,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
-from teg_plugin.config import TEGConfig
 from teg_plugin.optuna import TEG_ATTRS, TEGPruner, TEGSampler, should_prune_zero_cost, suggest
-from teg_plugin.scorer import TEGScorer
-from teg_plugin.spaces import NB201Space
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-SMALL = TEGConfig(repeat=1, batch_size=8, regions_batch_size=64, regions_batches=2)
+from teg_plugin.optuna._attrs import read_user_attrs
 
 
 def attrs(quality: float, *, bad: bool = False) -> dict[str, object]:
@@ -40,11 +34,6 @@ def check(study: optuna.Study, user_attrs: dict[str, object] | None) -> bool:
     decision = trial.should_prune()
     study.tell(trial, state=TrialState.PRUNED) if decision else study.tell(trial, 0.0)
     return decision
-
-
-@pytest.fixture(scope="module")
-def scorer(space: NB201Space) -> TEGScorer:
-    return TEGScorer(space, data="synthetic", config=SMALL, device="cpu", cache=None)
 
 
 def test_prunes_the_worst_and_keeps_the_best() -> None:
@@ -91,7 +80,7 @@ def test_scorer_fills_missing_attrs(space, scorer) -> None:
     arch = suggest(space, trial)
     trial.report(0.0, step=0)
     trial.should_prune()
-    stored = study._storage.get_trial(trial._trial_id).user_attrs
+    stored = read_user_attrs(study, trial)  # as stored, not the live trial's copy
     assert set(TEG_ATTRS) <= set(stored)
     assert stored["arch"] == space.format(arch)
 

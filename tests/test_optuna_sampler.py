@@ -12,7 +12,6 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from teg_plugin.config import TEGConfig
 from teg_plugin.optuna import (
     TEG_ATTRS,
     TEGSampler,
@@ -22,15 +21,9 @@ from teg_plugin.optuna import (
     suggest,
     zero_cost_objective,
 )
-from teg_plugin.scorer import TEGScorer
 from teg_plugin.scores import TEGScore, rank_sums
 from teg_plugin.spaces import NB201Space
 from teg_plugin.strategies import STRATEGY_NAMES
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-SMALL = TEGConfig(repeat=1, batch_size=8, regions_batch_size=64, regions_batches=2)
-EVOLUTION_OPTIONS = {"population_size": 4, "tournament_size": 2}
 
 
 class FakeScorer:
@@ -61,11 +54,6 @@ class FakeScorer:
         return self._memo[text]
 
 
-@pytest.fixture(scope="module")
-def scorer(space: NB201Space) -> TEGScorer:
-    return TEGScorer(space, data="synthetic", config=SMALL, device="cpu", cache=None)
-
-
 @pytest.fixture()
 def fake(space: NB201Space) -> FakeScorer:
     return FakeScorer(space)
@@ -85,10 +73,6 @@ def _run(sampler: TEGSampler, objective, n_trials: int, storage=None, study_name
     return study
 
 
-def _params(study: optuna.Study) -> list[dict[str, str]]:
-    return [t.params for t in sorted(study.trials, key=lambda t: t.number)]
-
-
 def test_search_space_is_known_from_trial_0_and_attrs_are_written(space, scorer) -> None:
     study = _run(TEGSampler(space, scorer, seed=0), zero_cost_objective(space, scorer), 1)
     first = study.trials[0]
@@ -102,10 +86,10 @@ def test_search_space_is_known_from_trial_0_and_attrs_are_written(space, scorer)
     assert not any(key.startswith("benchmark") for key in first.user_attrs)
 
 
-def test_same_seed_same_sequence_other_seed_other_sequence(space, fake) -> None:
+def test_same_seed_same_sequence_other_seed_other_sequence(space, fake, evolution_options, trial_params) -> None:
     def run(seed: int) -> list[dict[str, str]]:
-        sampler = TEGSampler(space, fake, seed=seed, strategy_options=EVOLUTION_OPTIONS)
-        return _params(_run(sampler, _fake_objective(space, fake), 10))
+        sampler = TEGSampler(space, fake, seed=seed, strategy_options=evolution_options)
+        return trial_params(_run(sampler, _fake_objective(space, fake), 10))
 
     first = run(0)
     assert run(0) == first
@@ -113,36 +97,41 @@ def test_same_seed_same_sequence_other_seed_other_sequence(space, fake) -> None:
 
 
 @pytest.mark.parametrize("strategy", STRATEGY_NAMES)
-def test_resumed_study_continues_like_one_uninterrupted_run(space, fake, strategy: str) -> None:
-    options = EVOLUTION_OPTIONS if strategy == "evolution" else {}
+def test_resumed_study_continues_like_one_uninterrupted_run(
+    space, fake, strategy: str, evolution_options, trial_params
+) -> None:
+    options = evolution_options if strategy == "evolution" else {}
     objective = _fake_objective(space, fake)
-    whole = _params(_run(TEGSampler(space, fake, strategy=strategy, seed=3, strategy_options=options), objective, 12))
+    sampler = TEGSampler(space, fake, strategy=strategy, seed=3, strategy_options=options)
+    whole = trial_params(_run(sampler, objective, 12))
 
     storage = optuna.storages.InMemoryStorage()  # the sqlite round trip is tested with the real scorer
     for _ in range(2):  # two sessions of 6 trials, each with a fresh sampler on the loaded study
         sampler = TEGSampler(space, fake, strategy=strategy, seed=3, strategy_options=options)
         resumed = _run(sampler, objective, 6, storage=storage, study_name="resume")
-    assert _params(resumed) == whole
+    assert trial_params(resumed) == whole
     assert len(whole) == 12
 
 
-def test_resume_with_the_real_scorer(space, scorer, tmp_path) -> None:
+def test_resume_with_the_real_scorer(space, scorer, tmp_path, evolution_options, trial_params) -> None:
     objective = zero_cost_objective(space, scorer)
-    make = lambda: TEGSampler(space, scorer, seed=0, strategy_options=EVOLUTION_OPTIONS)  # noqa: E731
-    whole = _params(_run(make(), objective, 8))
+    make = lambda: TEGSampler(space, scorer, seed=0, strategy_options=evolution_options)  # noqa: E731
+    whole = trial_params(_run(make(), objective, 8))
     storage = f"sqlite:///{tmp_path / 'resume.db'}"
     _run(make(), objective, 4, storage=storage, study_name="s")
-    assert _params(_run(make(), objective, 4, storage=storage, study_name="s")) == whole
+    assert trial_params(_run(make(), objective, 4, storage=storage, study_name="s")) == whole
 
 
 @pytest.mark.parametrize("strategy", STRATEGY_NAMES)
-def test_cached_strategy_proposes_what_a_rebuilt_one_would(space, fake, strategy: str) -> None:
+def test_cached_strategy_proposes_what_a_rebuilt_one_would(
+    space, fake, strategy: str, evolution_options, trial_params
+) -> None:
     """Interleaved ask/tell (trials finishing out of order) with and without the reused snapshot."""
-    options = EVOLUTION_OPTIONS if strategy == "evolution" else {}
+    options = evolution_options if strategy == "evolution" else {}
 
     def run(use_snapshot: bool) -> list[dict[str, str]]:
         sampler = TEGSampler(space, fake, strategy=strategy, seed=5, strategy_options=options)
-        sampler._use_snapshot = use_snapshot
+        sampler._policy.use_snapshot = use_snapshot
         study = optuna.create_study(sampler=sampler)
         open_trials: list[optuna.Trial] = []
         rng = random.Random(0)
@@ -156,7 +145,7 @@ def test_cached_strategy_proposes_what_a_rebuilt_one_would(space, fake, strategy
                     study.tell(done, state=TrialState.PRUNED)
                 else:
                     study.tell(done, 1.0)
-        return _params(study)
+        return trial_params(study)
 
     assert run(True) == run(False)
 
@@ -183,8 +172,8 @@ def test_a_failed_architecture_is_not_proposed_again_at_once(space, fake) -> Non
     assert study.trials[3].params != study.trials[2].params
 
 
-def test_two_threads_run_and_every_trial_has_attrs(space, scorer) -> None:
-    sampler = TEGSampler(space, scorer, seed=0, strategy_options=EVOLUTION_OPTIONS)
+def test_two_threads_run_and_every_trial_has_attrs(space, scorer, evolution_options) -> None:
+    sampler = TEGSampler(space, scorer, seed=0, strategy_options=evolution_options)
     study = optuna.create_study(sampler=sampler)
     study.optimize(zero_cost_objective(space, scorer), n_trials=6, n_jobs=2)
     assert sorted(t.number for t in study.trials) == list(range(6))
@@ -193,10 +182,10 @@ def test_two_threads_run_and_every_trial_has_attrs(space, scorer) -> None:
         assert set(TEG_ATTRS) <= set(trial.user_attrs)
 
 
-def test_evolution_through_the_sampler_is_not_worse_than_random(space, scorer) -> None:
+def test_evolution_through_the_sampler_is_not_worse_than_random(space, scorer, evolution_options, trial_params) -> None:
     budget = 14
     objective = zero_cost_objective(space, scorer)
-    evolution = _run(TEGSampler(space, scorer, seed=0, strategy_options=EVOLUTION_OPTIONS), objective, budget)
+    evolution = _run(TEGSampler(space, scorer, seed=0, strategy_options=evolution_options), objective, budget)
     baseline = _run(optuna.samplers.RandomSampler(seed=0), objective, budget)
 
     # Rank every architecture of both runs together.
@@ -208,21 +197,23 @@ def test_evolution_through_the_sampler_is_not_worse_than_random(space, scorer) -
     winner = best_trial(evolution)
     assert winner.state == TrialState.COMPLETE
     # Evolution proposes mutations: some architecture differs from an earlier one on exactly one edge.
-    params = _params(evolution)
+    params = trial_params(evolution)
     assert any(
         sum(a[k] != b[k] for k in a) == 1 for i, a in enumerate(params) for b in params[:i]
     )
 
 
-def test_guided_mode_proposes_new_archs_and_scores_k_per_trial(space) -> None:
-    scorer = TEGScorer(space, data="synthetic", config=SMALL, device="cpu", cache=None)
+def test_guided_mode_proposes_new_archs_and_scores_k_per_trial(
+    space, make_scorer, search_config, evolution_options
+) -> None:
+    scorer = make_scorer(space, config=search_config)  # measures afresh
     n_trials, k = 4, 3
 
     def train(trial: optuna.Trial) -> float:
         arch = suggest(space, trial)
         return float(space.index(arch) % 7)  # stands in for an accuracy the search must never see
 
-    sampler = TEGSampler(space, scorer, seed=0, steps_per_trial=k, strategy_options=EVOLUTION_OPTIONS)
+    sampler = TEGSampler(space, scorer, seed=0, steps_per_trial=k, strategy_options=evolution_options)
     study = _run_direction(sampler, train, n_trials, "maximize")
     archs = [space.from_params(t.params) for t in study.trials]
     assert len({space.canonical(a) for a in archs}) == n_trials
@@ -230,16 +221,16 @@ def test_guided_mode_proposes_new_archs_and_scores_k_per_trial(space) -> None:
     for trial in study.trials:
         assert set(TEG_ATTRS) <= set(trial.user_attrs)
     # Each proposal is the best of the strategy's steps so far that no trial has had.
-    steps = sampler._guided_steps[: k * n_trials]
+    steps = sampler._policy.history[: k * n_trials]
     assert archs[0] == steps[min(range(k), key=lambda i: (rank_sums([s for _, s in steps[:k]])[i], i))][0]
 
 
-def test_guided_mode_never_sees_the_objective_values(space, fake) -> None:
+def test_guided_mode_never_sees_the_objective_values(space, fake, trial_params) -> None:
     def run(value) -> list[dict[str, str]]:
         def objective(trial: optuna.Trial) -> float:
             return value(suggest(space, trial))
 
-        return _params(_run(TEGSampler(space, fake, seed=2, steps_per_trial=3), objective, 6))
+        return trial_params(_run(TEGSampler(space, fake, seed=2, steps_per_trial=3), objective, 6))
 
     assert run(lambda arch: 0.0) == run(lambda arch: float(space.index(arch)))
 
@@ -288,11 +279,11 @@ def test_bad_arguments_are_clear(space, fake) -> None:
         TEGSampler(space, fake, strategy_options={"no_such_option": 1})
 
 
-def test_reseed_rng_keeps_the_architecture_sequence(space, fake) -> None:
+def test_reseed_rng_keeps_the_architecture_sequence(space, fake, trial_params) -> None:
     sampler = TEGSampler(space, fake, seed=0)
     sampler.reseed_rng()
-    reseeded = _params(_run(sampler, _fake_objective(space, fake), 5))
-    assert reseeded == _params(_run(TEGSampler(space, fake, seed=0), _fake_objective(space, fake), 5))
+    reseeded = trial_params(_run(sampler, _fake_objective(space, fake), 5))
+    assert reseeded == trial_params(_run(TEGSampler(space, fake, seed=0), _fake_objective(space, fake), 5))
 
 
 def _run_direction(sampler, objective, n_trials: int, direction: str) -> optuna.Study:

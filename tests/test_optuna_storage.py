@@ -16,10 +16,9 @@ from optuna.trial import TrialState
 
 from teg_plugin.config import TEGConfig
 from teg_plugin.optuna import DEFAULT_STORAGE_URL, TEG_ATTRS, TEGSampler, create_storage, suggest
+from teg_plugin.optuna._compat import retried_trial_number
 from teg_plugin.scorer import TEGScorer
 from teg_plugin.spaces import NB201Space
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 # A worker process: scores with the small protocol and runs N zero-cost trials of study "s".
 WORKER = textwrap.dedent(
@@ -175,7 +174,7 @@ def test_a_killed_worker_trial_is_failed_and_retried(worker, tmp_path) -> None:
     trials = {t.number: t for t in study.trials}
     killed = trials[0]
     assert killed.state == TrialState.FAIL
-    retries = [t for t in trials.values() if t.system_attrs.get("failed_trial") == 0]
+    retries = [t for t in trials.values() if retried_trial_number(t) == 0]
     assert len(retries) == 1
     (retry,) = retries
     assert retry.state == TrialState.COMPLETE
@@ -217,6 +216,7 @@ def test_a_long_wait_for_a_stale_trial_is_explained_then_the_search_goes_on(tmp_
     waiting trial says once what it waits for (instead of a silent progress bar)."""
     from teg_plugin.optuna import BudgetReached, within_budget
     from teg_plugin.optuna import _budget
+    from teg_plugin.optuna._compat import trial_id_of
 
     monkeypatch.setattr(_budget, "_WAIT_NOTICE_S", 0.5)
     monkeypatch.setattr(_budget, "_BUDGET_POLL_S", 0.05)
@@ -224,7 +224,7 @@ def test_a_long_wait_for_a_stale_trial_is_explained_then_the_search_goes_on(tmp_
     storage = create_storage(f"sqlite:///{tmp_path / 'h.db'}", heartbeat_interval=1, grace_period=2)
     study = optuna.create_study(storage=storage, study_name="h")
     dead = study.ask()  # trial 0: RUNNING, its worker killed after one heartbeat
-    storage.record_heartbeat(dead._trial_id)
+    storage.record_heartbeat(trial_id_of(dead))
 
     def objective(trial: optuna.Trial) -> float:
         suggest(space, trial)

@@ -12,7 +12,6 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import FixedTrial, TrialState
 from torch import nn
 
-from teg_plugin.config import TEGConfig
 from teg_plugin.optuna import (
     DIRECTIONS,
     MAX_PARAM_VALUES,
@@ -26,12 +25,6 @@ from teg_plugin.optuna import (
     suggest,
     zero_cost_objective,
 )
-from teg_plugin.scorer import TEGScorer
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-SMALL = TEGConfig(repeat=1, batch_size=8, regions_batch_size=64, regions_batches=2)
-EVOLUTION_OPTIONS = {"population_size": 4, "tournament_size": 2}
 
 
 def _choices(trial: optuna.trial.BaseTrial) -> dict[str, object]:
@@ -71,17 +64,8 @@ def thin_model(trial: optuna.trial.BaseTrial, width: int) -> nn.Module:
 
 
 @pytest.fixture(scope="module")
-def space() -> TrialSpace:  # overrides the NB201 fixture of conftest
+def space() -> TrialSpace:  # overrides the NB201 fixture of conftest (its scorer fixture follows)
     return TrialSpace(build_model, name="test-user-cnn-v1", thin=thin_model)
-
-
-@pytest.fixture(scope="module")
-def scorer(space: TrialSpace) -> TEGScorer:
-    return TEGScorer(space, data="synthetic", config=SMALL, device="cpu", cache=None)
-
-
-def _params(study: optuna.Study) -> list[dict[str, object]]:
-    return [t.params for t in sorted(study.trials, key=lambda t: t.number)]
 
 
 # -- discovery ---------------------------------------------------------------------------------------
@@ -203,7 +187,7 @@ def test_conditional_parameters_are_refused() -> None:
 # -- the sampler -------------------------------------------------------------------------------------
 
 
-def test_search_space_from_trial_0_and_the_objective_may_call_build_model(space, scorer) -> None:
+def test_search_space_from_trial_0_and_the_objective_may_call_build_model(space, scorer, evolution_options) -> None:
     def objective(trial: optuna.Trial) -> float:
         model = build_model(trial)  # the user's own function, on the live trial
         assert isinstance(model, nn.Module)
@@ -211,7 +195,7 @@ def test_search_space_from_trial_0_and_the_objective_may_call_build_model(space,
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no parameter falls back to independent sampling
-        sampler = TEGSampler(space, scorer, seed=0, steps_per_trial=2, strategy_options=EVOLUTION_OPTIONS)
+        sampler = TEGSampler(space, scorer, seed=0, steps_per_trial=2, strategy_options=evolution_options)
         study = optuna.create_study(sampler=sampler)
         study.optimize(objective, n_trials=3)
     first = study.trials[0]
@@ -224,12 +208,12 @@ def test_search_space_from_trial_0_and_the_objective_may_call_build_model(space,
     assert len({t.user_attrs["arch"] for t in study.trials}) == 3  # guided mode: new architectures only
 
 
-def test_proposals_are_valid_and_deterministic(space, scorer) -> None:
+def test_proposals_are_valid_and_deterministic(space, scorer, evolution_options, trial_params) -> None:
     def run(seed: int) -> list[dict[str, object]]:
-        sampler = TEGSampler(space, scorer, seed=seed, strategy_options=EVOLUTION_OPTIONS)
+        sampler = TEGSampler(space, scorer, seed=seed, strategy_options=evolution_options)
         study = optuna.create_study(sampler=sampler)
         study.optimize(zero_cost_objective(space, scorer), n_trials=8)
-        return _params(study)
+        return trial_params(study)
 
     first = run(0)
     assert run(0) == first
@@ -245,23 +229,23 @@ def test_prune_strategy_is_refused(space, scorer) -> None:
         TEGSampler(space, scorer, strategy="prune")
 
 
-def test_resumed_study_continues_like_one_run(space, scorer, tmp_path) -> None:
+def test_resumed_study_continues_like_one_run(space, scorer, tmp_path, evolution_options, trial_params) -> None:
     objective = zero_cost_objective(space, scorer)
-    make = lambda: TEGSampler(space, scorer, seed=2, strategy_options=EVOLUTION_OPTIONS)  # noqa: E731
+    make = lambda: TEGSampler(space, scorer, seed=2, strategy_options=evolution_options)  # noqa: E731
     whole = optuna.create_study(sampler=make())
     whole.optimize(objective, n_trials=8)
     storage = f"sqlite:///{tmp_path / 'resume.db'}"
     for _ in range(2):  # two sessions, each with a fresh sampler on the loaded study
         resumed = optuna.create_study(sampler=make(), storage=storage, study_name="user", load_if_exists=True)
         resumed.optimize(objective, n_trials=4)
-    assert _params(resumed) == _params(whole)
+    assert trial_params(resumed) == trial_params(whole)
 
 
 # -- the zero-cost objective ------------------------------------------------------------------------
 
 
-def test_zero_cost_study_single_objective(space, scorer) -> None:
-    study = optuna.create_study(sampler=TEGSampler(space, scorer, seed=0, strategy_options=EVOLUTION_OPTIONS))
+def test_zero_cost_study_single_objective(space, scorer, evolution_options) -> None:
+    study = optuna.create_study(sampler=TEGSampler(space, scorer, seed=0, strategy_options=evolution_options))
     study.optimize(zero_cost_objective(space, scorer), n_trials=6)
     assert len(study.trials) == 6
     for trial in study.trials:
@@ -295,8 +279,10 @@ def test_other_samplers_search_the_space_too(space, scorer) -> None:
 
 
 @pytest.mark.parametrize("guided", [True, False])
-def test_pruner_in_a_training_study_leaves_the_users_modules_alone(space, guided: bool) -> None:
-    scorer = TEGScorer(space, data="synthetic", config=SMALL, device="cpu", cache=None)  # measures afresh
+def test_pruner_in_a_training_study_leaves_the_users_modules_alone(
+    space, guided: bool, make_scorer, search_config, evolution_options
+) -> None:
+    scorer = make_scorer(space, config=search_config)  # measures afresh
     trained: list[nn.Module] = []
     pruned: list[int] = []
 
@@ -311,7 +297,7 @@ def test_pruner_in_a_training_study_leaves_the_users_modules_alone(space, guided
 
     BUILT.clear()
     if guided:  # the sampler writes the TEG attributes when it proposes
-        sampler = TEGSampler(space, scorer, seed=0, steps_per_trial=2, strategy_options=EVOLUTION_OPTIONS)
+        sampler = TEGSampler(space, scorer, seed=0, steps_per_trial=2, strategy_options=evolution_options)
         pruner = TEGPruner(n_warmup_trials=2, quantile=0.25)
     else:  # the pruner scores the trial's parameters itself
         sampler = optuna.samplers.RandomSampler(seed=0)
@@ -340,7 +326,7 @@ def test_space_suggest_and_build_model_on_a_live_trial(space) -> None:
     assert isinstance(space.build_model(FixedTrial(dict(arch))), nn.Module)
 
 
-def test_the_docs_snippets_run() -> None:
+def test_the_docs_snippets_run(search_config) -> None:
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "optuna_user_spaces.md").read_text()
@@ -349,8 +335,8 @@ def test_the_docs_snippets_run() -> None:
     code = "\n".join(blocks)
     protocol = 'data="embedded", config=TEGConfig(repeat=1, batch_size=16)'
     assert protocol in code
-    code = code.replace(protocol, 'data="synthetic", config=SMALL')  # the test's quick protocol
-    namespace: dict[str, object] = {"SMALL": SMALL}
+    code = code.replace(protocol, 'data="synthetic", config=search_config')  # the test's quick protocol
+    namespace: dict[str, object] = {"search_config": search_config}
     exec(compile(code, "docs/optuna_user_spaces.md", "exec"), namespace)  # noqa: S102
     study = namespace["study"]
     assert isinstance(study, optuna.Study) and len(study.trials) == 4

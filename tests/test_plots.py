@@ -10,12 +10,9 @@ from pathlib import Path
 
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution
 
 from teg_plugin import plots
 from teg_plugin.scores import TEGScore
-from teg_plugin.spaces.nb201 import EDGE_NAMES as EDGES
-from teg_plugin.spaces.nb201 import OPS, NB201Arch
 
 # trial -> (ops per edge, NB201 index, kappa, regions, kr_mse); None values = bad. Trial 2 is the best on
 # all three indicators; trial 7 re-evaluates trial 2's architecture; trial 3 is bad (pruned, as the TEG
@@ -36,38 +33,15 @@ BEST_TRIAL, BAD_TRIAL = 2, 3
 ACCURACY = 93.1717  # stored as a user attr to check that nothing reads it
 
 
-def arch_text(ops: tuple[int, ...]) -> str:
-    return NB201Arch(tuple(OPS[i] for i in ops)).to_str()
-
-
-def build_study(storage: str, name: str = "teg-demo") -> optuna.Study:
-    """The TRIALS as a TEG study (user-attr convention), plus trial 10 (no TEG attrs) and 11 (failed)."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=name, storage=storage, direction="minimize")
-    dist = {edge: CategoricalDistribution(OPS) for edge in EDGES}
-    for ops, index, kappa, regions, mse in TRIALS:
-        attrs = {"arch": arch_text(ops), "ntk_cond": kappa, "regions": regions, "kr_mse": mse,
-                 "bad": kappa is None, "cifar10_test": ACCURACY}
-        if index is not None:
-            attrs["index"] = index
-        bad = kappa is None
-        study.add_trial(
-            optuna.trial.create_trial(
-                state=optuna.trial.TrialState.PRUNED if bad else optuna.trial.TrialState.COMPLETE,
-                params={edge: OPS[i] for edge, i in zip(EDGES, ops)}, distributions=dist,
-                value=None if bad else kappa, user_attrs=attrs,
-            )
-        )
+@pytest.fixture(scope="module")
+def study_url(tmp_path_factory: pytest.TempPathFactory, make_teg_study, arch_text) -> str:
+    """The TRIALS as a TEG study (each with an accuracy nothing may read), plus trial 10 (no TEG
+    attrs) and 11 (failed)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('plots') / 'teg.sqlite'}"
+    study = make_teg_study(url, "teg-demo", TRIALS, cifar10_test=ACCURACY)
     study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=1.0))
     failed = {"arch": arch_text((3, 3, 3, 1, 1, 1)), "ntk_cond": 1.0, "regions": 5000.0, "kr_mse": 0.01, "bad": False}
     study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, user_attrs=failed))
-    return study
-
-
-@pytest.fixture(scope="module")
-def study_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = f"sqlite:///{tmp_path_factory.mktemp('plots') / 'teg.sqlite'}"
-    build_study(url)
     return url
 
 
@@ -80,7 +54,7 @@ def by_name(fig, name: str) -> list:
     return [t for t in fig.data if t.name == name]
 
 
-def test_records_from_study_reads_the_teg_attrs_in_trial_order(records):
+def test_records_from_study_reads_the_teg_attrs_in_trial_order(records, arch_text):
     assert [r.order for r in records] == list(range(10))  # trial 10 has no TEG attrs, 11 failed
     assert records[0] == plots.TEGRecord(arch_text(TRIALS[0][0]), 1000.0, 300.0, 0.9, False, 101, 0, "COMPLETE")
     bad = records[BAD_TRIAL]
@@ -122,7 +96,7 @@ def test_as_records_accepts_dicts_scores_and_records():
     assert plots.as_records(got) == got
 
 
-def test_landscape_3d_traces(records):
+def test_landscape_3d_traces(records, arch_text):
     fig = plots.teg_landscape(records)
     assert [t.name for t in fig.data] == ["trajectory", "architectures", "bad", "best"]
     assert all(t.type == "scatter3d" for t in fig.data)

@@ -206,6 +206,7 @@ def _check_study(report: FaultReport, storage: str, study_name: str, seen: dict[
     from optuna.trial import TrialState
 
     from teg_plugin.cache import CacheKey, ScoreCache
+    from teg_plugin.optuna._compat import retried_trial_number
     from teg_plugin.spaces import get_space
 
     trials = _load(storage, study_name)
@@ -215,7 +216,7 @@ def _check_study(report: FaultReport, storage: str, study_name: str, seen: dict[
     report.left_running = sum(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
     report.duplicates = len(trials) - len(by_number)
     for trial in trials:
-        original = trial.system_attrs.get("failed_trial")
+        original = retried_trial_number(trial)
         if trial.state == TrialState.COMPLETE and original in by_number and by_number[original].state == TrialState.COMPLETE:
             report.duplicates += 1
     report.lost = sum(
@@ -235,17 +236,19 @@ def _check_study(report: FaultReport, storage: str, study_name: str, seen: dict[
 
 
 def _attributes_intact(trial: Any, space: Any, cache: Any, key_type: Any, fingerprint: str) -> bool:
-    attrs = trial.user_attrs
+    from teg_plugin.optuna._attrs import ARCH_ATTR, BAD_ATTR, INDICATOR_ATTRS
+
+    attrs = trial.user_attrs  # the values as stored: this checks them, so it reads them raw
     try:
-        arch = space.parse(attrs["arch"])
+        arch = space.parse(attrs[ARCH_ATTR])
     except (KeyError, TypeError, ValueError):
         return False
-    if space.format(space.from_params(trial.params)) != attrs["arch"]:
+    if space.format(space.from_params(trial.params)) != attrs[ARCH_ATTR]:
         return False
     cached = cache.get(key_type(space.name, space.format(space.canonical(arch)), fingerprint))
-    if cached is None or bool(attrs.get("bad")) != cached.bad:
+    if cached is None or bool(attrs.get(BAD_ATTR)) != cached.bad:
         return False
-    for name in ("ntk_cond", "regions", "kr_mse"):
+    for name in INDICATOR_ATTRS:
         value, stored = attrs.get(name), getattr(cached, name)
         if (value is None) != (not math.isfinite(stored)) or (value is not None and value != stored):
             return False

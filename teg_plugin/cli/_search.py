@@ -23,10 +23,13 @@ from teg_plugin.cli._common import (
 from teg_plugin.cli._signals import stop_on_sigterm
 from teg_plugin.config import EXACT, LEGACY_INIT, TEGConfig
 from teg_plugin.spaces import space_name
+from teg_plugin.strategies import STRATEGY_NAMES
 
 #: Default budget: ~10 minutes of scoring on a 2-core CPU at the paper's protocol (3 repeats).
 DEFAULT_BUDGET = 60
-STRATEGIES = ("evolution", "reinforce", "prune", "random")
+#: ``--strategy`` choices in the order the help lists them: :data:`STRATEGY_NAMES` with the unguided
+#: random baseline moved last, so that the TEG-guided ones, led by the default (evolution), come first.
+STRATEGIES: tuple[str, ...] = tuple(sorted(STRATEGY_NAMES, key=lambda name: name == "random"))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -93,12 +96,8 @@ def run(args: argparse.Namespace) -> int:
 
     final = run_final_choice(study, scorer, top=args.confirm_top, seeds=args.confirm_seeds, rule=args.confirm_rule,
                              progress=not args.quiet)
-    summary = _summarise(study, scorer, args, time.perf_counter() - start)
-    if final is not None:
-        summary["n_measured_here"] += final.n_measured
-        summary["final_choice"] = {"candidates": len(final.candidates), "seeds": list(final.seeds), "rule": str(final.rule),
-                                   "search_rank_of_pick": final.pick.search_rank,
-                                   "pick_before": final.candidates[0].text}
+    summary = _summarise(study, scorer, args, time.perf_counter() - start, final)
+    _save_to_study(study, summary, use_final_choice=_uses_final_choice(args))
     if args.format == "json":
         print(json.dumps(summary, indent=2))
     else:
@@ -131,7 +130,9 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = F
     import optuna
 
     from teg_plugin.cli._interrupt import StopBetweenTrials
-    from teg_plugin.optuna import BudgetReached, TEGSampler, create_storage, within_budget, zero_cost_objective
+    from teg_plugin.optuna import METRIC_NAMES, BudgetReached, TEGSampler, create_storage, within_budget, zero_cost_objective
+    from teg_plugin.optuna._attrs import stored_arch
+    from teg_plugin.optuna._objective import study_directions
     from teg_plugin.strategies import PruningStrategy
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -142,13 +143,13 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = F
     storage = create_storage(args.storage)
     sampler = TEGSampler(scorer.space, scorer, strategy=args.strategy, seed=args.seed)
     multi = args.objective == "multi"
-    directions = ["minimize", "maximize", "minimize"] if multi else ["minimize"]
+    directions = study_directions(multi)
     study = optuna.create_study(
         study_name=args.study_name, storage=storage, sampler=sampler, load_if_exists=True, directions=directions
     )
     _check_resumable(study, args, directions, scorer)
     if multi:
-        study.set_metric_names(["ntk_cond", "regions", "kr_mse"])
+        study.set_metric_names(list(METRIC_NAMES))
     else:
         study.set_metric_names(["teg_rank_score"])
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -168,7 +169,8 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = F
 
         def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             bar.n = min(len(study.get_trials(deepcopy=False, states=finished)), args.budget)
-            bar.set_postfix_str(f"last: {trial.user_attrs.get('arch', '?')}", refresh=False)
+            arch = stored_arch(trial.user_attrs)
+            bar.set_postfix_str(f"last: {'?' if arch is None else arch}", refresh=False)
             bar.refresh()
 
         callbacks.append(advance)
@@ -188,12 +190,10 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = F
     return study, scorer
 
 
-#: Study user attribute: the settings a ``teg-nas search`` study was made with (checked on resume).
-SETTINGS_ATTR = "teg_search_settings"
-
-
 def _check_resumable(study: Any, args: argparse.Namespace, directions: list[str], scorer: Any) -> None:
     """Refuse to continue a study made with other settings: its trials would be mixed with this search's."""
+    from teg_plugin.optuna._attrs import SEARCH_SETTINGS_ATTR, stored_arch
+
     where = f"study {study.study_name!r} in {args.storage}"
     found = [d.name.lower() for d in study.directions]
     if found != directions:
@@ -204,17 +204,17 @@ def _check_resumable(study: Any, args: argparse.Namespace, directions: list[str]
     settings = {"space": scorer.space.name, "strategy": args.strategy, "seed": args.seed,
                 "objective": args.objective, "scoring_fingerprint": scorer.fingerprint,  # protocol, data, inputs
                 "init": scorer.config.init, "ntk": scorer.config.ntk}
-    stored = study.user_attrs.get(SETTINGS_ATTR)
+    stored = study.user_attrs.get(SEARCH_SETTINGS_ATTR)
     if stored is None:
         trials = study.get_trials(deepcopy=False)
         choices = set(scorer.space.choices())
-        foreign = [t.number for t in trials if set(t.params) != choices or "arch" not in t.user_attrs]
+        foreign = [t.number for t in trials if set(t.params) != choices or stored_arch(t.user_attrs) is None]
         if foreign:
             raise ValueError(
                 f"{where} holds trials that are not {scorer.space.name} architectures searched by teg-nas "
                 f"(trial {foreign[0]}, ...): choose another --study-name"
             )
-        study.set_user_attr(SETTINGS_ATTR, settings)  # a new study (or one of an earlier teg-nas version)
+        study.set_user_attr(SEARCH_SETTINGS_ATTR, settings)  # a new study (or one of an earlier teg-nas version)
         return
     # Studies of teg-nas 0.1 stored neither init nor ntk: theirs were kaiming-normal and exact.
     stored = {"init": LEGACY_INIT, "ntk": EXACT, **stored}
@@ -231,23 +231,33 @@ def _check_resumable(study: Any, args: argparse.Namespace, directions: list[str]
         )
 
 
-def _summarise(study: Any, scorer: Any, args: argparse.Namespace, seconds: float) -> dict[str, Any]:
+def _uses_final_choice(args: argparse.Namespace) -> bool:
+    """Whether the search's answer is its final choice (``--confirm-top`` and ``--confirm-seeds``)."""
+    return bool(args.confirm_top and args.confirm_seeds)
+
+
+def _summarise(study: Any, scorer: Any, args: argparse.Namespace, seconds: float, final: Any) -> dict[str, Any]:
+    """The search's report (what ``run`` prints): the best architecture and its TEG values, counts,
+    the final choice ``final`` (``None``: none was made) and, on NB201, the benchmark accuracy of the
+    best architecture. Reads the study; writes nothing (:func:`_save_to_study` does)."""
     import optuna
 
     from teg_plugin.optuna import best_trial
+    from teg_plugin.optuna._attrs import read_teg_attrs, stored_arch
 
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     trials = study.get_trials(deepcopy=False, states=finished)
-    best = best_trial(study, use_final_choice=bool(args.confirm_top and args.confirm_seeds))
-    attrs = best.user_attrs
-    arch_texts = {t.user_attrs.get("arch") for t in trials if t.user_attrs.get("arch")}
+    best = best_trial(study, use_final_choice=_uses_final_choice(args))
+    teg = read_teg_attrs(best.user_attrs)  # best_trial only picks trials that have them
+    assert teg is not None
+    arch_texts = {arch for t in trials if (arch := stored_arch(t.user_attrs))}
     summary: dict[str, Any] = {
-        "best_arch": attrs.get("arch"),
-        "index": attrs.get("index"),
-        "ntk_cond": attrs.get("ntk_cond"),
-        "regions": attrs.get("regions"),
-        "kr_mse": attrs.get("kr_mse"),
-        "bad": attrs.get("bad"),
+        "best_arch": teg.arch,
+        "index": teg.index,
+        "ntk_cond": teg.ntk_cond,
+        "regions": teg.regions,
+        "kr_mse": teg.kr_mse,
+        "bad": teg.bad,
         "best_trial": best.number,
         "n_trials": len(trials),
         "n_scored": len(arch_texts),
@@ -258,25 +268,39 @@ def _summarise(study: Any, scorer: Any, args: argparse.Namespace, seconds: float
         "storage": args.storage,
         "data": scorer.data.source,
     }
-    summary.update(_benchmark_report(scorer, attrs.get("arch"), study))
-    _publish(study, use_final_choice=bool(args.confirm_top and args.confirm_seeds))
+    summary.update(_benchmark_report(scorer, teg.arch))
+    if final is not None:
+        summary["n_measured_here"] += final.n_measured
+        summary["final_choice"] = {"candidates": len(final.candidates), "seeds": list(final.seeds), "rule": str(final.rule),
+                                   "search_rank_of_pick": final.pick.search_rank,
+                                   "pick_before": final.candidates[0].text}
     return summary
 
 
-def _benchmark_report(scorer: Any, arch_text: str | None, study: Any) -> dict[str, Any]:
+#: The report's benchmark values (NB201), also stored in the study (:func:`_save_to_study`).
+_BENCHMARK_KEYS = ("benchmark_cifar10_valid", "benchmark_cifar10_test")
+
+
+def _benchmark_report(scorer: Any, arch_text: str | None) -> dict[str, Any]:
     """NB201 only, after the search: the benchmark accuracy of the chosen arch, for the report."""
     if arch_text is None or scorer.space.name != "nas-bench-201":
         return {}
     from teg_plugin.benchmarks.nb201_accuracy import NB201Accuracy
 
     table = NB201Accuracy.load()
-    report = {
-        "benchmark_cifar10_valid": round(table.valid(arch_text), 4),
-        "benchmark_cifar10_test": round(table.test(arch_text), 4),
-    }
-    for key, value in report.items():
-        study.set_user_attr(f"best_{key}", value)
-    return report
+    valid_key, test_key = _BENCHMARK_KEYS
+    return {valid_key: round(table.valid(arch_text), 4), test_key: round(table.test(arch_text), 4)}
+
+
+def _save_to_study(study: Any, summary: dict[str, Any], *, use_final_choice: bool) -> None:
+    """What the report leaves in the study: the best architecture's benchmark values (study user
+    attributes, never read by the search) and the figures and note for optuna-dashboard."""
+    from teg_plugin.optuna._attrs import best_benchmark_attr
+
+    for key in _BENCHMARK_KEYS:
+        if key in summary:
+            study.set_user_attr(best_benchmark_attr(key), summary[key])
+    _publish(study, use_final_choice=use_final_choice)
 
 
 def _publish(study: Any, *, use_final_choice: bool) -> None:

@@ -1,32 +1,40 @@
-"""The user attributes every TEG trial carries, in one place.
+"""The attributes a TEG study and its trials carry: their names, and every function that writes or
+reads them. No other module spells an attribute name.
 
-Every trial that the sampler, the pruner or the zero-cost objective touches stores these user
-attributes (visible in optuna-dashboard and in ``study.trials_dataframe()``):
+**Trial user attributes.** Every trial that the sampler, the pruner or the zero-cost objective touches
+stores these (visible in optuna-dashboard and in ``study.trials_dataframe()``):
 
-* ``arch``: the architecture's text form (:meth:`SearchSpace.format`);
-* ``index``: its benchmark index (NB201), absent where the space has none;
-* ``ntk_cond``, ``regions``, ``kr_mse``: the three TEG indicators (``None`` where undefined);
-* ``bad``: whether the architecture is flagged bad (it then ranks after every good one).
+* ``arch`` (:data:`ARCH_ATTR`): the architecture's text form (:meth:`SearchSpace.format`);
+* ``index`` (:data:`INDEX_ATTR`): its benchmark index (NB201), absent where the space has none;
+* ``ntk_cond``, ``regions``, ``kr_mse`` (:data:`INDICATOR_ATTRS`): the three TEG indicators (``None``
+  where undefined);
+* ``bad`` (:data:`BAD_ATTR`): whether the architecture is flagged bad (it then ranks after every good one);
+* ``proxy_<name>``: zero-cost proxy values, when asked for (:func:`proxy_user_attrs`).
 
 A trial **has TEG attributes** once it has ``arch``, the three indicators and ``bad``; rankings
-(the pruner, the zero-cost objective's value, :func:`best_trial`) use every such trial except
-failed ones (a trial retried after a crash keeps its attributes in the retry).
+(the pruner, the zero-cost objective's value, :func:`best_trial`, the figures) use every such trial
+except failed ones (a trial retried after a crash keeps its attributes in the retry):
+:func:`teg_trials` and :func:`scored_trials` list them.
 
-Search code reads nothing else: benchmark accuracies (``benchmark_*`` attributes written by reports)
-are never read here.
+**Trial system attribute.** :data:`WORKER_ATTR`: the process running the trial (``within_budget``).
+
+**Study user attributes.** :data:`FINAL_CHOICE_ATTR` and :data:`FINAL_SCORES_ATTR` (the final choice,
+:mod:`teg_plugin.optuna._final`), :data:`SEARCH_SETTINGS_ATTR` (the settings of a ``teg-nas search``
+study, checked on resume) and :func:`best_benchmark_attr` (benchmark accuracies of the best
+architecture, written by ``teg-nas search`` for the report). Search code never reads the last ones.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from teg_plugin.scores import INDICATORS, TEGScore, rank_sums
 
 if TYPE_CHECKING:
     import optuna
-    from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
 
     from teg_plugin.spaces._base import SearchSpace
@@ -42,7 +50,44 @@ INDICATOR_ATTRS: tuple[str, ...] = INDICATORS
 #: Every TEG user attribute (``index`` may be absent).
 TEG_ATTRS: tuple[str, ...] = (ARCH_ATTR, INDEX_ATTR, *INDICATOR_ATTRS, BAD_ATTR)
 #: The attributes a trial needs to count as scored (``index`` is optional).
-_SCORE_ATTRS: tuple[str, ...] = (ARCH_ATTR, *INDICATOR_ATTRS, BAD_ATTR)
+SCORE_ATTRS: tuple[str, ...] = (ARCH_ATTR, *INDICATOR_ATTRS, BAD_ATTR)
+
+#: Trial system attribute: ``host:pid:start`` of the process running the trial, so that a worker
+#: waiting for it can tell when that process is gone (on the same host), without a heartbeat's grace
+#: period, and on a storage without heartbeat (a journal file), which never fails such a trial.
+WORKER_ATTR = "teg:worker"
+
+#: Study user attribute: the finished final choice.
+FINAL_CHOICE_ATTR = "teg_final_choice"
+#: Study user attribute: the final choice's scores measured so far.
+FINAL_SCORES_ATTR = "teg_final_choice_scores"
+#: Study user attribute: the settings a ``teg-nas search`` study was made with (checked on resume).
+SEARCH_SETTINGS_ATTR = "teg_search_settings"
+
+
+def best_benchmark_attr(key: str) -> str:
+    """The study user attribute under which a report stores benchmark value ``key`` of the best
+    architecture (never read by search code).
+
+    Example:
+        >>> best_benchmark_attr("benchmark_cifar10_test")
+        'best_benchmark_cifar10_test'
+    """
+    return f"best_{key}"
+
+
+def describe_score_attrs() -> str:
+    """The attributes a trial needs to count as scored, in words (for error messages).
+
+    Example:
+        >>> describe_score_attrs()
+        "user attrs 'arch' and 'ntk_cond'/'regions'/'kr_mse'/'bad'"
+    """
+    rest = "/".join(f"'{key}'" for key in SCORE_ATTRS[1:])
+    return f"user attrs '{SCORE_ATTRS[0]}' and {rest}"
+
+
+# -- writing -------------------------------------------------------------------------------------
 
 
 def teg_user_attrs(space: SearchSpace, arch: Hashable, score: TEGScore) -> dict[str, Any]:
@@ -95,6 +140,110 @@ def checked_proxy_names(proxies: str | Iterable[str]) -> tuple[str, ...]:
     return parse_proxy_names(proxies)
 
 
+def write_user_attrs(
+    study: optuna.Study,
+    trial: optuna.Trial | FrozenTrial,
+    attrs: Mapping[str, Any],
+    current: Mapping[str, Any] | None = None,
+) -> None:
+    """Write ``attrs`` to ``trial`` through ``study``'s storage (as a sampler or a pruner, which get
+    no live trial), skipping keys ``current`` already holds with the same value (each write is a
+    storage transaction)."""
+    from teg_plugin.optuna._compat import storage_of, trial_id_of
+
+    storage, trial_id = storage_of(study), trial_id_of(trial)
+    for key, value in _changed(attrs, current).items():
+        storage.set_trial_user_attr(trial_id, key, value)
+
+
+def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
+    """Write ``attrs`` to the live ``trial`` (:meth:`~optuna.trial.Trial.set_user_attr`, which keeps
+    the trial's own copy current), skipping keys it already holds with the same value."""
+    for key, value in _changed(attrs, trial.user_attrs).items():
+        trial.set_user_attr(key, value)
+
+
+def write_worker(study: optuna.Study, trial: optuna.Trial, worker: str) -> None:
+    """Record in ``trial`` (:data:`WORKER_ATTR`) the process ``worker`` that runs it."""
+    from teg_plugin.optuna._compat import storage_of, trial_id_of
+
+    storage_of(study).set_trial_system_attr(trial_id_of(trial), WORKER_ATTR, worker)
+
+
+def _changed(attrs: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any]:
+    current = current or {}
+    return {key: value for key, value in attrs.items() if key not in current or current[key] != value}
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def read_user_attrs(study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> dict[str, Any]:
+    """``trial``'s user attributes as ``study``'s storage holds them now (a live trial's own copy may
+    predate what the sampler wrote)."""
+    from teg_plugin.optuna._compat import storage_of, trial_id_of
+
+    return storage_of(study).get_trial_user_attrs(trial_id_of(trial))
+
+
+def read_worker(trial: FrozenTrial) -> str | None:
+    """The process recorded as running ``trial`` (:func:`write_worker`), ``None`` if none is."""
+    worker = trial.system_attrs.get(WORKER_ATTR)
+    return worker if isinstance(worker, str) else None
+
+
+@dataclass(frozen=True)
+class TEGAttrs:
+    """The TEG user attributes of one trial as read back (:func:`read_teg_attrs`).
+
+    Attributes:
+        arch: the architecture's text form.
+        index: its benchmark index, ``None`` where the space has none.
+        ntk_cond, regions, kr_mse: the indicators, ``None`` where undefined (stored as ``None``, not
+            a finite number, or not a number at all).
+        bad: the architecture was flagged bad (an undefined indicator makes its :meth:`score` bad too).
+    """
+
+    arch: str
+    index: int | None
+    ntk_cond: float | None
+    regions: float | None
+    kr_mse: float | None
+    bad: bool
+
+    def score(self) -> TEGScore:
+        """The :class:`TEGScore` these attributes hold (an undefined indicator reads as NaN: ``bad``)."""
+        return TEGScore.from_dict({**{key: getattr(self, key) for key in INDICATOR_ATTRS}, BAD_ATTR: self.bad})
+
+
+def read_teg_attrs(user_attrs: Mapping[str, Any]) -> TEGAttrs | None:
+    """The TEG attributes in a trial's user attributes, or ``None`` unless it has ``arch``, the three
+    indicators and ``bad``.
+
+    Example:
+        >>> attrs = {"arch": "a", "index": 7, "ntk_cond": 12.0, "regions": None, "kr_mse": 0.5, "bad": True}
+        >>> read_teg_attrs(attrs)
+        TEGAttrs(arch='a', index=7, ntk_cond=12.0, regions=None, kr_mse=0.5, bad=True)
+        >>> read_teg_attrs({"arch": "a"}) is None
+        True
+    """
+    if any(key not in user_attrs for key in SCORE_ATTRS):
+        return None
+    indicators = {key: _finite_or_none(user_attrs[key]) for key in INDICATOR_ATTRS}
+    return TEGAttrs(
+        arch=str(user_attrs[ARCH_ATTR]),
+        index=_int_or_none(user_attrs.get(INDEX_ATTR)),
+        bad=bool(user_attrs[BAD_ATTR]),
+        **indicators,
+    )
+
+
+def stored_arch(user_attrs: Mapping[str, Any]) -> str | None:
+    """The architecture text a trial's user attributes hold, ``None`` when they hold none (scored or not)."""
+    arch = user_attrs.get(ARCH_ATTR)
+    return None if arch is None else str(arch)
+
+
 def score_from_user_attrs(user_attrs: Mapping[str, Any]) -> TEGScore | None:
     """The :class:`TEGScore` stored in a trial's user attributes, or ``None`` unless it has ``arch``,
     the three indicators and ``bad``.
@@ -109,39 +258,50 @@ def score_from_user_attrs(user_attrs: Mapping[str, Any]) -> TEGScore | None:
         >>> score_from_user_attrs({"arch": attrs["arch"]}) is None
         True
     """
-    if any(key not in user_attrs for key in _SCORE_ATTRS):
-        return None
-    return TEGScore.from_dict({key: user_attrs[key] for key in (*INDICATOR_ATTRS, BAD_ATTR)})
+    teg = read_teg_attrs(user_attrs)
+    return None if teg is None else teg.score()
 
 
-def write_user_attrs(
-    storage: BaseStorage, trial_id: int, attrs: Mapping[str, Any], current: Mapping[str, Any] | None = None
-) -> None:
-    """Write ``attrs`` to a trial through ``storage``, skipping keys ``current`` already holds with
-    the same value (each write is a storage transaction)."""
-    current = current or {}
-    for key, value in attrs.items():
-        if key not in current or current[key] != value:
-            storage.set_trial_user_attr(trial_id, key, value)
+def teg_trials(study: optuna.Study) -> list[tuple[FrozenTrial, TEGAttrs]]:
+    """Every trial of ``study`` that has TEG user attributes, with them, in trial-number order.
 
-
-def scored_trials(study: optuna.Study, *, exclude_number: int | None = None) -> list[tuple[FrozenTrial, TEGScore]]:
-    """Every trial of ``study`` that has TEG user attributes, with its score, in trial-number order.
-
-    Failed trials are left out (a trial retried after a crash keeps its attributes in its retry),
-    and so is trial ``exclude_number``.
+    Failed trials are left out (a trial retried after a crash keeps its attributes in its retry).
     """
     from optuna.trial import TrialState
 
     out = []
     for trial in study.get_trials(deepcopy=False):
-        if trial.state == TrialState.FAIL or trial.number == exclude_number:
+        if trial.state == TrialState.FAIL:
             continue
-        score = score_from_user_attrs(trial.user_attrs)
-        if score is not None:
-            out.append((trial, score))
+        teg = read_teg_attrs(trial.user_attrs)
+        if teg is not None:
+            out.append((trial, teg))
     out.sort(key=lambda pair: pair[0].number)
     return out
+
+
+def scored_trials(study: optuna.Study, *, exclude_number: int | None = None) -> list[tuple[FrozenTrial, TEGScore]]:
+    """Every trial of ``study`` that has TEG user attributes (:func:`teg_trials`), with its score,
+    in trial-number order; trial ``exclude_number`` is left out."""
+    return [(trial, teg.score()) for trial, teg in teg_trials(study) if trial.number != exclude_number]
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _finite_or_none(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+# -- ranking -------------------------------------------------------------------------------------
 
 
 def count_strictly_better(score: TEGScore, others: Sequence[TEGScore]) -> int:

@@ -9,12 +9,15 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from teg_plugin.optuna._quiet import OPTIMIZE_LOGGER, QuietTrialFailures
+from teg_plugin.optuna._attrs import read_worker, write_worker
+from teg_plugin.optuna._compat import OPTIMIZE_LOGGER, heartbeat_enabled, stale_trial_callback, storage_of, trial_id_of
+from teg_plugin.optuna._quiet import QuietTrialFailures
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.trial import FrozenTrial
 
     from teg_plugin.spaces._base import SearchSpace
 
@@ -37,11 +40,6 @@ _WAIT_NOTICE_S = 15.0
 
 _logger = logging.getLogger(__name__)
 
-#: Trial system attribute: ``host:pid:start`` of the process running the trial, so that a worker
-#: waiting for it can tell when that process is gone (on the same host), without a heartbeat's grace
-#: period, and on a storage without heartbeat (a journal file), which never fails such a trial.
-WORKER_ATTR = "teg:worker"
-
 
 def within_budget(objective: Callable[[optuna.Trial], Any], space: SearchSpace, budget: int) -> Callable[[optuna.Trial], Any]:
     """``objective``, run only if the study can still use the trial: workers sharing a study never
@@ -58,92 +56,153 @@ def within_budget(objective: Callable[[optuna.Trial], Any], space: SearchSpace, 
     the storage's stale-trial callback then re-queues it, as after the grace period. Such a trial still gets its proposal and TEG user attributes, like every trial. Later
     trials never hold up earlier ones, so nothing deadlocks, and at most ``budget`` trials finish.
     """
-    import optuna
-    from optuna.trial import TrialState
+    return _BudgetGate(objective, space, budget)
 
-    from teg_plugin.optuna._suggest import suggest
 
-    finished = (TrialState.COMPLETE, TrialState.PRUNED)
-    unfinished = (TrialState.RUNNING, TrialState.WAITING)
-    hide = QuietTrialFailures((BudgetReached, KeyboardInterrupt))
-    logging_filter_installed = False
+class _BudgetGate:
+    """The objective :func:`within_budget` returns: each call runs ``objective`` on its trial, or
+    skips the trial when the study's budget is (or will be) reached without it."""
 
-    def run(trial: optuna.Trial) -> Any:
-        nonlocal logging_filter_installed
-        if not logging_filter_installed:
-            # Optuna logs every failed trial as two warnings, one with a traceback; a surplus trial is
-            # no failure, and an interrupted one is reported by the caller in one line.
-            optuna.logging.get_logger(OPTIMIZE_LOGGER).addFilter(hide)
-            logging_filter_installed = True
+    def __init__(self, objective: Callable[[optuna.Trial], Any], space: SearchSpace, budget: int) -> None:
+        self._objective = objective
+        self._space = space
+        self._budget = budget
+        self._quiet = QuietTrialFailures((BudgetReached, KeyboardInterrupt))
+        self._quiet_installed = False
+
+    def __call__(self, trial: optuna.Trial) -> Any:
+        self._install_quiet_logging()
         try:
-            return run_within_budget(trial)
+            return self._run(trial)
         except KeyboardInterrupt:
-            hide.numbers.add(trial.number)
+            self._quiet.numbers.add(trial.number)
             raise
 
-    def run_within_budget(trial: optuna.Trial) -> Any:
+    def _install_quiet_logging(self) -> None:
+        """Once: Optuna logs every failed trial as two warnings, one with a traceback; a surplus trial
+        is no failure, and an interrupted one is reported by the caller in one line."""
+        if not self._quiet_installed:
+            import optuna
+
+            optuna.logging.get_logger(OPTIMIZE_LOGGER).addFilter(self._quiet)
+            self._quiet_installed = True
+
+    def _run(self, trial: optuna.Trial) -> Any:
+        """Wait until the earlier trials leave room for ``trial`` (then run it) or fill the budget
+        (then skip it, as when the wait has no end in sight)."""
         study = trial.study
-        expirable = _heartbeat_enabled(study)
-        study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, _this_process())
-        waiting_since: float | None = None
-        wait_started = time.monotonic()
-        explained = False
+        wait = _Wait(expirable=heartbeat_enabled(storage_of(study)))
+        write_worker(study, trial, _this_process())
         while True:
-            trials = study.get_trials(deepcopy=False)
-            done = sum(t.state in finished for t in trials)
-            ahead = [t for t in trials if t.number < trial.number and t.state in unfinished]
-            if done + len(ahead) < budget:
-                return objective(trial)
-            if done >= budget:
+            done, ahead = self._count(study, trial)
+            if done + len(ahead) < self._budget:
+                return self._objective(trial)
+            if done >= self._budget:
                 break
             if _fail_trials_of_dead_workers(study, ahead):
                 continue  # count again: a failed trial leaves room
-            queued_only = all(t.state == TrialState.WAITING for t in ahead)
-            if queued_only or not expirable:
-                waiting_since = waiting_since if waiting_since is not None else time.monotonic()
-                if time.monotonic() - waiting_since > (_QUEUED_WAIT_S if queued_only else _UNEXPIRABLE_WAIT_S):
-                    if not queued_only:
-                        running = [t.number for t in ahead if t.state == TrialState.RUNNING]
-                        _logger.warning(
-                            "teg-nas: trial(s) %s of study %r still RUNNING after %.0f s; this storage has no "
-                            "heartbeat (journal), so a trial whose worker died never ends. Stopping at %d of %d "
-                            "trials. If no worker runs it, fail it (study.tell(%d, state=optuna.trial.TrialState.FAIL)) "
-                            "and resume, or use an SQL storage, whose heartbeat does that",
-                            running, study.study_name, _UNEXPIRABLE_WAIT_S, done, budget, running[0],
-                        )
-                    break
-            else:
-                waiting_since = None
-                if not explained and time.monotonic() - wait_started > _WAIT_NOTICE_S:
-                    explained = True
-                    running = [t.number for t in ahead if t.state == TrialState.RUNNING]
-                    _logger.warning(
-                        "teg-nas: the last trial(s) of the budget wait for trial(s) %s, still RUNNING (another "
-                        "worker's, or a stopped worker's, which Optuna's heartbeat fails after its grace period; "
-                        "then this search goes on). A trial started outside study.optimize (study.ask) has no "
-                        "heartbeat and is never failed: if no worker runs it, fail it "
-                        "(study.tell(%d, state=optuna.trial.TrialState.FAIL))",
-                        running, running[0],
-                    )
-            time.sleep(_BUDGET_POLL_S)
-            with warnings.catch_warnings():  # fail a dead worker's trial (a no-op without heartbeat)
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(study)
-        study.stop()
-        hide.numbers.add(trial.number)
-        suggest(space, trial)  # the sampler's proposal and its TEG attributes, as on every trial
-        raise BudgetReached(f"trial {trial.number} not needed: other workers fill the budget of {budget} trials")
+            if not self._wait_on(study, wait, done, ahead):
+                break
+            self._pause(study)
+        self._skip(trial)
 
-    return run
+    def _count(self, study: optuna.Study, trial: optuna.Trial) -> tuple[int, list[FrozenTrial]]:
+        """The number of finished trials, and the earlier (lower numbered) unfinished ones."""
+        from optuna.trial import TrialState
+
+        trials = study.get_trials(deepcopy=False)
+        done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+        ahead = [t for t in trials if t.number < trial.number and t.state in (TrialState.RUNNING, TrialState.WAITING)]
+        return done, ahead
+
+    def _wait_on(self, study: optuna.Study, wait: _Wait, done: int, ahead: list[FrozenTrial]) -> bool:
+        """Whether to keep waiting for the trials ``ahead``: for RUNNING ones a heartbeat will end,
+        yes (saying once, after a while, what the wait is for); for queued ones no live worker may pick
+        up, or on a storage without heartbeat, only for a bounded time."""
+        from optuna.trial import TrialState
+
+        queued_only = all(t.state == TrialState.WAITING for t in ahead)
+        if queued_only or not wait.expirable:
+            if not wait.bounded_wait_over(_QUEUED_WAIT_S if queued_only else _UNEXPIRABLE_WAIT_S):
+                return True
+            if not queued_only:
+                self._warn_unending_wait(study, done, ahead)
+            return False
+        if wait.time_to_explain():
+            self._explain_wait(ahead)
+        return True
+
+    def _warn_unending_wait(self, study: optuna.Study, done: int, ahead: list[FrozenTrial]) -> None:
+        running = _running_numbers(ahead)
+        _logger.warning(
+            "teg-nas: trial(s) %s of study %r still RUNNING after %.0f s; this storage has no "
+            "heartbeat (journal), so a trial whose worker died never ends. Stopping at %d of %d "
+            "trials. If no worker runs it, fail it (study.tell(%d, state=optuna.trial.TrialState.FAIL)) "
+            "and resume, or use an SQL storage, whose heartbeat does that",
+            running, study.study_name, _UNEXPIRABLE_WAIT_S, done, self._budget, running[0],
+        )
+
+    def _explain_wait(self, ahead: list[FrozenTrial]) -> None:
+        running = _running_numbers(ahead)
+        _logger.warning(
+            "teg-nas: the last trial(s) of the budget wait for trial(s) %s, still RUNNING (another "
+            "worker's, or a stopped worker's, which Optuna's heartbeat fails after its grace period; "
+            "then this search goes on). A trial started outside study.optimize (study.ask) has no "
+            "heartbeat and is never failed: if no worker runs it, fail it "
+            "(study.tell(%d, state=optuna.trial.TrialState.FAIL))",
+            running, running[0],
+        )
+
+    def _pause(self, study: optuna.Study) -> None:
+        """Sleep one poll interval, then fail a dead worker's trial (a no-op without heartbeat)."""
+        import optuna
+
+        time.sleep(_BUDGET_POLL_S)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+
+    def _skip(self, trial: optuna.Trial) -> NoReturn:
+        """Stop this worker and fail ``trial`` quietly (``BudgetReached``); it still gets the sampler's
+        proposal and its TEG attributes, as every trial does."""
+        from teg_plugin.optuna._suggest import suggest
+
+        trial.study.stop()
+        self._quiet.numbers.add(trial.number)
+        suggest(self._space, trial)
+        raise BudgetReached(f"trial {trial.number} not needed: other workers fill the budget of {self._budget} trials")
 
 
-def _heartbeat_enabled(study: optuna.Study) -> bool:
-    """Whether the study's storage fails the trials of dead workers (Optuna's heartbeat)."""
-    try:
-        from optuna.storages._heartbeat import is_heartbeat_enabled
-    except ImportError:  # pragma: no cover - an Optuna without it: assume the safe, bounded wait
-        return False
-    return bool(is_heartbeat_enabled(study._storage))
+class _Wait:
+    """How long one trial has waited for earlier ones."""
+
+    def __init__(self, *, expirable: bool) -> None:
+        #: Whether the storage fails a dead worker's RUNNING trial (heartbeat), which ends any wait for it.
+        self.expirable = expirable
+        self._started = time.monotonic()
+        self._bounded_since: float | None = None
+        self._explained = False
+
+    def bounded_wait_over(self, limit_s: float) -> bool:
+        """Go on with (or start) a wait that ends after ``limit_s`` seconds; whether it has ended."""
+        if self._bounded_since is None:
+            self._bounded_since = time.monotonic()
+        return time.monotonic() - self._bounded_since > limit_s
+
+    def time_to_explain(self) -> bool:
+        """A wait a heartbeat will end (a bounded wait starts afresh after it): whether it has lasted
+        ``_WAIT_NOTICE_S`` and was not explained yet (then it counts as explained)."""
+        self._bounded_since = None
+        if self._explained or time.monotonic() - self._started <= _WAIT_NOTICE_S:
+            return False
+        self._explained = True
+        return True
+
+
+def _running_numbers(trials: list[FrozenTrial]) -> list[int]:
+    from optuna.trial import TrialState
+
+    return [t.number for t in trials if t.state == TrialState.RUNNING]
 
 
 def _this_process() -> str:
@@ -182,14 +241,14 @@ def _fail_trials_of_dead_workers(study: optuna.Study, ahead: list[optuna.trial.F
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
-    storage = study._storage
+    storage = storage_of(study)
     failed = []
     for trial in ahead:
-        worker = trial.system_attrs.get(WORKER_ATTR)
-        if trial.state != TrialState.RUNNING or not isinstance(worker, str) or not _is_gone(worker):
+        worker = read_worker(trial)
+        if trial.state != TrialState.RUNNING or worker is None or not _is_gone(worker):
             continue
         try:
-            if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            if storage.set_trial_state_values(trial_id_of(trial), TrialState.FAIL):
                 failed.append(trial)
         except UpdateFinishedTrialError:  # it ended meanwhile, or another worker failed it first
             continue
@@ -197,9 +256,8 @@ def _fail_trials_of_dead_workers(study: optuna.Study, ahead: list[optuna.trial.F
         return False
     _logger.warning("teg-nas: trial(s) %s of study %r were RUNNING in a process that no longer exists; "
                     "marked them FAIL", [t.number for t in failed], study.study_name)
-    if _heartbeat_enabled(study):  # the getter's name as the installed Optuna has it (renamed in 4.9)
-        getter = getattr(storage, "get_heartbeat_stale_trial_callback", None) or storage.get_failed_trial_callback
-        callback = getter()
+    if heartbeat_enabled(storage):
+        callback = stale_trial_callback(storage)
         for trial in failed if callback is not None else []:
-            callback(study, storage.get_trial(trial._trial_id))
+            callback(study, storage.get_trial(trial_id_of(trial)))
     return True

@@ -19,18 +19,13 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from teg_plugin.confirm import DEFAULT_CONFIRM_RULE, Confirmation, confirm, confirmation_seeds, top_candidates
-from teg_plugin.optuna._attrs import ARCH_ATTR, scored_trials
+from teg_plugin.optuna._attrs import FINAL_CHOICE_ATTR, FINAL_SCORES_ATTR, scored_trials, stored_arch
 from teg_plugin.scores import RankRule, TEGScore
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
     from teg_plugin.scorer import TEGScorer
-
-#: Study user attribute: the finished final choice.
-FINAL_CHOICE_ATTR = "teg_final_choice"
-#: Study user attribute: the final choice's scores measured so far.
-FINAL_SCORES_ATTR = "teg_final_choice_scores"
 
 
 def complete_scored(study: optuna.Study) -> list[tuple[FrozenTrial, TEGScore]]:
@@ -59,7 +54,7 @@ def run_final_choice(
         return None
     complete = complete_scored(study)
     space = scorer.space
-    archs = [space.parse(str(t.user_attrs[ARCH_ATTR])) for t, _ in complete]
+    archs = [space.parse(str(stored_arch(t.user_attrs))) for t, _ in complete]
     scores = [s for _, s in complete]
     candidates = top_candidates(space, archs, scores, top)
     if not candidates:

@@ -86,15 +86,12 @@ def _count_lines(file: Any, size: int) -> int:
 
 def _describe(tail: bytes) -> str:
     """What a cut-off record was about: its operation and trial, as far as they are still there."""
-    from optuna.storages.journal._storage import JournalOperation
+    from teg_plugin.optuna._compat import journal_operation_name
 
     op = re.match(rb'\{"op_code":(\d+)', tail)
     if op is None:
         return "not readable"
-    try:
-        what = JournalOperation(int(op.group(1))).name.lower()
-    except ValueError:
-        what = f"op_code {int(op.group(1))}"
+    what = journal_operation_name(int(op.group(1))) or f"op_code {int(op.group(1))}"
     trial = re.search(rb'"trial_id":(\d+)', tail)
     return f"{what} of trial id {int(trial.group(1))}" if trial else what
 

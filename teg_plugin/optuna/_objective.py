@@ -8,10 +8,13 @@ from typing import TYPE_CHECKING
 import optuna
 
 from teg_plugin.optuna._attrs import (
+    SCORE_ATTRS,
     checked_proxy_names,
     normalized_rank_sum,
     proxy_user_attrs,
     scored_trials,
+    set_user_attrs,
+    teg_trials,
     teg_user_attrs,
 )
 from teg_plugin.optuna._suggest import suggest
@@ -31,6 +34,17 @@ DIRECTIONS: tuple[str, ...] = ("minimize", "maximize", "minimize")
 METRIC_NAMES: tuple[str, ...] = INDICATORS
 
 ZeroCostObjective = Callable[[optuna.Trial], float | tuple[float, float, float]]
+
+
+def study_directions(multi_objective: bool) -> list[str]:
+    """The directions of a study for :func:`zero_cost_objective`: :data:`DIRECTIONS` for the three
+    indicators, else ``["minimize"]`` for the rank-based score.
+
+    Example:
+        >>> study_directions(False), study_directions(True)
+        (['minimize'], ['minimize', 'maximize', 'minimize'])
+    """
+    return list(DIRECTIONS) if multi_objective else ["minimize"]
 
 
 def zero_cost_objective(
@@ -82,7 +96,7 @@ def zero_cost_objective(
     """
     if scorer.space.name != space.name:
         raise ValueError(f"the scorer scores {scorer.space.name!r} but the objective searches {space.name!r}")
-    expected = list(DIRECTIONS) if multi_objective else ["minimize"]
+    expected = study_directions(multi_objective)
     proxy_names = checked_proxy_names(proxies)
 
     def objective(trial: optuna.Trial) -> float | tuple[float, float, float]:
@@ -96,13 +110,10 @@ def zero_cost_objective(
             )
         arch = suggest(space, trial)
         score = scorer.score(arch)
-        current = trial.user_attrs
         attrs = teg_user_attrs(space, arch, score)
         if proxy_names:
             attrs.update(proxy_user_attrs(scorer.proxies([arch], proxy_names)[0]))
-        for key, value in attrs.items():
-            if key not in current or current[key] != value:
-                trial.set_user_attr(key, value)
+        set_user_attrs(trial, attrs)
         if score.bad:
             raise optuna.TrialPruned(f"bad architecture {space.format(arch)}: {score.reason or 'undefined indicator'}")
         if multi_objective:
@@ -154,11 +165,7 @@ def best_trial(
     """
     if scorer is not None and confirm_top and confirm_seeds:
         run_final_choice(study, scorer, top=confirm_top, seeds=confirm_seeds, rule=rule, progress=progress)
-    complete = [
-        (trial, score)
-        for trial, score in scored_trials(study)
-        if trial.state == optuna.trial.TrialState.COMPLETE
-    ]
+    complete = [(trial, teg) for trial, teg in teg_trials(study) if trial.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         scored = [score for _, score in scored_trials(study)]
         if scored and all(score.bad for score in scored):
@@ -166,11 +173,11 @@ def best_trial(
                 f"every architecture scored in study {study.study_name!r} ({len(scored)} trial(s)) was flagged bad, "
                 f"so there is no best one; the first reason: {scored[0].reason}"
             )
-        raise ValueError("no complete trial has TEG user attributes (arch, ntk_cond, regions, kr_mse, bad)")
+        raise ValueError(f"no complete trial has TEG user attributes ({', '.join(SCORE_ATTRS)})")
     # Each architecture counts once (a search may propose one twice), at its first complete trial,
     # as in Strategy.best(), the figures and the dashboard note.
-    archs = [str(trial.user_attrs["arch"]) for trial, _ in complete]
+    archs = [teg.arch for _, teg in complete]
     final = current_final_choice(study, complete) if use_final_choice else None
     if final is not None and final["pick"] in archs:
         return complete[archs.index(final["pick"])][0]
-    return complete[best_distinct_index(archs, [score for _, score in complete])][0]
+    return complete[best_distinct_index(archs, [teg.score() for _, teg in complete])][0]

@@ -10,6 +10,7 @@ from optuna.pruners import BasePruner
 from teg_plugin._checks import check_int
 from teg_plugin.optuna._attrs import (
     count_strictly_better,
+    read_user_attrs,
     score_from_user_attrs,
     scored_trials,
     teg_user_attrs,
@@ -94,9 +95,7 @@ class TEGPruner(BasePruner):
             return self._training_pruner.prune(study, trial) if self._training_pruner is not None else False
         return _decide(
             study,
-            number=trial.number,
-            trial_id=trial._trial_id,
-            params=trial.params,
+            trial,
             scorer=self._scorer,
             quantile=self._quantile,
             n_warmup_trials=self._n_warmup_trials,
@@ -137,9 +136,7 @@ def should_prune_zero_cost(
     _check_options(quantile, n_warmup_trials)
     return _decide(
         trial.study,
-        number=trial.number,
-        trial_id=trial._trial_id,
-        params=trial.params,
+        trial,
         scorer=scorer,
         quantile=float(quantile),
         n_warmup_trials=int(n_warmup_trials),
@@ -154,22 +151,20 @@ def _check_options(quantile: float, n_warmup_trials: int) -> None:
 
 def _decide(
     study: optuna.Study,
+    trial: optuna.Trial | FrozenTrial,
     *,
-    number: int,
-    trial_id: int,
-    params: Mapping[str, Any],
     scorer: TEGScorer | None,
     quantile: float,
     n_warmup_trials: int,
 ) -> bool:
     # Read from the storage: a live trial's own copy may predate what the sampler wrote.
-    user_attrs = study._storage.get_trial_user_attrs(trial_id)
+    user_attrs = read_user_attrs(study, trial)
     score = score_from_user_attrs(user_attrs)
     if score is None:
-        score = _score_params(study, trial_id, user_attrs, params, scorer)
+        score = _score_params(study, trial, user_attrs, trial.params, scorer)
         if score is None:
             return False
-    others = [other for _, other in scored_trials(study, exclude_number=number)]
+    others = [other for _, other in scored_trials(study, exclude_number=trial.number)]
     if len(others) < n_warmup_trials:
         return False
     if score.bad:
@@ -179,7 +174,7 @@ def _decide(
 
 def _score_params(
     study: optuna.Study,
-    trial_id: int,
+    trial: optuna.Trial | FrozenTrial,
     user_attrs: Mapping[str, Any],
     params: Mapping[str, Any],
     scorer: TEGScorer | None,
@@ -197,5 +192,5 @@ def _score_params(
     except ValueError:
         return None
     score = scorer.score(arch)
-    write_user_attrs(study._storage, trial_id, teg_user_attrs(space, arch, score), user_attrs)
+    write_user_attrs(study, trial, teg_user_attrs(space, arch, score), user_attrs)
     return score

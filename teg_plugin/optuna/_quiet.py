@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-#: The logger Optuna reports failed trials on: two warnings each, the first with the traceback.
-OPTIMIZE_LOGGER = "optuna.study._optimize"
+from teg_plugin.optuna._compat import OPTIMIZE_LOGGER  # noqa: F401  (where cli/_interrupt imports it from)
 
 
 class QuietTrialFailures(logging.Filter):

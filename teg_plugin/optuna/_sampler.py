@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from teg_plugin._checks import check_int, check_seed
 from teg_plugin.optuna._attrs import checked_proxy_names, proxy_user_attrs, score_from_user_attrs, teg_user_attrs, write_user_attrs
+from teg_plugin.optuna._compat import fixed_params, keep_in_cached_trial
 from teg_plugin.optuna._suggest import search_space as _search_space
 from teg_plugin.scores import TEGScore, rank_sums
 from teg_plugin.strategies import Strategy, make_strategy
@@ -155,28 +156,22 @@ class TEGSampler(BaseSampler):
         self._proxies = checked_proxy_names(proxies)
         self._space = space
         self._scorer = scorer
-        self._strategy_name = strategy
-        self._seed = seed
         self._steps = steps_per_trial
-        self._options = dict(strategy_options or {})
-        self._new_strategy()  # fail now, not in the first trial, on a bad option
+        strategies = _StrategyMaker(space, scorer, strategy, seed, dict(strategy_options or {}))
+        strategies.make()  # fail now, not in the first trial, on a bad option
         self._distributions = _search_space(space)
-        self._names = tuple(self._distributions)
         self._random = RandomSampler(seed=seed)
         self._warn_independent = warn_independent_sampling
         self._warned: set[str] = set()
         self._lock = threading.Lock()
-        self._scores: dict[Hashable, TEGScore] = {}
-        self._canonical: dict[Hashable, Hashable] = {}
-        #: Zero-cost mode: (numbers of the told trials, the strategy that was told them and never asked).
-        self._snapshot: tuple[tuple[int, ...], Strategy] | None = None
-        self._use_snapshot = True
-        #: Guided mode: the strategy and every (arch, score) step it has taken, in order.
-        self._guided: Strategy | None = None
-        self._guided_steps: list[tuple[Hashable, TEGScore]] = []
-        self._guided_classes: set[Hashable] = set()
-        #: Guided mode: the step at which each new isomorphism class was first scored.
-        self._guided_first_seen: list[int] = []
+        self._scores = _ScoreMemo(scorer)
+        archs = _TrialArchs(space, tuple(self._distributions))
+        #: Where the proposals come from: one strategy step per trial, or ``steps_per_trial`` steps.
+        self._policy: _ZeroCostPolicy | _GuidedPolicy = (
+            _ZeroCostPolicy(strategies, archs, self._scores)
+            if steps_per_trial == 1
+            else _GuidedPolicy(strategies, archs, self._scores, steps_per_trial)
+        )
 
     @property
     def space(self) -> SearchSpace:
@@ -206,16 +201,12 @@ class TEGSampler(BaseSampler):
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
         """The next architecture of the strategy as parameters; writes its TEG user attributes."""
-        if not search_space or any(name not in search_space for name in self._names):
+        if not search_space or any(name not in search_space for name in self._distributions):
             return {}
         with self._lock:
-            trials = study.get_trials(deepcopy=False)
-            if self._steps == 1:
-                arch = self._zero_cost_proposal(trials, trial)
-            else:
-                arch = self._guided_proposal(trials, trial)
+            arch = self._policy.propose(study.get_trials(deepcopy=False), trial)
         params = self._space.to_params(arch)
-        fixed = trial.system_attrs.get("fixed_params") or {}
+        fixed = fixed_params(trial)
         final: Hashable | None = arch
         if any(name in fixed for name in params):  # an enqueued trial: Optuna uses its fixed values
             try:
@@ -223,14 +214,7 @@ class TEGSampler(BaseSampler):
             except ValueError:
                 final = None
         if final is not None:
-            score = self._score_all([final])[0]
-            attrs = teg_user_attrs(self._space, final, score)
-            if self._proxies:
-                attrs.update(proxy_user_attrs(self._scorer.proxies([final], self._proxies)[0]))
-            write_user_attrs(study._storage, trial._trial_id, attrs, trial.user_attrs)
-            # ``trial`` is the live Trial's cached copy: updating it lets the objective (and
-            # ``Trial.should_prune``) see the attributes without a storage round trip.
-            trial.user_attrs.update(attrs)
+            self._write_attrs(study, trial, final)
         return {name: value for name, value in params.items() if name in search_space and name not in fixed}
 
     def sample_independent(
@@ -257,21 +241,111 @@ class TEGSampler(BaseSampler):
             )
         return self._random.sample_independent(study, trial, param_name, param_distribution)
 
-    # -- zero-cost mode --------------------------------------------------------------------------
+    def _write_attrs(self, study: optuna.Study, trial: FrozenTrial, arch: Hashable) -> None:
+        """Write the TEG user attributes (and proxies) of ``arch``, the trial's architecture."""
+        attrs = teg_user_attrs(self._space, arch, self._scores.of([arch])[0])
+        if self._proxies:
+            attrs.update(proxy_user_attrs(self._scorer.proxies([arch], self._proxies)[0]))
+        write_user_attrs(study, trial, attrs, trial.user_attrs)
+        keep_in_cached_trial(trial, attrs)
 
-    def _zero_cost_proposal(self, trials: Sequence[FrozenTrial], trial: FrozenTrial) -> Hashable:
+
+# -- what both modes share -------------------------------------------------------------------------
+
+
+class _ScoreMemo:
+    """Scores from the scorer, remembered per architecture (no canonical form to recompute when a
+    study is replayed)."""
+
+    def __init__(self, scorer: TEGScorer) -> None:
+        self._scorer = scorer
+        self._scores: dict[Hashable, TEGScore] = {}
+
+    def of(self, archs: Sequence[Hashable]) -> list[TEGScore]:
+        """The scores of ``archs``; those not known yet are scored in one call."""
+        missing = [arch for arch in dict.fromkeys(archs) if arch not in self._scores]
+        if missing:
+            for arch, score in zip(missing, self._scorer.score_many(missing), strict=True):
+                self._scores[arch] = score
+        return [self._scores[arch] for arch in archs]
+
+    def remember(self, arch: Hashable, score: TEGScore) -> None:
+        """Take ``score`` as ``arch``'s score unless one is known already (a trial's stored score)."""
+        self._scores.setdefault(arch, score)
+
+
+class _StrategyMaker:
+    """Makes fresh strategies, all alike: the sampler's strategy, seed and options."""
+
+    def __init__(self, space: SearchSpace, scorer: TEGScorer, name: str, seed: int, options: dict[str, Any]) -> None:
+        self.space = space
+        self.scorer = scorer
+        self._name = name
+        self._seed = seed
+        self._options = options
+
+    def make(self) -> Strategy:
+        # Per-repeat supernet scores let pruning compare repeat by repeat (TE-NAS); a scorer without
+        # them (a user's own) prunes on its mean scores.
+        score_mask = getattr(self.scorer, "score_mask_repeats", None) or self.scorer.score_mask
+        return make_strategy(self._name, self.space, seed=self._seed, score_mask=score_mask, **self._options)
+
+
+class _TrialArchs:
+    """The architectures of trials: read from their parameters, and their isomorphism classes."""
+
+    def __init__(self, space: SearchSpace, names: tuple[str, ...]) -> None:
+        self._space = space
+        self._names = names
+        self._canonical: dict[Hashable, Hashable] = {}
+
+    def of(self, trial: FrozenTrial) -> Hashable | None:
+        """The architecture a trial's parameters describe, or ``None`` if they do not name one."""
+        params = trial.params
+        if any(name not in params for name in self._names):
+            return None
+        try:
+            return self._space.from_params({name: params[name] for name in self._names})
+        except ValueError:
+            return None
+
+    def canonical(self, arch: Hashable) -> Hashable:
+        """``arch``'s isomorphism class (its canonical form), remembered."""
+        if arch not in self._canonical:
+            self._canonical[arch] = self._space.canonical(arch)
+        return self._canonical[arch]
+
+
+# -- zero-cost mode --------------------------------------------------------------------------------
+
+
+class _ZeroCostPolicy:
+    """One strategy step per trial, replayed from the study: the strategy is told every finished
+    trial's architecture and score, asked once per earlier unfinished trial, then asked for this one."""
+
+    def __init__(self, strategies: _StrategyMaker, archs: _TrialArchs, scores: _ScoreMemo) -> None:
+        self._strategies = strategies
+        self._archs = archs
+        self._scores = scores
+        #: (numbers of the told trials, the strategy that was told them and never asked).
+        self._snapshot: tuple[tuple[int, ...], Strategy] | None = None
+        #: Whether a later proposal starts from the snapshot (tests compare with a rebuilt strategy).
+        self.use_snapshot = True
+
+    def propose(self, trials: Sequence[FrozenTrial], trial: FrozenTrial) -> Hashable:
+        """The architecture for ``trial``, given every trial of the study."""
         told: list[tuple[int, Hashable]] = []
         pending = 0
         for other in trials:
             if other.number == trial.number:
                 continue
             if other.state in _TOLD_STATES:
-                arch = self._arch_of(other)
+                arch = self._archs.of(other)
                 if arch is not None:
                     told.append((other.number, arch))
                     stored = score_from_user_attrs(other.user_attrs)
                     if stored is not None:  # what the objective measured: no need to score it again here
-                        self._scores.setdefault(arch, stored)
+                        self._scores.remember(arch, stored)
             elif other.number < trial.number:
                 pending += 1  # running, waiting or failed: it holds (or will get) an earlier proposal
         told.sort(key=lambda pair: pair[0])
@@ -285,47 +359,68 @@ class TEGSampler(BaseSampler):
         numbers = tuple(number for number, _ in told)
         base: Strategy | None = None
         new = told
-        if self._use_snapshot and self._snapshot is not None:
+        if self.use_snapshot and self._snapshot is not None:
             known, strategy = self._snapshot
             if numbers[: len(known)] == known:
                 base, new = strategy, told[len(known) :]
         if base is None:
-            base = self._new_strategy()
+            base = self._strategies.make()
         archs = [arch for _, arch in new]
-        base.replay(zip(archs, self._score_all(archs), strict=True))
+        base.replay(zip(archs, self._scores.of(archs), strict=True))
         self._snapshot = (numbers, base)
         # The snapshot must stay un-asked: hand out a copy. It shares the space, the scorer and the
         # told (arch, score) pairs, which are immutable, so copying costs little.
-        memo: dict[int, Any] = {id(self._space): self._space, id(self._scorer): self._scorer}
+        space, scorer = self._strategies.space, self._strategies.scorer
+        memo: dict[int, Any] = {id(space): space, id(scorer): scorer}
         for pair in base.history:
             memo[id(pair)] = pair
             memo[id(pair[0])] = pair[0]
             memo[id(pair[1])] = pair[1]
         return copy.deepcopy(base, memo)
 
-    # -- guided mode -----------------------------------------------------------------------------
 
-    def _guided_proposal(self, trials: Sequence[FrozenTrial], trial: FrozenTrial) -> Hashable:
+# -- guided mode -----------------------------------------------------------------------------------
+
+
+class _GuidedPolicy:
+    """``steps_per_trial`` ask/score/tell strategy steps per trial, taken by the sampler itself; each
+    trial gets the best architecture of the steps so far that no trial has had. The steps depend on
+    nothing but the seed and their number: a rebuilt sampler replays them."""
+
+    def __init__(self, strategies: _StrategyMaker, archs: _TrialArchs, scores: _ScoreMemo, steps_per_trial: int) -> None:
+        self._strategies = strategies
+        self._archs = archs
+        self._scores = scores
+        self._steps_per_trial = steps_per_trial
+        self._strategy: Strategy | None = None
+        #: Every (arch, score) step the strategy has taken, in order.
+        self.history: list[tuple[Hashable, TEGScore]] = []
+        self._classes: set[Hashable] = set()
+        #: The step at which each new isomorphism class was first scored.
+        self._first_seen: list[int] = []
+
+    def propose(self, trials: Sequence[FrozenTrial], trial: FrozenTrial) -> Hashable:
+        """The architecture for ``trial``, given every trial of the study."""
         rounds = 0
         proposed: set[Hashable] = set()
         for other in trials:
             if other.number == trial.number:
                 continue
-            arch = self._arch_of(other)
+            arch = self._archs.of(other)
             if arch is not None:
-                proposed.add(self._canonical_of(arch))
+                proposed.add(self._archs.canonical(arch))
             if other.number < trial.number and (arch is not None or not other.state.is_finished()):
                 rounds += 1  # it had (or is about to get) a proposal
-        end = self._guided_window(self._steps * (rounds + 1))
-        window = self._guided_steps[:end]
+        end = self._window(self._steps_per_trial * (rounds + 1))
+        window = self.history[:end]
         sums = rank_sums([score for _, score in window])
         for i in sorted(range(len(window)), key=lambda i: (sums[i], i)):
-            if self._canonical_of(window[i][0]) not in proposed:
+            if self._archs.canonical(window[i][0]) not in proposed:
                 return window[i][0]
         for step in range(end, end + _MAX_EXTRA_GUIDED_STEPS):
             self._advance(step + 1)
-            arch = self._guided_steps[step][0]
-            if self._canonical_of(arch) not in proposed:
+            arch = self.history[step][0]
+            if self._archs.canonical(arch) not in proposed:
                 return arch
         warnings.warn(
             f"TEGSampler found no architecture that no trial has had after {end + _MAX_EXTRA_GUIDED_STEPS} "
@@ -336,61 +431,29 @@ class TEGSampler(BaseSampler):
         best = min(range(len(window)), key=lambda i: (sums[i], i))
         return window[best][0]
 
-    def _guided_window(self, n_classes: int) -> int:
-        """How many guided steps it takes to score ``n_classes`` distinct architectures (isomorphism
+    def _window(self, n_classes: int) -> int:
+        """How many steps it takes to score ``n_classes`` distinct architectures (isomorphism
         classes; a repeated proposal costs nothing), at most ``_GUIDED_STEPS_PER_CLASS`` per class.
         A pure function of ``n_classes``: the step sequence never depends on the study."""
         cap = _GUIDED_STEPS_PER_CLASS * n_classes
-        while len(self._guided_first_seen) < n_classes and len(self._guided_steps) < cap:
-            self._advance(len(self._guided_steps) + 1)
+        while len(self._first_seen) < n_classes and len(self.history) < cap:
+            self._advance(len(self.history) + 1)
         end = cap
-        if len(self._guided_first_seen) >= n_classes:
-            end = min(self._guided_first_seen[n_classes - 1] + 1, cap)
+        if len(self._first_seen) >= n_classes:
+            end = min(self._first_seen[n_classes - 1] + 1, cap)
         self._advance(end)
         return end
 
     def _advance(self, steps: int) -> None:
-        """Run the guided strategy until it has taken ``steps`` ask/score/tell steps."""
-        if self._guided is None:
-            self._guided = self._new_strategy()
-        while len(self._guided_steps) < steps:
-            arch = self._guided.ask()
-            score = self._score_all([arch])[0]
-            self._guided.tell(arch, score)
-            canonical = self._canonical_of(arch)
-            if canonical not in self._guided_classes:
-                self._guided_classes.add(canonical)
-                self._guided_first_seen.append(len(self._guided_steps))
-            self._guided_steps.append((arch, score))
-
-    # -- helpers ---------------------------------------------------------------------------------
-
-    def _new_strategy(self) -> Strategy:
-        # Per-repeat supernet scores let pruning compare repeat by repeat (TE-NAS); a scorer without
-        # them (a user's own) prunes on its mean scores.
-        score_mask = getattr(self._scorer, "score_mask_repeats", None) or self._scorer.score_mask
-        return make_strategy(self._strategy_name, self._space, seed=self._seed, score_mask=score_mask, **self._options)
-
-    def _arch_of(self, trial: FrozenTrial) -> Hashable | None:
-        """The architecture a trial's parameters describe, or ``None`` if they do not name one."""
-        params = trial.params
-        if any(name not in params for name in self._names):
-            return None
-        try:
-            return self._space.from_params({name: params[name] for name in self._names})
-        except ValueError:
-            return None
-
-    def _canonical_of(self, arch: Hashable) -> Hashable:
-        if arch not in self._canonical:
-            self._canonical[arch] = self._space.canonical(arch)
-        return self._canonical[arch]
-
-    def _score_all(self, archs: Sequence[Hashable]) -> list[TEGScore]:
-        """Scores of ``archs`` from the scorer, remembered per architecture (no canonical form to
-        recompute when a study is replayed)."""
-        missing = [arch for arch in dict.fromkeys(archs) if arch not in self._scores]
-        if missing:
-            for arch, score in zip(missing, self._scorer.score_many(missing), strict=True):
-                self._scores[arch] = score
-        return [self._scores[arch] for arch in archs]
+        """Run the strategy until it has taken ``steps`` ask/score/tell steps."""
+        if self._strategy is None:
+            self._strategy = self._strategies.make()
+        while len(self.history) < steps:
+            arch = self._strategy.ask()
+            score = self._scores.of([arch])[0]
+            self._strategy.tell(arch, score)
+            canonical = self._archs.canonical(arch)
+            if canonical not in self._classes:
+                self._classes.add(canonical)
+                self._first_seen.append(len(self.history))
+            self.history.append((arch, score))

@@ -11,6 +11,7 @@ import optuna
 from optuna.storages import BaseStorage
 
 from teg_plugin._checks import check_int
+from teg_plugin.optuna._compat import retry_stale_trials
 from teg_plugin.optuna._journal import JOURNAL_RECORD_START
 from teg_plugin._database import (
     DEFAULT_STORAGE_URL,
@@ -149,7 +150,7 @@ def _rdb_storage(url: str, heartbeat_interval: int | None, grace_period: int | N
     if heartbeat_interval is not None:
         kwargs["heartbeat_interval"] = heartbeat_interval
         kwargs["grace_period"] = grace_period
-        kwargs.update(_retry_callback(max_retry))
+        kwargs.update(retry_stale_trials(max_retry))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         for attempt in range(_CREATE_ATTEMPTS):
@@ -163,12 +164,3 @@ def _rdb_storage(url: str, heartbeat_interval: int | None, grace_period: int | N
                 time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable")
 
-
-def _retry_callback(max_retry: int | None) -> dict[str, object]:
-    """The RDBStorage keyword that re-queues a heartbeat-stale trial (named as the installed Optuna names it)."""
-    storages = optuna.storages
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if hasattr(storages, "RetryHeartbeatStaleTrialCallback"):  # Optuna >= 4.9
-            return {"heartbeat_stale_trial_callback": storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)}
-        return {"failed_trial_callback": storages.RetryFailedTrialCallback(max_retry=max_retry)}
