@@ -36,7 +36,7 @@ from torch import nn
 
 from teg_plugin.nni._space import freeze_in_context
 from teg_plugin.spaces.darts import DartsGenotype, DartsSpace, GenotypeError, as_genotype, build_eval_network
-from teg_plugin.spaces.darts._genotype import CELLS, NODES
+from teg_plugin.spaces.darts._genotype import CELLS, NODES, cell_of, node_of
 
 _SPACE = DartsSpace()
 
@@ -128,8 +128,8 @@ def genotype_from_hub_sample(sample: Mapping[str, Any]) -> DartsGenotype:
                         raise GenotypeError(f"{cell}/input_{node}_{side}: expected one input [j], got {source!r}")
                     source = source[0]
                 pairs.append((found[(cell, "op", node, side)], source))
-            nodes.append(tuple(pairs))
-        cells.append(tuple(nodes))
+            nodes.append(node_of(pairs))
+        cells.append(cell_of(nodes))
     return DartsGenotype(*cells).canonical()
 
 
