@@ -6,7 +6,7 @@ import math
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping, Sequence
-from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from teg_plugin._checks import check_int
 
@@ -128,8 +128,12 @@ class SearchSpace(ABC, Generic[ArchT]):
         """Every architecture that differs from ``arch`` in exactly one choice, in a fixed order."""
 
     @abstractmethod
-    def choices(self) -> Mapping[str, Sequence[str]]:
-        """Parameter name -> its options, in a fixed order."""
+    def choices(self) -> Mapping[str, Sequence[Any]]:
+        """Parameter name -> its options, in a fixed order.
+
+        The options are op names (str) in NAS-Bench-201 and DARTS; a
+        :class:`~teg_plugin.spaces.ChoiceSpace`'s may also be int, float, bool or None.
+        """
 
     @abstractmethod
     def to_params(self, arch: ArchT) -> dict[str, str]:

@@ -359,8 +359,10 @@ class PruningStrategy(Strategy[ArchT]):
             return []
         mask = self._round_masks[-1]
         archs = []
-        for combo in itertools.product(*(options or [()] for options in mask.values())):
-            single = {key: (option,) if option != () else () for key, option in zip(mask, combo, strict=True)}
+        # Per key, its one-option masks, or the empty one where the rounds emptied the key.
+        singles: list[list[tuple[str, ...]]] = [[(option,) for option in options] or [()] for options in mask.values()]
+        for combo in itertools.product(*singles):
+            single = dict(zip(mask, combo, strict=True))
             try:
                 archs.append(self._space.arch_from_mask(single))
             except ValueError:  # not an architecture of the space (e.g. too many inputs on a node)

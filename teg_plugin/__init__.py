@@ -25,6 +25,7 @@ __all__ = ["TEGConfig", "TEGScore", "TEGScorer"]
 
 
 def __getattr__(name: str) -> Any:
+    value: type
     if name == "TEGConfig":
         from teg_plugin.config import TEGConfig as value
     elif name == "TEGScore":

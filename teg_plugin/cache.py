@@ -347,7 +347,7 @@ def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
     cursor = dbapi_connection.cursor()
     # The busy timeout makes writers queue, not fail; WAL lets readers and one writer work at once.
     cursor.execute(f"PRAGMA busy_timeout={_SQLITE_WAIT_S * 1000}")

@@ -139,8 +139,25 @@ class TEGConfig:
             (1, 4)
         """
         space_values = space.protocol_defaults if space is not None else {}
-        unset = {name: space_values.get(name, value) for name, value in SPACE_DEPENDENT.items() if getattr(self, name) is None}
+        # Any: replace() takes each setting by its own name and type, which a dict of names cannot say.
+        unset: dict[str, Any] = {
+            name: space_values.get(name, value) for name, value in SPACE_DEPENDENT.items() if getattr(self, name) is None
+        }
         return replace(self, **unset) if unset else self
+
+    def resolved_width(self, space: SearchSpace | None = None) -> int:
+        """The proxy network's ``width`` under :meth:`resolved` for ``space`` (never ``None``).
+
+        Example:
+            >>> from teg_plugin.spaces import get_space
+            >>> TEGConfig().resolved_width(), TEGConfig().resolved_width(get_space("darts"))
+            (3, 1)
+            >>> TEGConfig(width=4).resolved_width(get_space("darts"))
+            4
+        """
+        width = self.resolved(space).width
+        assert width is not None  # resolved() fills in every space-dependent setting
+        return width
 
     def to_dict(self) -> dict[str, Any]:
         """Every setting by name (:meth:`from_dict` reads it back)."""

@@ -122,7 +122,7 @@ class ModuleScorer:
             builder = model
 
             def proxy() -> nn.Module:
-                return builder(self.config.width)
+                return builder(self.config.resolved_width())
 
         else:
             raise TypeError(f"expected an nn.Module or a builder width -> nn.Module, got {type(model).__name__}")

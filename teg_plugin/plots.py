@@ -95,8 +95,9 @@ class TEGRecord:
 
     def score(self) -> TEGScore:
         """The record as a :class:`TEGScore` (undefined values become NaN)."""
-        values = [math.nan if v is None else float(v) for v in (self.ntk_cond, self.regions, self.kr_mse)]
-        return TEGScore(*values, bad=self.is_bad)
+        values = (self.ntk_cond, self.regions, self.kr_mse)
+        ntk_cond, regions, kr_mse = (math.nan if v is None else float(v) for v in values)
+        return TEGScore(ntk_cond, regions, kr_mse, bad=self.is_bad)
 
     def value(self, key: str) -> float | None:
         """The plotted value of indicator ``key`` (``log10 κ`` for ``ntk_cond``), ``None`` if undefined."""
@@ -454,8 +455,8 @@ def search_progress(
         row=1, col=1,
     )
     for row, key in enumerate(INDICATORS if indicators else (), start=2):
-        pts = [(r.order, r.record.value(key)) for r in good]
-        pts = [(x, y) for x, y in pts if y is not None]
+        values = [(r.order, r.record.value(key)) for r in good]
+        pts = [(x, y) for x, y in values if y is not None]
         fig.add_trace(
             go.Scatter(
                 x=[x for x, _ in pts], y=[y for _, y in pts], mode="markers", name=_SHORT[key],
@@ -638,8 +639,8 @@ def _coordinates(ranked: Sequence[RankedRecord]) -> dict[int, tuple[float, float
         fallback.append(lo - pad if key == "regions" else hi + pad)  # the "worst" edge
     out = {}
     for r in ranked:
-        values = [r.record.value(key) for key in INDICATORS]
-        out[id(r)] = tuple(f if v is None else v for v, f in zip(values, fallback, strict=True))
+        given = [r.record.value(key) for key in INDICATORS]
+        out[id(r)] = tuple(f if v is None else v for v, f in zip(given, fallback, strict=True))
     return out  # type: ignore[return-value]
 
 

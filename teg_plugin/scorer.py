@@ -123,7 +123,7 @@ class TEGScorer:
         self.show_supernet_progress = False
         #: The count that bar runs to, when known (e.g. ``PruningStrategy.planned_evaluations``).
         self.expected_supernet_evaluations: int | None = None
-        self._supernet_bar = None
+        self._supernet_bar: Any = None  # a tqdm bar (tqdm has no type hints), once shown
 
     def with_seed(self, seed: int) -> TEGScorer:
         """A scorer of the same space, data, protocol, device and cache whose inputs and initial
@@ -141,7 +141,7 @@ class TEGScorer:
         choice dict (:meth:`SearchSpace.from_params`)."""
         return self.score_many([arch])[0]
 
-    def score_many(self, archs: Iterable[Hashable], *, progress: bool = False) -> list[TEGScore]:
+    def score_many(self, archs: Iterable[Hashable | str | dict], *, progress: bool = False) -> list[TEGScore]:
         """Scores of ``archs`` (as :meth:`score` takes them), in order; each isomorphism class is
         measured at most once.
 
@@ -152,7 +152,7 @@ class TEGScorer:
         representatives = [self.space.canonical(a) for a in archs]
         texts = [self.space.format(r) for r in representatives]
         by_text = dict(zip(texts, representatives))
-        given = {}  # canonical text -> the first architecture given of that class, as the progress bar shows it
+        given: dict[str, Hashable] = {}  # canonical text -> the first of its class given (the bar shows it)
         for arch, text in zip(archs, texts):
             given.setdefault(text, arch)
         missing = [t for t in by_text if t not in self._memo]

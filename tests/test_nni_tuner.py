@@ -191,6 +191,24 @@ def test_import_data_and_update_search_space_check_their_input(caplog: pytest.Lo
     assert all(f"record {i} skipped" in caplog.text for i in range(4))
 
 
+def test_search_space_of_a_user_space_with_options_of_mixed_types() -> None:
+    # A ChoiceSpace's options may be int or None: the check compared them with str() of NNI's values
+    # (never equal to an int) and sorted them (TypeError between None and str).
+    from torch import nn
+
+    from teg_plugin.spaces import ChoiceSpace
+
+    space = ChoiceSpace("mixed", {"width": [4, 8], "act": ["relu", None]}, lambda c: nn.Linear(3, c["width"]))
+    tuner = TEGTuner("random", seed=0, space=space)
+    search_space = {"width": {"_type": "choice", "_value": [8, 4]}, "act": {"_type": "choice", "_value": [None, "relu"]}}
+    tuner.update_search_space(search_space)
+    arch = space.from_params(tuner.generate_parameters(0))
+    assert arch["width"] in (4, 8) and arch["act"] in ("relu", None)
+    for name, wrong in (("width", ["8", "4"]), ("act", ["relu", "None"]), ("width", [8, True])):
+        with pytest.raises(ValueError, match=f"{name!r} must choose among"):
+            tuner.update_search_space({**search_space, name: {"_type": "choice", "_value": wrong}})
+
+
 def test_constructor_refuses_non_integer_and_mistyped_args() -> None:
     for bad in (2.7, True, "3"):
         with pytest.raises(TypeError, match="TEGTuner budget must be an int, got"):

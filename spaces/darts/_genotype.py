@@ -132,9 +132,23 @@ class DartsGenotype:
         return self.format()
 
 
+def node_of(pairs: Sequence[Pair]) -> Node:
+    """Two ``(op, input)`` pairs as a :data:`Node`; only their number is checked (ValueError).
+
+    :class:`DartsGenotype` checks the ops and inputs: this gives a node built in a loop its type.
+    """
+    first, second = pairs
+    return (first, second)
+
+
+def cell_of(nodes: Sequence[Node]) -> Cell:
+    """Four nodes (2..5) as a :data:`Cell`; only their number is checked (ValueError)."""
+    first, second, third, fourth = nodes
+    return (first, second, third, fourth)
+
+
 def _sorted_cell(cell: Cell) -> Cell:
-    nodes = (tuple(sorted(node, key=lambda pair: (pair[1], pair[0]))) for node in cell)
-    return tuple(nodes)  # type: ignore[return-value]
+    return cell_of([node_of(sorted(node, key=lambda pair: (pair[1], pair[0]))) for node in cell])
 
 
 def _nodes_of(cell: str, pairs: Sequence[Pair]) -> Cell:
@@ -145,25 +159,25 @@ def _nodes_of(cell: str, pairs: Sequence[Pair]) -> Cell:
         raise GenotypeError(
             f"{cell}: expected {2 * len(NODES)} (op, input) pairs (2 per node for nodes 2..5), got {len(pairs)}"
         )
-    return tuple((pairs[2 * n], pairs[2 * n + 1]) for n in range(len(NODES)))  # type: ignore[return-value]
+    return cell_of([(pairs[2 * n], pairs[2 * n + 1]) for n in range(len(NODES))])
 
 
 def _check_cell(cell: str, nodes: object) -> Cell:
     if isinstance(nodes, (str, bytes)) or not isinstance(nodes, Sequence) or len(nodes) != len(NODES):
         raise GenotypeError(f"{cell}: expected {len(NODES)} nodes (2..5) of 2 (op, input) pairs each, got {shown(nodes)}")
-    return tuple(_check_node(cell, k, node) for k, node in zip(NODES, nodes))  # type: ignore[return-value]
+    return cell_of([_check_node(cell, k, node) for k, node in zip(NODES, nodes)])
 
 
 def _check_node(cell: str, k: int, node: object) -> Node:
     if isinstance(node, (str, bytes)) or not isinstance(node, Sequence) or len(node) != 2:
         raise GenotypeError(f"{cell} node {k}: expected 2 (op, input) pairs, got {shown(node)}")
-    pairs = tuple(_check_pair(cell, k, pair) for pair in node)
+    pairs = node_of([_check_pair(cell, k, pair) for pair in node])
     if pairs[0][1] == pairs[1][1]:
         raise GenotypeError(
             f"{cell} node {k}: both pairs take input {pairs[0][1]}; a node's two inputs must be different "
             "nodes (DARTS keeps the two strongest edges, from two different predecessors)"
         )
-    return pairs  # type: ignore[return-value]
+    return pairs
 
 
 def _check_pair(cell: str, k: int, pair: object) -> Pair:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from teg_plugin.spaces.darts._genotype import CELLS, GENOTYPE_OPS, NODES, OPS, DartsGenotype
+from teg_plugin.spaces.darts._genotype import CELLS, GENOTYPE_OPS, NODES, OPS, DartsGenotype, cell_of, node_of
 
 #: The edges of a cell as ``(to_node, from_node)``, node by node.
 EDGES: tuple[tuple[int, int], ...] = tuple((k, i) for k in NODES for i in range(k))
@@ -91,8 +91,8 @@ def genotype_from_mask(mask: Mapping[str, Sequence[str]]) -> DartsGenotype:
                 )
             if any(len(ops) != 1 for ops in active.values()):
                 raise ValueError(f"{cell} node {k}: each active edge must carry exactly one op, got {shown}")
-            nodes.append(tuple((ops[0], i) for i, ops in active.items()))
-        cells.append(tuple(nodes))
+            nodes.append(node_of([(ops[0], i) for i, ops in active.items()]))
+        cells.append(cell_of(nodes))
     return DartsGenotype(*cells).canonical()
 
 

@@ -19,7 +19,15 @@ import random
 from collections.abc import Mapping
 
 from teg_plugin.spaces._base import param_key_problem
-from teg_plugin.spaces.darts._genotype import CELLS, GENOTYPE_OPS, NODES, DartsGenotype, GenotypeError, Node
+from teg_plugin.spaces.darts._genotype import (
+    CELLS,
+    GENOTYPE_OPS,
+    NODES,
+    DartsGenotype,
+    GenotypeError,
+    Node,
+    cell_of,
+)
 
 #: Node k -> its ``"i+j"`` input options, in lexicographic order.
 INPUT_OPTIONS: dict[int, tuple[str, ...]] = {
@@ -82,7 +90,7 @@ def from_params(params: Mapping[str, str]) -> DartsGenotype:
         for k in NODES:
             i, j = (0, 1) if k == NODES[0] else map(int, params[f"{cell}/node{k}/inputs"].split("+"))
             nodes.append(((params[f"{cell}/node{k}/op0"], i), (params[f"{cell}/node{k}/op1"], j)))
-        cells.append(tuple(nodes))
+        cells.append(cell_of(nodes))
     return DartsGenotype(*cells)
 
 
@@ -121,13 +129,13 @@ def neighbours(genotype: DartsGenotype) -> list[DartsGenotype]:
     found: dict[DartsGenotype, None] = {}
     for cell, n, side in _OP_SLOTS:
         op, source = canonical.cell(cell)[n][side]
-        for new in GENOTYPE_OPS:
-            if new != op:
-                found.setdefault(_replace(canonical, cell, n, side, (new, source)))
+        for new_op in GENOTYPE_OPS:
+            if new_op != op:
+                found.setdefault(_replace(canonical, cell, n, side, (new_op, source)))
     for cell, n, side in _INPUT_SLOTS:
         op, _ = canonical.cell(cell)[n][side]
-        for new in _free_inputs(canonical, cell, n):
-            found.setdefault(_replace(canonical, cell, n, side, (op, new)))
+        for new_source in _free_inputs(canonical, cell, n):
+            found.setdefault(_replace(canonical, cell, n, side, (op, new_source)))
     found.pop(canonical, None)
     return list(found)
 
@@ -143,5 +151,5 @@ def _replace(genotype: DartsGenotype, cell: str, n: int, side: int, pair: tuple[
     node[side] = pair
     nodes[n] = (node[0], node[1])
     cells = {name: genotype.cell(name) for name in CELLS}
-    cells[cell] = tuple(nodes)  # type: ignore[assignment]
+    cells[cell] = cell_of(nodes)
     return DartsGenotype(**cells).canonical()

@@ -27,7 +27,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
 
 #: Seconds between two looks at the study while the workers run (to catch a trial lost later).
 _SNAPSHOT_EVERY_S = 3.0
@@ -172,7 +175,7 @@ def run_faults(
     return report
 
 
-def _load(storage: str, study_name: str):  # type: ignore[no-untyped-def]
+def _load(storage: str, study_name: str) -> list[optuna.trial.FrozenTrial]:
     import optuna
 
     from teg_plugin.optuna import create_storage

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,7 +105,7 @@ def check_proxies(
     return checks
 
 
-def _coefficient(function, a: np.ndarray, b: np.ndarray) -> float:  # type: ignore[no-untyped-def]
+def _coefficient(function: Callable[[np.ndarray, np.ndarray], Sequence[float]], a: np.ndarray, b: np.ndarray) -> float:
     if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return math.nan
     return float(function(a, b)[0])

@@ -11,6 +11,7 @@ import statistics
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Any
 
 from teg_plugin.benchmarks.truth import read_truth
 from teg_plugin.confirm import DEFAULT_CONFIRM_RULE, confirm, top_candidates
@@ -124,7 +125,7 @@ def run_search_benchmark(
     for seed in seeds:
         start = time.perf_counter()
         scorer = base.with_seed(base.config.seed + seed) if vary_score_seed else base
-        options = {} if search_rule == PAPER_RULE else {"rule": search_rule}
+        options: dict[str, Any] = {} if search_rule == PAPER_RULE else {"rule": search_rule}
         if search_rule.proxies:
             options["proxy_values"] = _proxy_values(scorer, search_rule.proxies)
         search = make_strategy(strategy, scorer.space, seed=seed, score_mask=scorer.score_mask_repeats, **options)

@@ -183,7 +183,7 @@ def _run_correlation(args: argparse.Namespace) -> int:
     if args.bootstrap < 0:
         raise ValueError(f"--bootstrap must be 0 (no interval) or more resamples, got {args.bootstrap}")
     check_fraction("--top", args.top)
-    names = ()
+    names: tuple[str, ...] = ()
     if args.compute_proxies is not None:
         from teg_plugin.proxies import parse_proxy_names
 
@@ -204,7 +204,7 @@ def _run_correlation(args: argparse.Namespace) -> int:
         compute_proxies=names,
     )
     # NaN (fewer than 3 pairs, or a constant predictor) becomes null: json.dumps would write NaN, not JSON.
-    dicts = [
+    dicts: list[dict[str, Any]] = [
         {
             "predictor": r.name,
             "n": r.n,

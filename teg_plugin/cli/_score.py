@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--seed only chooses the architectures of --sample; --score-seed seeds the scoring "
                          "(inputs and initial weights)")
     space = get_space(args.space)
-    proxies = ()
+    proxies: tuple[str, ...] = ()
     if args.proxies is not None:
         from teg_plugin.proxies import parse_proxy_names
 

@@ -73,7 +73,7 @@ def load_data(name: str | os.PathLike[str] | None = None, root: str | os.PathLik
     kind = dataset_kind(name)
     _warn_unused(kind, root, download)
     if kind == "path":
-        return load_folder(Path(name), image_size=image_size)  # type: ignore[arg-type]
+        return load_folder(Path(name), image_size=image_size)
     if kind in ("cifar10", "cifar100"):
         return load_cifar(kind, data_root, download=download)
     if kind == "imagenet16-120":

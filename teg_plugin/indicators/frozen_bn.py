@@ -12,7 +12,7 @@ InstanceNorm) are per-sample already and are left as they are.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -34,7 +34,7 @@ def batch_norm_statistics(model: nn.Module, inputs: torch.Tensor) -> tuple[torch
     stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     handles = []
 
-    def recorder(name: str):  # type: ignore[no-untyped-def]
+    def recorder(name: str) -> Callable[[nn.Module, tuple[torch.Tensor, ...]], None]:
         def hook(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
             x = args[0].detach()
             dims = [d for d in range(x.dim()) if d != 1]  # every axis but the channels

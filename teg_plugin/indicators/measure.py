@@ -16,6 +16,7 @@ Faster than the plain definition (:mod:`teg_plugin.reference.plain`) but equal t
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import threading
 import time
@@ -71,11 +72,12 @@ class CandidateNetworks:
 def space_networks(space: SearchSpace, mask: Mask, inputs: ScoringInputs, config: TEGConfig) -> CandidateNetworks:
     """The networks of supernet ``mask`` of ``space`` under the protocol of ``config``."""
     config = config.resolved(space)
+    width = config.resolved_width(space)
 
     def proxy() -> nn.Module:
         return space.build_proxy_network(
             mask,
-            width=config.width,
+            width=width,
             cells_per_stage=config.cells_per_stage,
             num_classes=inputs.num_classes,
             in_channels=inputs.in_channels,
@@ -127,10 +129,11 @@ def measure_repeats(
     start = time.perf_counter()
     try:
         repeats = [_ProxyRepeat.build(networks, inputs, config, r, device) for r in range(config.repeat)]
-        tasks: list[Callable[[], object]] = []
+        # Each repeat's two Jacobians, then each repeat's number of regions.
+        tasks: list[Callable[[], torch.Tensor | float]] = []
         for rep in repeats:
             tasks += [rep.train_jacobian, rep.val_jacobian]
-        tasks += [(lambda r=r: _regions(networks, config, inputs.repeats[r], r, device)) for r in range(config.repeat)]
+        tasks += [functools.partial(_regions, networks, config, inputs.repeats[r], r, device) for r in range(config.repeat)]
         results = _run_tasks(tasks, device)
     except NonFiniteError as err:
         flagged = TEGScore.flagged(str(err), (time.perf_counter() - start) / config.repeat)
@@ -148,14 +151,15 @@ def measure_repeats(
     seconds = (time.perf_counter() - start) / config.repeat
     scores = []
     for r, rep in enumerate(repeats):
+        j_train, j_val, regions = results[2 * r], results[2 * r + 1], results[2 * config.repeat + r]
+        assert isinstance(j_train, torch.Tensor) and isinstance(j_val, torch.Tensor) and isinstance(regions, float)
         with _single_threaded_on_cpu(device):  # float64 products summed in one order, whatever the thread count
-            kappa, mse = rep.indicators(results[2 * r], results[2 * r + 1])
+            kappa, mse = rep.indicators(j_train, j_val)
         reasons = []
         if math.isnan(kappa):
             reasons.append(_UNDEFINED_KAPPA)
         if math.isnan(mse):
             reasons.append(_SINGULAR_KERNEL)
-        regions = results[2 * config.repeat + r]
         scores.append(TEGScore(kappa, regions, mse, bad=bool(reasons), reason="; ".join(reasons) or None, seconds=seconds))
     return tuple(scores)
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import nni
 from nni.mutable.utils import label_scope
@@ -36,7 +36,7 @@ from torch import nn
 
 from teg_plugin.nni._space import freeze_in_context
 from teg_plugin.spaces.darts import DartsGenotype, DartsSpace, GenotypeError, as_genotype, build_eval_network
-from teg_plugin.spaces.darts._genotype import CELLS, NODES
+from teg_plugin.spaces.darts._genotype import CELLS, NODES, cell_of, node_of
 
 _SPACE = DartsSpace()
 
@@ -128,8 +128,8 @@ def genotype_from_hub_sample(sample: Mapping[str, Any]) -> DartsGenotype:
                         raise GenotypeError(f"{cell}/input_{node}_{side}: expected one input [j], got {source!r}")
                     source = source[0]
                 pairs.append((found[(cell, "op", node, side)], source))
-            nodes.append(tuple(pairs))
-        cells.append(tuple(nodes))
+            nodes.append(node_of(pairs))
+        cells.append(cell_of(nodes))
     return DartsGenotype(*cells).canonical()
 
 
@@ -195,7 +195,7 @@ class DartsModelSpace(ModelSpace):
         self.darts_choices = [self.add_mutable(_choice(name, options)) for name, options in _SPACE.choices().items()]
 
     @classmethod
-    def create_fixed_module(  # type: ignore[override]
+    def create_fixed_module(
         cls,
         sample: dict,
         width: int = DEFAULT_WIDTH,
@@ -218,7 +218,7 @@ class DartsModelSpace(ModelSpace):
         """The network of ``sample``: DARTS's evaluation network of that genotype."""
         return freeze_in_context(self, sample)
 
-    def forward(self, x):  # type: ignore[no-untyped-def]
+    def forward(self, x: object) -> NoReturn:
         raise NotImplementedError(
             "a DartsModelSpace is a space of DARTS genotypes, not a network: freeze(sample) gives the network of "
             "one genotype (teg_plugin.nni.sample_from_genotype(genotype) gives its sample)"

@@ -204,15 +204,15 @@ class TEGEvaluator(Evaluator):
                     from teg_plugin.cache import ScoreCache
                     from teg_plugin.modules import ModuleScorer
 
-                    scorer = ModuleScorer(
+                    module_scorer = ModuleScorer(
                         self.data, TEGConfig.from_dict(self.config or {}), data_root=self.data_root, device=self.device
                     )
                     store = None if self.cache is None else ScoreCache(self.cache)
-                    shared = _SHARED[key] = _Shared(scorer, store=store)
+                    shared = _SHARED[key] = _Shared(module_scorer, store=store)
                 else:
                     from teg_plugin.scorer import TEGScorer
 
-                    scorer = TEGScorer(
+                    space_scorer = TEGScorer(
                         self._space,
                         self.data,
                         TEGConfig.for_space(self._space, **(self.config or {})),
@@ -220,7 +220,7 @@ class TEGEvaluator(Evaluator):
                         device=self.device,
                         cache=self.cache,
                     )
-                    shared = _SHARED[key] = _Shared(scorer)
+                    shared = _SHARED[key] = _Shared(space_scorer)
             return shared
 
     @property

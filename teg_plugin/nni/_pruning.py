@@ -98,7 +98,7 @@ class TEGPruning(TEGStrategy):
         self.scorer: Any = None
         self.thin_space = thin_space
         self.progress = bool(progress)
-        options = {} if exclude_options is None else {"exclude_options": tuple(exclude_options)}
+        options: dict[str, Any] = {} if exclude_options is None else {"exclude_options": tuple(exclude_options)}
         super().__init__("prune", space=space, seed=seed, budget=check_int("budget", budget, minimum=1), **options)
         if thin_space is not None and not self.derive_space:
             raise ValueError(

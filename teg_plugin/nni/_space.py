@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import nni
+import torch
 from nni.nas.nn.pytorch import ModelSpace
 from nni.nas.space import model_context
 from torch import nn
@@ -107,7 +108,7 @@ class NB201ModelSpace(ModelSpace):
         )
 
     @classmethod
-    def create_fixed_module(  # type: ignore[override]
+    def create_fixed_module(
         cls,
         sample: dict,
         width: int = 16,
@@ -128,5 +129,5 @@ class NB201ModelSpace(ModelSpace):
         """The network of ``sample``: our :class:`NB201Network` of that architecture."""
         return freeze_in_context(self, sample)
 
-    def forward(self, x):  # type: ignore[no-untyped-def]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.supernet(x)

@@ -410,7 +410,7 @@ class TEGStrategy(NNIStrategy):
         ``space=None`` before the experiment has started, the replay waits until it does."""
         with self._lock:
             self.algorithm = None if self.space is None else self._new_algorithm()
-            if self.algorithm is None:
+            if self.space is None or self.algorithm is None:
                 self._pending_state = dict(state_dict)
                 return
             self._results = []

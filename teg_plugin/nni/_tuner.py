@@ -123,7 +123,7 @@ class TEGTuner(Tuner):
                 problems.append(f"{name!r} must be a choice")
             elif not isinstance(entry.get("_value"), (list, tuple)):
                 problems.append(f"{name!r} must list its options in '_value', got {entry.get('_value')!r}")
-            elif sorted(map(str, entry["_value"])) != sorted(options):
+            elif not _same_options(entry["_value"], options):
                 problems.append(f"{name!r} must choose among {list(options)}, got {entry['_value']}")
         extra = sorted(set(search_space) - set(expected), key=repr)
         if extra:
@@ -311,3 +311,12 @@ class TEGTuner(Tuner):
             return self.space.from_params({name: params[name] for name in self.space.choices() if name in params}), None
         except (ValueError, TypeError) as exc:
             return None, str(exc)
+
+
+def _same_options(given: Sequence[Any], options: Sequence[Any]) -> bool:
+    """Whether ``given`` lists exactly ``options``, in any order.
+
+    Options are compared by ``repr``: a user space's options may mix types that do not sort together
+    (str, int, None), and ``1``, ``True`` and ``"1"`` are different options.
+    """
+    return sorted(map(repr, given)) == sorted(map(repr, options))

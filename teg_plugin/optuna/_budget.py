@@ -258,6 +258,7 @@ def _fail_trials_of_dead_workers(study: optuna.Study, ahead: list[optuna.trial.F
                     "marked them FAIL", [t.number for t in failed], study.study_name)
     if heartbeat_enabled(storage):
         callback = stale_trial_callback(storage)
-        for trial in failed if callback is not None else []:
-            callback(study, storage.get_trial(trial_id_of(trial)))
+        if callback is not None:
+            for trial in failed:
+                callback(study, storage.get_trial(trial_id_of(trial)))
     return True

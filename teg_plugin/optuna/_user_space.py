@@ -267,7 +267,7 @@ class _DiscoveryTrial(FixedTrial):
         self._record(name, IntDistribution(low, high, log=log, step=step))
         return super().suggest_int(name, low, high, step=step, log=log)
 
-    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:  # type: ignore[override]
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
         self._record(name, CategoricalDistribution(choices))
         return super().suggest_categorical(name, choices)
 
@@ -306,7 +306,7 @@ class _BuildTrial(FixedTrial):
         self._check(name, IntDistribution(low, high, log=log, step=step))
         return super().suggest_int(name, low, high, step=step, log=log)
 
-    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:  # type: ignore[override]
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
         self._check(name, CategoricalDistribution(choices))
         return super().suggest_categorical(name, choices)
 

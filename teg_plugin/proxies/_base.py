@@ -16,9 +16,11 @@ from torch import nn
 
 from teg_plugin._proxy_table import PROXY_HIGHER_IS_BETTER
 
+#: A layer of :data:`WEIGHT_LAYERS`.
+WeightLayer = nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear
 #: Modules whose weights the layer-wise proxies (synflow, snip, grasp, fisher, grad_norm, l2_norm)
 #: sum over, as NAS-Bench-Suite-Zero does: convolutions and linear layers (not BatchNorm).
-WEIGHT_LAYERS: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+WEIGHT_LAYERS: tuple[type[WeightLayer], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
 class NonFiniteProxy(ArithmeticError):
@@ -92,20 +94,20 @@ class Proxy:
         return self.compute(inputs)
 
 
-def weight_layers(net: nn.Module) -> Iterator[nn.Module]:
+def weight_layers(net: nn.Module) -> Iterator[WeightLayer]:
     """The convolution and linear layers of ``net``, in module order."""
     return (m for m in net.modules() if isinstance(m, WEIGHT_LAYERS))
 
 
-def layer_weights(net: nn.Module) -> list[nn.Parameter]:
+def layer_weights(net: nn.Module) -> list[torch.Tensor]:
     """The weights of :func:`weight_layers`, in module order (a parameter shared by two layers once)."""
-    seen: dict[int, nn.Parameter] = {}
+    seen: dict[int, torch.Tensor] = {}
     for layer in weight_layers(net):
         seen.setdefault(id(layer.weight), layer.weight)
     return list(seen.values())
 
 
-def cross_entropy_gradients(net: nn.Module, x: torch.Tensor, y: torch.Tensor, weights: list[nn.Parameter],
+def cross_entropy_gradients(net: nn.Module, x: torch.Tensor, y: torch.Tensor, weights: list[torch.Tensor],
                             *, create_graph: bool = False) -> tuple[torch.Tensor, ...]:
     """Gradients of the mean cross-entropy of ``net`` on ``(x, y)`` w.r.t. ``weights`` (zeros for an
     unused weight, e.g. the conv of an op no path reaches)."""

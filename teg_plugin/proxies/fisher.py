@@ -17,15 +17,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from teg_plugin.proxies._base import Proxy, ProxyInputs, check_finite, finite, weight_layers
+from teg_plugin.proxies._base import Proxy, ProxyInputs, WeightLayer, check_finite, finite, weight_layers
 
 
 def compute(inputs: ProxyInputs) -> float:
     """The summed Fisher saliency of ``inputs``' network on its training batch."""
     net = inputs.network()
-    outputs: list[tuple[nn.Module, torch.Tensor]] = []
+    outputs: list[tuple[WeightLayer, torch.Tensor]] = []
 
-    def keep_output(module: nn.Module, _args: object, out: torch.Tensor) -> None:
+    def keep_output(module: WeightLayer, _args: object, out: torch.Tensor) -> None:  # on weight_layers only
         outputs.append((module, out))
 
     layers = list(weight_layers(net))

@@ -30,7 +30,11 @@ from teg_plugin.spaces import Mask, SearchSpace
 
 
 def plain_score(space: SearchSpace, mask: Mask, inputs: ScoringInputs, config: TEGConfig) -> TEGScore:
-    """TEG indicators of ``mask`` computed the plain way (CPU only)."""
+    """TEG indicators of ``mask`` computed the plain way (CPU only).
+
+    Raises:
+        ValueError: ``space`` has no thin network (E is counted on one here, as in this project's spaces).
+    """
     start = time.perf_counter()
     conds, regions, mses = [], [], []
     for r, batch in enumerate(inputs.repeats):
@@ -87,7 +91,7 @@ def _apply_mask(net: nn.Module, mask: Mask, full: Mask) -> Callable[[str], bool]
 def _masked_supernet(space: SearchSpace, mask: Mask, config: TEGConfig, inputs: ScoringInputs, r: int) -> nn.Module:
     net = space.build_proxy_network(
         space.full_mask(),
-        width=config.resolved(space).width,
+        width=config.resolved_width(space),
         cells_per_stage=config.cells_per_stage,
         num_classes=inputs.num_classes,
         in_channels=inputs.in_channels,
@@ -158,6 +162,8 @@ def _count_regions_pairwise(
     space: SearchSpace, mask: Mask, config: TEGConfig, inputs: ScoringInputs, batch: RepeatInputs, r: int
 ) -> float:
     thin = space.build_thin_network(space.full_mask(), width=config.regions_width, num_classes=inputs.num_classes)
+    if thin is None:
+        raise ValueError(f"the plain reference counts E on a thin network; the {space.name} space builds none")
     init_network(thin, stable_seed(config.seed, "thin", r), config.init)
     is_active = _apply_mask(thin, mask, space.full_mask())
     captured: list[torch.Tensor] = []
