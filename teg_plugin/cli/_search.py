@@ -8,7 +8,8 @@ import multiprocessing
 import signal
 import sys
 import time
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from teg_plugin._database import DEFAULT_STORAGE_URL, is_sqlite_memory, journal_path, parse_database_url
 from teg_plugin.cli._common import (
@@ -23,6 +24,11 @@ from teg_plugin.cli._common import (
 from teg_plugin.cli._signals import stop_on_sigterm
 from teg_plugin.config import EXACT, LEGACY_INIT, TEGConfig
 from teg_plugin.spaces import space_name
+
+if TYPE_CHECKING:
+    import optuna
+
+    from teg_plugin.scorer import TEGScorer
 from teg_plugin.strategies import STRATEGY_NAMES
 
 #: Default budget: ~10 minutes of scoring on a 2-core CPU at the paper's protocol (3 repeats).
@@ -126,7 +132,7 @@ def _worker(args: argparse.Namespace) -> None:
             signal.signal(signal.SIGTERM, previous_sigterm)
 
 
-def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = False):  # type: ignore[no-untyped-def]
+def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = False) -> tuple[optuna.Study, TEGScorer]:
     import optuna
 
     from teg_plugin.cli._interrupt import StopBetweenTrials
@@ -160,7 +166,9 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = F
             print(f"teg-nas: note: study {study.study_name!r} already holds {done} finished trials (--budget "
                   f"{args.budget}); nothing to add (raise --budget to search further)", file=sys.stderr)
         return study, scorer
-    callbacks = [optuna.study.MaxTrialsCallback(args.budget, states=finished)]
+    callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [
+        optuna.study.MaxTrialsCallback(args.budget, states=finished)
+    ]
     bar = None
     if show_progress:
         from tqdm.auto import tqdm
@@ -190,13 +198,13 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = F
     return study, scorer
 
 
-def _check_resumable(study: Any, args: argparse.Namespace, directions: list[str], scorer: Any) -> None:
+def _check_resumable(study: Any, args: argparse.Namespace, directions: Sequence[str], scorer: Any) -> None:
     """Refuse to continue a study made with other settings: its trials would be mixed with this search's."""
     from teg_plugin.optuna._attrs import SEARCH_SETTINGS_ATTR, stored_arch
 
     where = f"study {study.study_name!r} in {args.storage}"
     found = [d.name.lower() for d in study.directions]
-    if found != directions:
+    if found != list(directions):
         raise ValueError(
             f"{where} exists with {len(found)} objective(s) {found}; --objective {args.objective} needs {directions}: "
             "choose another --study-name"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import optuna
 
@@ -28,15 +28,18 @@ if TYPE_CHECKING:
     from teg_plugin.scorer import TEGScorer
     from teg_plugin.spaces._base import SearchSpace
 
+#: An Optuna study direction.
+Direction = Literal["minimize", "maximize"]
+
 #: Directions of the multi-objective zero-cost study, in :data:`METRIC_NAMES` order.
-DIRECTIONS: tuple[str, ...] = ("minimize", "maximize", "minimize")
+DIRECTIONS: tuple[Direction, ...] = ("minimize", "maximize", "minimize")
 #: Metric names of the multi-objective zero-cost study (``study.set_metric_names(list(METRIC_NAMES))``).
 METRIC_NAMES: tuple[str, ...] = INDICATORS
 
 ZeroCostObjective = Callable[[optuna.Trial], float | tuple[float, float, float]]
 
 
-def study_directions(multi_objective: bool) -> list[str]:
+def study_directions(multi_objective: bool) -> list[Direction]:
     """The directions of a study for :func:`zero_cost_objective`: :data:`DIRECTIONS` for the three
     indicators, else ``["minimize"]`` for the rank-based score.
 
