@@ -39,25 +39,58 @@ from pathlib import Path
 
 PAGES = {"overview": "", "trials": "/trials", "analytics": "/analytics", "note": "/note"}
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
 ]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("storage", help="Optuna storage URL, e.g. sqlite:///teg.sqlite")
-    parser.add_argument("--study-name", default=None, help="study to show (default: the only one, or teg-demo with --demo)")
-    parser.add_argument("--page", choices=sorted(PAGES), default="overview", help="dashboard page (default: %(default)s)")
-    parser.add_argument("--trial", type=int, default=None, metavar="N", help="with --page trials: open trial number N (its note, params, user attrs)")
+    parser.add_argument(
+        "--study-name", default=None, help="study to show (default: the only one, or teg-demo with --demo)"
+    )
+    parser.add_argument(
+        "--page", choices=sorted(PAGES), default="overview", help="dashboard page (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--trial",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --page trials: open trial number N (its note, params, user attrs)",
+    )
     parser.add_argument("--out", default="dashboard.png", help="PNG to write (default: %(default)s)")
-    parser.add_argument("--publish", action="store_true", help="first save the TEG figures and the best-trial note (also as study note)")
-    parser.add_argument("--demo", type=int, default=0, metavar="K", help="first create a demo study of K NB201 cells proposed by TPE and scored with TEG")
+    parser.add_argument(
+        "--publish", action="store_true", help="first save the TEG figures and the best-trial note (also as study note)"
+    )
+    parser.add_argument(
+        "--demo",
+        type=int,
+        default=0,
+        metavar="K",
+        help="first create a demo study of K NB201 cells proposed by TPE and scored with TEG",
+    )
     parser.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
     parser.add_argument("--window", default="1400,1000", help="browser window W,H (default: %(default)s)")
-    parser.add_argument("--budget-ms", type=int, default=8000, help="Chromium --virtual-time-budget (default: %(default)s)")
-    parser.add_argument("--crop", default=None, metavar="TOP,BOTTOM", help="keep only rows TOP..BOTTOM of the PNG (needs Pillow)")
-    parser.add_argument("--chromium", default=None, help="Chromium binary (default: chromium / chromium-browser / google-chrome on PATH)")
+    parser.add_argument(
+        "--budget-ms", type=int, default=8000, help="Chromium --virtual-time-budget (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--crop", default=None, metavar="TOP,BOTTOM", help="keep only rows TOP..BOTTOM of the PNG (needs Pillow)"
+    )
+    parser.add_argument(
+        "--chromium",
+        default=None,
+        help="Chromium binary (default: chromium / chromium-browser / google-chrome on PATH)",
+    )
     args = parser.parse_args(argv)
 
     import warnings
@@ -101,9 +134,13 @@ def main(argv: list[str] | None = None) -> int:
                 out = Path(args.out).resolve()
                 out.parent.mkdir(parents=True, exist_ok=True)
                 command = [
-                    browser, *CHROMIUM_FLAGS, f"--user-data-dir={Path(tmp) / 'profile'}",
-                    f"--window-size={args.window}", f"--screenshot={out}",
-                    f"--virtual-time-budget={args.budget_ms}", url,
+                    browser,
+                    *CHROMIUM_FLAGS,
+                    f"--user-data-dir={Path(tmp) / 'profile'}",
+                    f"--window-size={args.window}",
+                    f"--screenshot={out}",
+                    f"--virtual-time-budget={args.budget_ms}",
+                    url,
                 ]
                 subprocess.run(command, check=True, timeout=180, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             finally:
@@ -176,14 +213,17 @@ def make_demo_study(storage: str, name: str, k: int):  # noqa: ANN201
     cell is pruned after its user attrs are written (as ``teg_plugin.optuna``'s objective does).
     """
     import optuna
+    from teg_plugin.spaces import NB201Space
+
     from teg_plugin.config import TEGConfig
     from teg_plugin.scorer import TEGScorer
-    from teg_plugin.spaces import NB201Space
 
     space = NB201Space()
     scorer = TEGScorer(space, "embedded", TEGConfig(repeat=1, batch_size=16), device="cpu", cache=None)
     study = optuna.create_study(
-        study_name=name, storage=storage, directions=["minimize", "maximize", "minimize"],
+        study_name=name,
+        storage=storage,
+        directions=["minimize", "maximize", "minimize"],
         sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=10),
     )
     study.set_metric_names(["ntk_cond (T)", "regions (E)", "kr_mse (G)"])  # the dashboard's objective names

@@ -65,20 +65,32 @@ class PrunableCNN(ModelSpace):
         super().__init__()
         # The stem downsamples 32x32 images to 8x8: the NTK's per-image gradients stay cheap on a CPU.
         self.stem = (
-            nn.Sequential(nn.Conv2d(in_channels, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width),
-                          nn.ReLU(), nn.MaxPool2d(2))
+            nn.Sequential(
+                nn.Conv2d(in_channels, width, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            )
             if stem
             else nn.Identity()
         )
         kernel = nni.choice("kernel", [3, 5])
         self.block1 = LayerChoice(
-            {"conv": conv_bn_relu(width, kernel), "maxpool3x3": nn.MaxPool2d(3, 1, 1), "avgpool3x3": nn.AvgPool2d(3, 1, 1),
-             "identity": nn.Identity()},
+            {
+                "conv": conv_bn_relu(width, kernel),
+                "maxpool3x3": nn.MaxPool2d(3, 1, 1),
+                "avgpool3x3": nn.AvgPool2d(3, 1, 1),
+                "identity": nn.Identity(),
+            },
             label="block1",
         )
         self.block2 = LayerChoice(
-            {"conv3x3": conv_bn_relu(width, 3), "conv1x1": conv_bn_relu(width, 1), "maxpool3x3": nn.MaxPool2d(3, 1, 1),
-             "identity": nn.Identity()},
+            {
+                "conv3x3": conv_bn_relu(width, 3),
+                "conv1x1": conv_bn_relu(width, 1),
+                "maxpool3x3": nn.MaxPool2d(3, 1, 1),
+                "identity": nn.Identity(),
+            },
             label="block2",
         )
         # The skip connection adds the stem's output (0) or block 1's (1) to block 2's.
@@ -107,12 +119,21 @@ def thin_network(sample: dict[str, Any], width: int) -> nn.Module:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--space", choices=("user", "nas-bench-201"), default="user",
-                        help="user: PrunableCNN above; nas-bench-201: NB201ModelSpace (default: %(default)s)")
+    parser.add_argument(
+        "--space",
+        choices=("user", "nas-bench-201"),
+        default="user",
+        help="user: PrunableCNN above; nas-bench-201: NB201ModelSpace (default: %(default)s)",
+    )
     parser.add_argument("--small", action="store_true", help="a quick check: a reduced protocol, synthetic images")
-    parser.add_argument("--data", default=None,
-                        help="images: embedded, synthetic, cifar10... (default: embedded; synthetic with --small)")
-    parser.add_argument("--score-seed", type=int, default=0, help="seed of the scoring inputs and weights (default: %(default)s)")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="images: embedded, synthetic, cifar10... (default: embedded; synthetic with --small)",
+    )
+    parser.add_argument(
+        "--score-seed", type=int, default=0, help="seed of the scoring inputs and weights (default: %(default)s)"
+    )
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -123,15 +144,18 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.space == "user":
         model_space: ModelSpace = PrunableCNN()
-        evaluator = TEGEvaluator(space=None, data=data, config=config, device=args.device,
-                                 thin=f"{__name__}:thin_network")  # an import path keeps it serialisable
+        evaluator = TEGEvaluator(
+            space=None, data=data, config=config, device=args.device, thin=f"{__name__}:thin_network"
+        )  # an import path keeps it serialisable
         strategy = TEGPruning(space=None, thin_space=thin_space, progress=not args.quiet)
     else:
         model_space = NB201ModelSpace()
         evaluator = TEGEvaluator(data=data, config=config, device=args.device)
         strategy = TEGPruning(progress=not args.quiet)
-    print(f"pruning {type(model_space).__name__} with TEG on {data} images, score seed {args.score_seed}"
-          f"{' (reduced protocol)' if args.small else ''}")
+    print(
+        f"pruning {type(model_space).__name__} with TEG on {data} images, score seed {args.score_seed}"
+        f"{' (reduced protocol)' if args.small else ''}"
+    )
 
     experiment = NasExperiment(model_space, evaluator, strategy, NasExperimentConfig("sequential", "simplified"))
     start = time.perf_counter()

@@ -98,13 +98,21 @@ def thin_network(sample: dict[str, Any], width: int) -> nn.Module:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--small", action="store_true",
-                        help="a quick check: 8 models, a reduced protocol, synthetic images")
+    parser.add_argument(
+        "--small", action="store_true", help="a quick check: 8 models, a reduced protocol, synthetic images"
+    )
     parser.add_argument("--budget", type=int, default=None, help="models to score (default: 20; 8 with --small)")
-    parser.add_argument("--strategy", choices=("evolution", "random", "reinforce"), default="evolution",
-                        help="the TEG search algorithm (default: %(default)s)")
-    parser.add_argument("--data", default=None,
-                        help="images: embedded, synthetic, cifar10... (default: embedded; synthetic with --small)")
+    parser.add_argument(
+        "--strategy",
+        choices=("evolution", "random", "reinforce"),
+        default="evolution",
+        help="the TEG search algorithm (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="images: embedded, synthetic, cifar10... (default: embedded; synthetic with --small)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the search (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -129,8 +137,13 @@ def main(argv: list[str] | None = None) -> int:
         thin=f"{__name__}:thin_network",  # an import path keeps the evaluator serialisable (nni.trace)
     )
     if args.strategy == "evolution":
-        strategy = TEGEvolution(space=None, seed=args.seed, budget=budget, population_size=4 if args.small else 10,
-                                tournament_size=2 if args.small else 3)
+        strategy = TEGEvolution(
+            space=None,
+            seed=args.seed,
+            budget=budget,
+            population_size=4 if args.small else 10,
+            tournament_size=2 if args.small else 3,
+        )
     elif args.strategy == "random":
         strategy = TEGRandom(space=None, seed=args.seed, budget=budget)
     else:
@@ -148,8 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     results = strategy.results
     sums = rank_sums([score for _, score in results])
     for i, ((arch, score), rank_sum) in enumerate(zip(results, sums)):
-        print(f"  #{i:<2} {strategy.space.format(arch)}  T={score.ntk_cond:.3g} E={score.regions:.0f} "
-              f"G={score.kr_mse:.3g}  rank-sum {rank_sum:g}")
+        print(
+            f"  #{i:<2} {strategy.space.format(arch)}  T={score.ntk_cond:.3g} E={score.regions:.0f} "
+            f"G={score.kr_mse:.3g}  rank-sum {rank_sum:g}"
+        )
     best = strategy.best()
     winner = json.dumps(strategy.sample_of(best), sort_keys=True)
     print(f"best architecture (lowest TEG rank-sum among {len(results)}): {winner}")

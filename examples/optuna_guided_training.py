@@ -29,13 +29,13 @@ import sys
 
 import optuna
 import torch
+from teg_plugin.spaces.nb201 import build_network
 from torch import nn
 
 from teg_plugin.config import TEGConfig
 from teg_plugin.data import load_data
 from teg_plugin.optuna import TEGPruner, TEGSampler, create_storage, suggest
 from teg_plugin.scorer import TEGScorer
-from teg_plugin.spaces.nb201 import build_network
 
 #: ``--small``: one initialisation, 8-image NTK batches, 2 x 64 crops for the linear regions.
 SMALL_CONFIG = TEGConfig(repeat=1, batch_size=8, regions_batch_size=64, regions_batches=2)
@@ -46,18 +46,35 @@ BATCH_SIZE = 32
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--small", action="store_true",
-                        help="a quick check: 2 trials, 1 epoch, width 4, N=1, 128 training images, a reduced TEG protocol")
+    parser.add_argument(
+        "--small",
+        action="store_true",
+        help="a quick check: 2 trials, 1 epoch, width 4, N=1, 128 training images, a reduced TEG protocol",
+    )
     parser.add_argument("--trials", type=int, default=None, help="architectures to train (default: 8; 2 with --small)")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs per trial (default: 5; 1 with --small)")
-    parser.add_argument("--width", type=int, default=None, help="channels C of the first stage (default: 8; 4 with --small)")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="training epochs per trial (default: 5; 1 with --small)"
+    )
+    parser.add_argument(
+        "--width", type=int, default=None, help="channels C of the first stage (default: 8; 4 with --small)"
+    )
     parser.add_argument("--cells", type=int, default=1, help="cells N per stage (default: %(default)s)")
-    parser.add_argument("--train-images", type=int, default=None,
-                        help=f"training images (default: all {500 - N_VALID}; 128 with --small)")
-    parser.add_argument("--steps-per-trial", type=int, default=None,
-                        help="new cells the TEG search scores per trial (default: 3; 2 with --small)")
+    parser.add_argument(
+        "--train-images",
+        type=int,
+        default=None,
+        help=f"training images (default: all {500 - N_VALID}; 128 with --small)",
+    )
+    parser.add_argument(
+        "--steps-per-trial",
+        type=int,
+        default=None,
+        help="new cells the TEG search scores per trial (default: 3; 2 with --small)",
+    )
     parser.add_argument("--storage", default=None, help="Optuna storage URL (default: in memory)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the search, the split and the weights (default: %(default)s)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the search, the split and the weights (default: %(default)s)"
+    )
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: %(default)s)")
     args = parser.parse_args(argv)
     small = args.small
@@ -130,9 +147,12 @@ def main(argv: list[str] | None = None) -> int:
             training_pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
         ),
     )
-    print(f"training {n_trials} NB201 networks (C={width}, N={args.cells}) for {epochs} epoch(s) on {n_train} "
-          f"images of the embedded CIFAR-10 sample, validating on {N_VALID}, on {device}; "
-          f"{steps_per_trial} TEG-scored cells per trial", flush=True)
+    print(
+        f"training {n_trials} NB201 networks (C={width}, N={args.cells}) for {epochs} epoch(s) on {n_train} "
+        f"images of the embedded CIFAR-10 sample, validating on {N_VALID}, on {device}; "
+        f"{steps_per_trial} TEG-scored cells per trial",
+        flush=True,
+    )
     study.optimize(objective, n_trials=n_trials)
 
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -142,8 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         print("no trial finished training")
         return 1
     best = study.best_trial
-    print(f"best trained architecture: #{best.number} {best.user_attrs['arch']}  "
-          f"validation accuracy {100 * best.value:.1f}%")
+    print(
+        f"best trained architecture: #{best.number} {best.user_attrs['arch']}  "
+        f"validation accuracy {100 * best.value:.1f}%"
+    )
     return 0
 
 

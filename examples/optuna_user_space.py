@@ -113,11 +113,15 @@ class BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, kernel: int, stride: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-            nn.Conv2d(cout, cout, kernel, 1, kernel // 2, bias=False), nn.BatchNorm2d(cout),
+            nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(),
+            nn.Conv2d(cout, cout, kernel, 1, kernel // 2, bias=False),
+            nn.BatchNorm2d(cout),
         )
         self.shortcut = (
-            nn.Identity() if stride == 1 and cin == cout
+            nn.Identity()
+            if stride == 1 and cin == cout
             else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
         )
         self.relu = nn.ReLU()
@@ -133,10 +137,14 @@ class InvertedResidual(nn.Module):
         super().__init__()
         hidden = cin * expansion
         self.body = nn.Sequential(
-            nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
+            nn.Conv2d(cin, hidden, 1, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU6(),
             nn.Conv2d(hidden, hidden, kernel, stride, kernel // 2, groups=hidden, bias=False),
-            nn.BatchNorm2d(hidden), nn.ReLU6(),
-            nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU6(),
+            nn.Conv2d(hidden, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
         )
         self.residual = stride == 1 and cin == cout
 
@@ -152,10 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", action="store_true", help="a quick check: 6 trials and a reduced scoring protocol")
     parser.add_argument("--trials", type=int, default=None, help="architectures to score (default: 20; 6 with --small)")
-    parser.add_argument("--paper-protocol", action="store_true",
-                        help="score with the paper's protocol (3 initialisations, 64-image batches; slower)")
+    parser.add_argument(
+        "--paper-protocol",
+        action="store_true",
+        help="score with the paper's protocol (3 initialisations, 64-image batches; slower)",
+    )
     parser.add_argument("--storage", default=None, help="Optuna storage URL (default: in memory)")
-    parser.add_argument("--study-name", default="teg-user-space", help="study name; an existing study resumes (default: %(default)s)")
+    parser.add_argument(
+        "--study-name", default="teg-user-space", help="study name; an existing study resumes (default: %(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the evolution (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -173,8 +186,13 @@ def main(argv: list[str] | None = None) -> int:
 
     config = TEGConfig() if args.paper_protocol else SMALL_CONFIG if args.small else DEFAULT_CONFIG
     scorer = TEGScorer(space, data="embedded", config=config, device=args.device)
-    sampler = TEGSampler(space, scorer, strategy="evolution", seed=args.seed,
-                         strategy_options={"population_size": 4 if args.small else 10, "tournament_size": 2})
+    sampler = TEGSampler(
+        space,
+        scorer,
+        strategy="evolution",
+        seed=args.seed,
+        strategy_options={"population_size": 4 if args.small else 10, "tournament_size": 2},
+    )
     study = optuna.create_study(
         study_name=args.study_name,
         storage=create_storage(args.storage) if args.storage else None,
@@ -182,8 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         direction="minimize",  # the zero-cost objective's rank-based score: lower is better
         load_if_exists=True,
     )
-    print(f"\nscoring {n_trials} architectures on {scorer.data.name} ({len(scorer.data)} images) on {scorer.device}",
-          flush=True)
+    print(
+        f"\nscoring {n_trials} architectures on {scorer.data.name} ({len(scorer.data)} images) on {scorer.device}",
+        flush=True,
+    )
     # An architecture with an undefined indicator is "bad": its trial is pruned.
     study.optimize(zero_cost_objective(space, scorer), n_trials=n_trials)
     for trial in sorted(study.trials, key=lambda t: t.number):

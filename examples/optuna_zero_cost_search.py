@@ -41,8 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", action="store_true", help="a quick check: 6 trials and a reduced scoring protocol")
     parser.add_argument("--trials", type=int, default=None, help="architectures to score (default: 30; 6 with --small)")
-    parser.add_argument("--storage", default=None, help="Optuna storage URL (default: a SQLite file in a new temporary folder)")
-    parser.add_argument("--study-name", default="teg-zero-cost", help="study name; an existing study resumes (default: %(default)s)")
+    parser.add_argument(
+        "--storage", default=None, help="Optuna storage URL (default: a SQLite file in a new temporary folder)"
+    )
+    parser.add_argument(
+        "--study-name", default="teg-zero-cost", help="study name; an existing study resumes (default: %(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the evolution (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -50,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     storage_url = args.storage or f"sqlite:///{Path(tempfile.mkdtemp(prefix='teg-zero-cost-')) / 'study.db'}"
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    scorer = TEGScorer("nas-bench-201", data="embedded", config=SMALL_CONFIG if args.small else TEGConfig(),
-                       device=args.device)
+    scorer = TEGScorer(
+        "nas-bench-201", data="embedded", config=SMALL_CONFIG if args.small else TEGConfig(), device=args.device
+    )
     space = scorer.space
     study = optuna.create_study(
         study_name=args.study_name,
@@ -63,8 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():  # metric names are an experimental Optuna feature
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(list(METRIC_NAMES))
-    print(f"scoring {n_trials} NB201 cells on {scorer.data.name} ({len(scorer.data)} images) on {scorer.device}; "
-          f"study '{study.study_name}' in {storage_url}", flush=True)
+    print(
+        f"scoring {n_trials} NB201 cells on {scorer.data.name} ({len(scorer.data)} images) on {scorer.device}; "
+        f"study '{study.study_name}' in {storage_url}",
+        flush=True,
+    )
     # A cell with an undefined indicator is "bad": its trial is pruned and never joins the front.
     study.optimize(zero_cost_objective(space, scorer, multi_objective=True), n_trials=n_trials)
 
@@ -84,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     from teg_plugin.dashboard import publish_to_dashboard
 
     published = publish_to_dashboard(study)
-    print(f"\nsaved {len(published.graph_object_ids)} TEG figures and a note on trial #{published.best_trial_number} "
-          "to the study; review it with:")
+    print(
+        f"\nsaved {len(published.graph_object_ids)} TEG figures and a note on trial #{published.best_trial_number} "
+        "to the study; review it with:"
+    )
     print(f"  optuna-dashboard {storage_url}")
     return 0
 

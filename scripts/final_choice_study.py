@@ -57,12 +57,12 @@ _CACHE: dict = {}
 
 def _work(job: tuple[int, str, str, int]) -> dict:
     import torch
+    from teg_plugin.spaces.nb201 import NB201Space
 
     from teg_plugin.config import TEGConfig
     from teg_plugin.data import load_data
     from teg_plugin.indicators.measure import measure_repeats, space_networks
     from teg_plugin.inputs import ScoringInputs
-    from teg_plugin.spaces.nb201 import NB201Space
 
     torch.set_num_threads(1)
     index, init, ntk, seed = job
@@ -73,9 +73,17 @@ def _work(job: tuple[int, str, str, int]) -> dict:
     config, inputs = _CACHE[(init, ntk, seed)]
     arch = space.canonical(space.arch_at(index))
     start = time.perf_counter()
-    repeats = measure_repeats(space_networks(space, space.mask_of(arch), inputs, config), inputs, config, torch.device("cpu"))
-    return {"index": index, "init": init, "ntk": ntk, "seed": seed, "s": time.perf_counter() - start,
-            "reps": [[r.ntk_cond, r.regions, r.kr_mse, r.bad] for r in repeats]}
+    repeats = measure_repeats(
+        space_networks(space, space.mask_of(arch), inputs, config), inputs, config, torch.device("cpu")
+    )
+    return {
+        "index": index,
+        "init": init,
+        "ntk": ntk,
+        "seed": seed,
+        "s": time.perf_counter() - start,
+        "reps": [[r.ntk_cond, r.regions, r.kr_mse, r.bad] for r in repeats],
+    }
 
 
 def collect(args: argparse.Namespace) -> None:
@@ -108,7 +116,8 @@ def analyse(args: argparse.Namespace) -> None:
     for line in open(args.scores):
         r = json.loads(line)
         scores[(r["index"], r["init"], r["ntk"], r["seed"])] = np.array(
-            [[np.nan] * 3 if bad else [k, e, g] for k, e, g, bad in r["reps"]], float).mean(0)
+            [[np.nan] * 3 if bad else [k, e, g] for k, e, g, bad in r["reps"]], float
+        ).mean(0)
     a, b = samples(args.truth)
     for ntk in ("exact", "frozen-bn"):  # A: global and top-10% tau
         idx = [i for i in a if (i, TD, ntk, 0) in scores]
@@ -118,15 +127,19 @@ def analyse(args: argparse.Namespace) -> None:
         for name, acc in (("valid", valid), ("test", test)):
             y = np.array([acc[i] for i in idx])
             top = np.argsort(-y)[:50]
-            print(f"A {ntk:9s} {name}: n {len(idx)}, tau {kendalltau(-sums, y)[0]:.3f}, "
-                  f"tau among the 50 best {kendalltau(-sums[top], y[top])[0]:.3f}")
+            print(
+                f"A {ntk:9s} {name}: n {len(idx)}, tau {kendalltau(-sums, y)[0]:.3f}, "
+                f"tau among the 50 best {kendalltau(-sums[top], y[top])[0]:.3f}"
+            )
     seeds = [s for s in range(5) if all((i, TD, "frozen-bn", s) in scores for i in b)]
     x = np.stack([np.array([scores[(i, TD, "frozen-bn", s)] for i in b]) for s in seeds])  # (seeds, n, 3)
     p = np.array([params[i] for i in b])
     accs = (np.array([valid[i] for i in b]), np.array([test[i] for i in b]))
     print(f"B: {len(b)} good archs; random pick {accs[0].mean():.2f} valid / {accs[1].mean():.2f} test")
 
-    def simulate(weights: tuple[float, float, float], complexity: float, use: Sequence[int], k: int, draws: int, seed: int) -> np.ndarray:
+    def simulate(
+        weights: tuple[float, float, float], complexity: float, use: Sequence[int], k: int, draws: int, seed: int
+    ) -> np.ndarray:
         rng = np.random.default_rng(seed)
         total = np.zeros(2)
         for _ in range(draws):
@@ -138,7 +151,9 @@ def analyse(args: argparse.Namespace) -> None:
             total += [accs[0][pick], accs[1][pick]]
         return total / draws
 
-    def pick_mean(pool: list[int], init: str, ntk: str, use: Sequence[int], k: int = 20, draws: int = 2000) -> tuple[float, float]:
+    def pick_mean(
+        pool: list[int], init: str, ntk: str, use: Sequence[int], k: int = 20, draws: int = 2000
+    ) -> tuple[float, float]:
         """Mean (valid, test) of the rank-sum's pick among k drawn from pool, ranks averaged over `use`."""
         rng = np.random.default_rng(0)
         values = np.stack([np.array([scores[(i, init, ntk, s)] for i in pool]) for s in use])
@@ -151,7 +166,9 @@ def analyse(args: argparse.Namespace) -> None:
 
     print("best-ranked of 20, paper's rank-sum (valid / test):")
     for init in (TD, KM):
-        print(f"  all of B, {init}, frozen-bn, score seeds 0 and 1: %.2f / %.2f" % pick_mean(b, init, "frozen-bn", (0, 1)))
+        print(
+            f"  all of B, {init}, frozen-bn, score seeds 0 and 1: %.2f / %.2f" % pick_mean(b, init, "frozen-bn", (0, 1))
+        )
     for s in seeds:
         print(f"  all of B, {TD}, frozen-bn, score seed {s} alone: %.2f / %.2f" % pick_mean(b, TD, "frozen-bn", (s,)))
     top10 = b[:250]
@@ -159,14 +176,29 @@ def analyse(args: argparse.Namespace) -> None:
     for s in seeds:
         v = np.array([scores[(i, TD, "frozen-bn", s)] for i in top10])
         y = [valid[i] for i in top10]
-        print(f"  seed {s}: T {kendalltau(-v[:, 0], y)[0]:.3f}  E {kendalltau(v[:, 1], y)[0]:.3f}  G {kendalltau(-v[:, 2], y)[0]:.3f}")
+        print(
+            f"  seed {s}: T {kendalltau(-v[:, 0], y)[0]:.3f}  E {kendalltau(v[:, 1], y)[0]:.3f}  G {kendalltau(-v[:, 2], y)[0]:.3f}"
+        )
     both = [i for i in b if (i, TD, "exact", 0) in scores]
     for ntk in ("exact", "frozen-bn"):
-        print(f"  the {len(both)} of B scored both ways, {TD}, {ntk}, score seed 0: %.2f / %.2f" % pick_mean(both, TD, ntk, (0,)))
-    rules = [((1, 1, 1), 0), ((0, 1, 1), 0), ((0, 1, 2), 0), ((1, 1, 2), 0), ((0, 1, 1), 0.5), ((1, 1, 1), 1),
-             ((0, 1, 0), 1), ((1, 0, 0), 0)]
+        print(
+            f"  the {len(both)} of B scored both ways, {TD}, {ntk}, score seed 0: %.2f / %.2f"
+            % pick_mean(both, TD, ntk, (0,))
+        )
+    rules = [
+        ((1, 1, 1), 0),
+        ((0, 1, 1), 0),
+        ((0, 1, 2), 0),
+        ((1, 1, 2), 0),
+        ((0, 1, 1), 0.5),
+        ((1, 1, 1), 1),
+        ((0, 1, 0), 1),
+        ((1, 0, 0), 0),
+    ]
     for k in (10, 20):
-        oracle = np.mean([max(accs[0][s]) for s in (np.random.default_rng(j).choice(len(b), k, replace=False) for j in range(2000))])
+        oracle = np.mean(
+            [max(accs[0][s]) for s in (np.random.default_rng(j).choice(len(b), k, replace=False) for j in range(2000))]
+        )
         print(f"k={k} candidates (best of them, valid: {oracle:.2f})")
         for weights, complexity in rules:
             cells = []

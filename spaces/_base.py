@@ -70,7 +70,10 @@ class SearchSpace(ABC, Generic[ArchT]):
         """
         settings = {"width": 3, "cells_per_stage": 1, **self.protocol_defaults, **self.evaluation_network}
         net = self.build_proxy_network(
-            self.mask_of(arch), width=settings["width"], cells_per_stage=settings["cells_per_stage"], num_classes=num_classes
+            self.mask_of(arch),
+            width=settings["width"],
+            cells_per_stage=settings["cells_per_stage"],
+            num_classes=num_classes,
         )
         return sum(p.numel() for p in net.parameters())
 
@@ -112,8 +115,10 @@ class SearchSpace(ABC, Generic[ArchT]):
         combinations = math.prod(len(options) for options in self.choices().values())
         k = check_int("the number of architectures to sample", k)
         if not 1 <= k <= combinations:
-            raise ValueError(f"the number of architectures to sample must be an int in [1, {combinations}] "
-                             f"for {self.name}; got {k!r}")
+            raise ValueError(
+                f"the number of architectures to sample must be an int in [1, {combinations}] "
+                f"for {self.name}; got {k!r}"
+            )
         chosen: dict[ArchT, None] = {}
         while len(chosen) < k:
             chosen.setdefault(self.sample(rng), None)

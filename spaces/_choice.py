@@ -8,8 +8,9 @@ import random
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from teg_plugin._checks import shown
 from teg_plugin.spaces._base import Mask, SearchSpace, param_key_problem
+
+from teg_plugin._checks import shown
 
 if TYPE_CHECKING:
     from torch import nn
@@ -132,7 +133,9 @@ class ChoiceSpace(SearchSpace[ChoiceArch]):
             raise ValueError("thin_supernet needs supernet: E's thin supernet goes with a supernet builder")
         self.name = name  # type: ignore[misc]  # an instance's own name, for cache keys
         if not isinstance(choices, Mapping):
-            raise TypeError(f"choices must be a dict of choice name -> options, got {type(choices).__name__} {choices!r}")
+            raise TypeError(
+                f"choices must be a dict of choice name -> options, got {type(choices).__name__} {choices!r}"
+            )
         for key, options in choices.items():
             if not isinstance(key, str):
                 # Names become parameter names and JSON keys (strings): 1 and "1" would collide.
@@ -245,7 +248,9 @@ class ChoiceSpace(SearchSpace[ChoiceArch]):
             given = list(mask[key])
             strangers = [v for v in given if not any(_same_option(o, v) for o in options)]
             if strangers:
-                raise ValueError(f"{strangers[0]!r} is not an option of {self.name} choice {key!r}; options: {list(options)}")
+                raise ValueError(
+                    f"{strangers[0]!r} is not an option of {self.name} choice {key!r}; options: {list(options)}"
+                )
             kept[key] = tuple(o for o in options if any(_same_option(o, v) for v in given))
         return kept
 
@@ -265,8 +270,10 @@ _NO_MATCH = object()
 
 def _same_option(option: Any, value: Any) -> bool:
     # bool is an int subclass: True must not match the option 1, nor 1.0 the option True.
-    return type(option) is type(value) and option == value or (
-        isinstance(option, float) and isinstance(value, int) and not isinstance(value, bool) and option == value
+    return (
+        type(option) is type(value)
+        and option == value
+        or (isinstance(option, float) and isinstance(value, int) and not isinstance(value, bool) and option == value)
     )
 
 

@@ -92,8 +92,10 @@ class Strategy(ABC, Generic[ArchT]):
         if proxy_values is not None and not callable(proxy_values):
             raise TypeError(f"proxy_values must be a callable arch -> {{proxy: value}}, got {proxy_values!r}")
         if rule.proxies and proxy_values is None:
-            raise ValueError(f"rank rule {rule} names the zero-cost proxies {', '.join(rule.proxies)}: pass "
-                             "proxy_values, a callable arch -> {proxy: value} (e.g. built on ProxyScorer)")
+            raise ValueError(
+                f"rank rule {rule} names the zero-cost proxies {', '.join(rule.proxies)}: pass "
+                "proxy_values, a callable arch -> {proxy: value} (e.g. built on ProxyScorer)"
+            )
         self._rule = rule
         self._proxy_values = proxy_values
         #: Each ranked architecture's values of the rule's extra terms (complexity, proxies).

@@ -77,12 +77,19 @@ def make_strategy(
         'EvolutionStrategy'
     """
     key = strategy_key(name)
-    classes = {"random": RandomStrategy, "evolution": EvolutionStrategy, "reinforce": ReinforceStrategy, "prune": PruningStrategy}
+    classes = {
+        "random": RandomStrategy,
+        "evolution": EvolutionStrategy,
+        "reinforce": ReinforceStrategy,
+        "prune": PruningStrategy,
+    }
     cls = classes[key]
     accepted = [p for p in inspect.signature(cls).parameters if p not in ("space", "seed", "score_mask")]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise TypeError(f"strategy {key!r} has no option {', '.join(map(repr, unknown))}; its options: {', '.join(accepted) or 'none'}")
+        raise TypeError(
+            f"strategy {key!r} has no option {', '.join(map(repr, unknown))}; its options: {', '.join(accepted) or 'none'}"
+        )
     if key == "prune":
         if score_mask is None:
             raise ValueError("strategy 'prune' needs score_mask (a callable scoring a supernet mask)")

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.stats import rankdata
+from teg_plugin.strategies._base import ArchT, Strategy
 
 from teg_plugin.scores import INDICATORS, TEGScore
-from teg_plugin.strategies._base import ArchT, Strategy
 
 if TYPE_CHECKING:
     from teg_plugin.spaces._base import Mask, SearchSpace
@@ -251,7 +251,9 @@ class PruningStrategy(Strategy[ArchT]):
         multi = [key for key, options in mask.items() if len(options) > 1]
         if multi:  # an option round drops one option of every choice that has several
             if sorted(dropped) != sorted(multi):
-                raise ValueError(f"checkpoint {where}: expected one dropped option for each of {multi}, got {dict(dropped)}")
+                raise ValueError(
+                    f"checkpoint {where}: expected one dropped option for each of {multi}, got {dict(dropped)}"
+                )
             return {key: tuple(o for o in options if o != dropped.get(key)) for key, options in mask.items()}
         return {key: () if key in dropped else options for key, options in mask.items()}
 
@@ -325,9 +327,15 @@ class PruningStrategy(Strategy[ArchT]):
                 own = [c for c in candidates if c.choice == name]
                 # max() keeps the first maximum, so scan in reverse to drop the last of equals.
                 dropped[name] = max(reversed(own), key=lambda c: c.rank_sum).option
-        self._finish(PruneRound(
-            index=len(self._dropped), mask=dict(mask), baseline=baseline_score, candidates=candidates, dropped=dropped
-        ))
+        self._finish(
+            PruneRound(
+                index=len(self._dropped),
+                mask=dict(mask),
+                baseline=baseline_score,
+                candidates=candidates,
+                dropped=dropped,
+            )
+        )
         return {name: tuple(o for o in options if o != dropped.get(name)) for name, options in mask.items()}
 
     def _prune_group(self, mask: FrozenMask, active: list[str], keep: int) -> FrozenMask:
@@ -340,10 +348,15 @@ class PruningStrategy(Strategy[ArchT]):
         # sorted() is stable: among equal rank-sums the earlier key is kept.
         kept = {c.choice for c in sorted(candidates, key=lambda c: c.rank_sum)[:keep]}
         dropped = {c.choice: c.option for c in candidates if c.choice not in kept}
-        self._finish(PruneRound(
-            index=len(self._dropped), mask=dict(mask), baseline=TEGScore.mean_of(baseline), candidates=candidates,
-            dropped=dropped,
-        ))
+        self._finish(
+            PruneRound(
+                index=len(self._dropped),
+                mask=dict(mask),
+                baseline=TEGScore.mean_of(baseline),
+                candidates=candidates,
+                dropped=dropped,
+            )
+        )
         return {key: () if key in dropped else options for key, options in mask.items()}
 
     def _finish(self, finished: PruneRound) -> None:

@@ -137,4 +137,4 @@ def clip(text: str, limit: int = SHOWN_LIMIT, *, length: int | None = None) -> s
     if len(text) <= limit:
         return text
     head = (limit - 3) * 2 // 3
-    return f"{text[:head]}...{text[len(text) - (limit - 3 - head):]} ({len(text) if length is None else length} characters)"
+    return f"{text[:head]}...{text[len(text) - (limit - 3 - head) :]} ({len(text) if length is None else length} characters)"

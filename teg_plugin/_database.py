@@ -68,7 +68,9 @@ def parse_database_url(text: str, *, what: str) -> sa.URL:
     try:
         dialect = url.get_dialect()
     except sa.exc.NoSuchModuleError as exc:
-        raise ValueError(f"unknown database in {what} URL {describe(url)}: expected a SQLAlchemy URL such as {URL_EXAMPLES}") from exc
+        raise ValueError(
+            f"unknown database in {what} URL {describe(url)}: expected a SQLAlchemy URL such as {URL_EXAMPLES}"
+        ) from exc
     try:
         dialect.import_dbapi()
     except ImportError as exc:
@@ -104,13 +106,20 @@ def is_sqlite_memory(url: sa.URL) -> bool:
 
 def make_sqlite_folder(url: sa.URL, *, what: str) -> None:
     """Create the folder of a SQLite file URL if it is missing (SQLite creates the file, not its folder)."""
-    if url.get_backend_name() != "sqlite" or is_sqlite_memory(url) or url.database is None or url.database.startswith("file:"):
+    if (
+        url.get_backend_name() != "sqlite"
+        or is_sqlite_memory(url)
+        or url.database is None
+        or url.database.startswith("file:")
+    ):
         return
     folder = Path(url.database).expanduser().parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ValueError(f"cannot create the folder {str(folder)!r} of the {what} {describe(url)}: {exc.strerror or exc}") from exc
+        raise ValueError(
+            f"cannot create the folder {str(folder)!r} of the {what} {describe(url)}: {exc.strerror or exc}"
+        ) from exc
 
 
 def error_text(exc: BaseException) -> str:

@@ -13,17 +13,19 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 #: Proxy name -> whether a higher value is better (every proxy here: higher).
-PROXY_HIGHER_IS_BETTER: Mapping[str, bool] = MappingProxyType({
-    "params": True,
-    "flops": True,
-    "synflow": True,
-    "snip": True,
-    "grasp": True,
-    "fisher": True,
-    "grad_norm": True,
-    "jacov": True,
-    "nwot": True,
-    "epe_nas": True,
-    "l2_norm": True,
-    "zen": True,
-})
+PROXY_HIGHER_IS_BETTER: Mapping[str, bool] = MappingProxyType(
+    {
+        "params": True,
+        "flops": True,
+        "synflow": True,
+        "snip": True,
+        "grasp": True,
+        "fisher": True,
+        "grad_norm": True,
+        "jacov": True,
+        "nwot": True,
+        "epe_nas": True,
+        "l2_norm": True,
+        "zen": True,
+    }
+)

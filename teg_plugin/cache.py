@@ -16,14 +16,21 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from teg_plugin._database import database_failure, describe, error_text, is_sqlite_memory, make_sqlite_folder, parse_database_url
+from teg_plugin._database import (
+    database_failure,
+    describe,
+    error_text,
+    is_sqlite_memory,
+    make_sqlite_folder,
+    parse_database_url,
+)
 from teg_plugin.scores import TEGScore
 
 CACHE_ENV = "TEG_CACHE"
@@ -109,7 +116,9 @@ def _as_url(location: str | os.PathLike[str]) -> str:
         raise ValueError("the score cache location is empty: give a file path or a SQLAlchemy URL, or --no-cache")
     path = Path(text).expanduser().resolve()
     if path.is_dir():
-        raise ValueError(f"the score cache location {str(path)!r} is a folder: give a file path such as {str(path / 'scores.sqlite')!r}")
+        raise ValueError(
+            f"the score cache location {str(path)!r} is a folder: give a file path such as {str(path / 'scores.sqlite')!r}"
+        )
     return f"sqlite:///{path}"
 
 
@@ -191,8 +200,14 @@ class ScoreCache:
                     key = by_digest[row.key]
                     problem = row_problem(row.ntk_cond, row.regions, row.kr_mse, row.bad, row.reason)
                     if problem is None:
-                        found[key] = TEGScore(_nan(row.ntk_cond), _nan(row.regions), _nan(row.kr_mse),
-                                              bad=bool(row.bad), reason=row.reason, seconds=0.0)
+                        found[key] = TEGScore(
+                            _nan(row.ntk_cond),
+                            _nan(row.regions),
+                            _nan(row.kr_mse),
+                            bad=bool(row.bad),
+                            reason=row.reason,
+                            seconds=0.0,
+                        )
                     else:
                         invalid.append((key, problem))
                         self._invalid.add(row.key)
@@ -200,7 +215,11 @@ class ScoreCache:
             key, problem = invalid[0]
             _logger.warning(
                 "teg-plugin: warning: %d score(s) in the score cache %s are invalid (e.g. %s, for %s); they are "
-                "scored again and replaced", len(invalid), describe(self._url), problem, _clip(key.arch),
+                "scored again and replaced",
+                len(invalid),
+                describe(self._url),
+                problem,
+                _clip(key.arch),
             )
         return found
 
@@ -218,7 +237,7 @@ class ScoreCache:
             "bad": score.bad,
             "reason": score.reason,
             "seconds": score.seconds,
-            "created_at": datetime.now(timezone.utc),
+            "created_at": datetime.now(UTC),
         }
         try:
             with self._failures(), self._engine.begin() as conn:
@@ -243,8 +262,9 @@ class ScoreCache:
                     found[by_digest[row.key]] = CachedProxy(_nan(row.value), bool(row.bad), row.reason)
         return found
 
-    def put_proxy_value(self, key: CacheKey, name: str, value: float, bad: bool, reason: str | None,
-                        seconds: float) -> bool:
+    def put_proxy_value(
+        self, key: CacheKey, name: str, value: float, bad: bool, reason: str | None, seconds: float
+    ) -> bool:
         """Store proxy ``name``'s value for ``key`` unless present; returns whether this call inserted it."""
         row = {
             "key": _proxy_digest(key, name),
@@ -256,7 +276,7 @@ class ScoreCache:
             "bad": bad,
             "reason": reason,
             "seconds": seconds,
-            "created_at": datetime.now(timezone.utc),
+            "created_at": datetime.now(UTC),
         }
         try:
             with self._engine.begin() as conn:
@@ -330,8 +350,9 @@ def _refuse_foreign_sqlite(url: sa.URL) -> None:
         tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     except sqlite3.DatabaseError as exc:
         if "not a database" in str(exc) or "malformed" in str(exc):
-            raise ValueError(f"cannot open the score cache {describe(url)}: {exc} (give another cache file or "
-                             "URL, or --no-cache)") from exc
+            raise ValueError(
+                f"cannot open the score cache {describe(url)}: {exc} (give another cache file or URL, or --no-cache)"
+            ) from exc
         return
     finally:
         conn.close()

@@ -101,13 +101,19 @@ class TEGConfig:
             try:
                 number = check_int(name, value, minimum=low)
             except (TypeError, ValueError):  # one error type for every bad setting
-                need = "an int" if low is None else ("a positive int" if low == 1 else f"an int >= {low} (BatchNorm needs two samples)")
+                need = (
+                    "an int"
+                    if low is None
+                    else ("a positive int" if low == 1 else f"an int >= {low} (BatchNorm needs two samples)")
+                )
                 raise ValueError(f"TEGConfig.{name} must be {need}, got {value!r}") from None
             object.__setattr__(self, name, number)
         try:
             rtol = check_real("singular_rtol", self.singular_rtol, above=0.0, below=1.0)
         except (TypeError, ValueError):
-            raise ValueError(f"TEGConfig.singular_rtol must be a number in (0, 1), got {self.singular_rtol!r}") from None
+            raise ValueError(
+                f"TEGConfig.singular_rtol must be a number in (0, 1), got {self.singular_rtol!r}"
+            ) from None
         object.__setattr__(self, "singular_rtol", rtol)
         if self.init not in INIT_SCHEMES:
             raise ValueError(f"TEGConfig.init must be one of {', '.join(INIT_SCHEMES)}, got {self.init!r}")
@@ -141,7 +147,9 @@ class TEGConfig:
         space_values = space.protocol_defaults if space is not None else {}
         # Any: replace() takes each setting by its own name and type, which a dict of names cannot say.
         unset: dict[str, Any] = {
-            name: space_values.get(name, value) for name, value in SPACE_DEPENDENT.items() if getattr(self, name) is None
+            name: space_values.get(name, value)
+            for name, value in SPACE_DEPENDENT.items()
+            if getattr(self, name) is None
         }
         return replace(self, **unset) if unset else self
 

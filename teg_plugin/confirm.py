@@ -143,7 +143,9 @@ class Confirmation:
                     "mean_rank_sum": _finite(c.mean_rank_sum),
                     "rank_sums": [_finite(v) for v in c.rank_sums],
                     "scores": [s.to_dict() for s in c.scores],
-                    **({"extra": [{k: _finite(v) for k, v in values.items()} for values in c.extra]} if c.extra else {}),
+                    **(
+                        {"extra": [{k: _finite(v) for k, v in values.items()} for values in c.extra]} if c.extra else {}
+                    ),
                 }
                 for c in self.candidates
             ],
@@ -243,7 +245,9 @@ def confirm(
     finally:
         if bar is not None:
             bar.close()
-    sums = np.array([rank_sums(row, rule, extra) for row, extra in zip(per_seed, per_seed_extra)])  # (seeds, candidates)
+    sums = np.array(
+        [rank_sums(row, rule, extra) for row, extra in zip(per_seed, per_seed_extra)]
+    )  # (seeds, candidates)
     means = sums.mean(axis=0)
     confirmed = tuple(
         ConfirmedCandidate(
@@ -257,7 +261,6 @@ def confirm(
         for i in range(len(candidates))
     )
     return Confirmation(all_seeds, rule, confirmed, n_measured)
-
 
 
 def _finite(value: float) -> float | None:

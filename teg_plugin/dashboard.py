@@ -104,7 +104,9 @@ def publish_to_dashboard(
         raise ValueError(f"study {study.study_name!r} has no TEG trials ({describe_score_attrs()})")
     if figures is None:
         figures = study_figures(records, for_dashboard=True)
-    items = list(figures.items()) if isinstance(figures, dict) else [(f"teg-figure-{i}", f) for i, f in enumerate(figures)]
+    items = (
+        list(figures.items()) if isinstance(figures, dict) else [(f"teg-figure-{i}", f) for i, f in enumerate(figures)]
+    )
     ids = []
     for graph_id, fig in items:
         ids.append(dashboard.save_plotly_graph_object(study, fig, graph_object_id=graph_id))
@@ -220,7 +222,9 @@ def _trial_handle(study: optuna.Study, number: int) -> optuna.trial.Trial:
     from teg_plugin.optuna._compat import open_trial, storage_of
 
     frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
-    neutral = optuna.load_study(study_name=study.study_name, storage=storage_of(study), sampler=optuna.samplers.RandomSampler())
+    neutral = optuna.load_study(
+        study_name=study.study_name, storage=storage_of(study), sampler=optuna.samplers.RandomSampler()
+    )
     return open_trial(neutral, frozen)
 
 

@@ -126,6 +126,7 @@ class ModuleScorer:
 
         else:
             raise TypeError(f"expected an nn.Module or a builder width -> nn.Module, got {type(model).__name__}")
+
         def thin_net() -> nn.Module | None:
             return None if thin is None else thin(self.config.regions_width)
 

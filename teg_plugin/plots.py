@@ -264,7 +264,11 @@ def teg_landscape(
         xs, ys, zs = zip(*(coords[id(r)] for r in ranked), strict=True)
         fig.add_trace(
             go.Scatter3d(
-                x=xs, y=ys, z=zs, mode="lines", name="trajectory",
+                x=xs,
+                y=ys,
+                z=zs,
+                mode="lines",
+                name="trajectory",
                 line={"color": _LINE_COLOR, "width": 3},
                 customdata=[[r.order] for r in ranked],
                 hovertemplate="trial %{customdata[0]}<extra>trajectory</extra>",
@@ -273,31 +277,45 @@ def teg_landscape(
     if good:
         fig.add_trace(
             go.Scatter3d(
-                **_xyz(good, coords), mode="markers", name="architectures",
+                **_xyz(good, coords),
+                mode="markers",
+                name="architectures",
                 marker={
-                    "size": 5, "color": [r.rank for r in good], "colorscale": _COLORSCALE,
-                    "cmin": 1, "cmax": max(r.n_archs for r in good),
+                    "size": 5,
+                    "color": [r.rank for r in good],
+                    "colorscale": _COLORSCALE,
+                    "cmin": 1,
+                    "cmax": max(r.n_archs for r in good),
                     "colorbar": {"title": {"text": "TEG rank<br>(1 = best)"}},
                     "line": {"width": 0},
                 },
-                customdata=_customdata(good), hovertemplate=_HOVER,
+                customdata=_customdata(good),
+                hovertemplate=_HOVER,
             )
         )
     if bad:
         fig.add_trace(
             go.Scatter3d(
-                **_xyz(bad, coords), mode="markers", name="bad",
+                **_xyz(bad, coords),
+                mode="markers",
+                name="bad",
                 marker={"size": 6, "color": _BAD_COLOR, "symbol": "x"},
-                customdata=_customdata(bad), hovertemplate=_HOVER,
+                customdata=_customdata(bad),
+                hovertemplate=_HOVER,
             )
         )
     if best is not None:
         fig.add_trace(
             go.Scatter3d(
-                **_xyz([best], coords), mode="markers+text", name="best",
-                text=["★ best"], textposition="top center", textfont={"color": _BEST_COLOR},
+                **_xyz([best], coords),
+                mode="markers+text",
+                name="best",
+                text=["★ best"],
+                textposition="top center",
+                textfont={"color": _BEST_COLOR},
                 marker={"size": 9, "color": _BEST_COLOR, "symbol": "diamond", "line": {"color": "black", "width": 1}},
-                customdata=_customdata([best]), hovertemplate=_HOVER,
+                customdata=_customdata([best]),
+                hovertemplate=_HOVER,
             )
         )
     fig.update_layout(
@@ -338,7 +356,10 @@ def teg_landscape_2d(
     keys = list(INDICATORS)
     rows = 1 if columns == 3 else 2
     fig = make_subplots(
-        rows=rows, cols=columns, horizontal_spacing=0.08 if columns == 3 else 0.14, vertical_spacing=0.2,
+        rows=rows,
+        cols=columns,
+        horizontal_spacing=0.08 if columns == 3 else 0.14,
+        vertical_spacing=0.2,
         subplot_titles=[f"{_SHORT[keys[a]]} vs {_SHORT[keys[b]]}" for a, b in pairs],
     )
     for panel, (a, b) in enumerate(pairs):
@@ -352,44 +373,71 @@ def teg_landscape_2d(
         if trajectory and ranked:
             fig.add_trace(
                 go.Scatter(
-                    **xy(ranked), mode="lines", name="trajectory", legendgroup="trajectory", showlegend=first,
+                    **xy(ranked),
+                    mode="lines",
+                    name="trajectory",
+                    legendgroup="trajectory",
+                    showlegend=first,
                     line={"color": _LINE_COLOR, "width": 1.5},
                     customdata=[[r.order] for r in ranked],
                     hovertemplate="trial %{customdata[0]}<extra>trajectory</extra>",
                 ),
-                row=row, col=col,
+                row=row,
+                col=col,
             )
         if good:
             fig.add_trace(
                 go.Scatter(
-                    **xy(good), mode="markers", name="architectures", legendgroup="architectures", showlegend=first,
+                    **xy(good),
+                    mode="markers",
+                    name="architectures",
+                    legendgroup="architectures",
+                    showlegend=first,
                     marker={
-                        "size": 8, "color": [r.rank for r in good], "colorscale": _COLORSCALE,
-                        "cmin": 1, "cmax": max(r.n_archs for r in good), "showscale": first,
+                        "size": 8,
+                        "color": [r.rank for r in good],
+                        "colorscale": _COLORSCALE,
+                        "cmin": 1,
+                        "cmax": max(r.n_archs for r in good),
+                        "showscale": first,
                         "colorbar": {"title": {"text": "TEG rank<br>(1 = best)"}, "x": 1.02},
                         "line": {"color": "white", "width": 0.5},
                     },
-                    customdata=_customdata(good), hovertemplate=_HOVER,
+                    customdata=_customdata(good),
+                    hovertemplate=_HOVER,
                 ),
-                row=row, col=col,
+                row=row,
+                col=col,
             )
         if bad:
             fig.add_trace(
                 go.Scatter(
-                    **xy(bad), mode="markers", name="bad", legendgroup="bad", showlegend=first,
+                    **xy(bad),
+                    mode="markers",
+                    name="bad",
+                    legendgroup="bad",
+                    showlegend=first,
                     marker={"size": 8, "color": _BAD_COLOR, "symbol": "x"},
-                    customdata=_customdata(bad), hovertemplate=_HOVER,
+                    customdata=_customdata(bad),
+                    hovertemplate=_HOVER,
                 ),
-                row=row, col=col,
+                row=row,
+                col=col,
             )
         if best is not None:
             fig.add_trace(
                 go.Scatter(
-                    **xy([best]), mode="markers", name="best", legendgroup="best", showlegend=first,
+                    **xy([best]),
+                    mode="markers",
+                    name="best",
+                    legendgroup="best",
+                    showlegend=first,
                     marker={"size": 16, "color": _BEST_COLOR, "symbol": "star", "line": {"color": "black", "width": 1}},
-                    customdata=_customdata([best]), hovertemplate=_HOVER,
+                    customdata=_customdata([best]),
+                    hovertemplate=_HOVER,
                 ),
-                row=row, col=col,
+                row=row,
+                col=col,
             )
         fig.update_xaxes(title_text=_SHORT[keys[a]], row=row, col=col)
         fig.update_yaxes(title_text=_SHORT[keys[b]], row=row, col=col)
@@ -428,19 +476,30 @@ def search_progress(
     bad = [r for r in ranked if r.record.is_bad]
     fig.add_trace(
         go.Scatter(
-            x=[r.order for r in good], y=[r.rank for r in good], mode="markers", name="rank",
-            marker={"size": 6, "color": "steelblue"}, customdata=_customdata(good), hovertemplate=_HOVER,
+            x=[r.order for r in good],
+            y=[r.rank for r in good],
+            mode="markers",
+            name="rank",
+            marker={"size": 6, "color": "steelblue"},
+            customdata=_customdata(good),
+            hovertemplate=_HOVER,
         ),
-        row=1, col=1,
+        row=1,
+        col=1,
     )
     if bad:
         fig.add_trace(
             go.Scatter(
-                x=[r.order for r in bad], y=[r.rank for r in bad], mode="markers", name="bad",
+                x=[r.order for r in bad],
+                y=[r.rank for r in bad],
+                mode="markers",
+                name="bad",
                 marker={"size": 7, "color": _BAD_COLOR, "symbol": "x"},
-                customdata=_customdata(bad), hovertemplate=_HOVER,
+                customdata=_customdata(bad),
+                hovertemplate=_HOVER,
             ),
-            row=1, col=1,
+            row=1,
+            col=1,
         )
     best_so_far: list[int] = []
     current: int | None = None
@@ -449,21 +508,30 @@ def search_progress(
         best_so_far.append(current)
     fig.add_trace(
         go.Scatter(
-            x=[r.order for r in ranked], y=best_so_far, mode="lines", name="best so far",
+            x=[r.order for r in ranked],
+            y=best_so_far,
+            mode="lines",
+            name="best so far",
             line={"shape": "hv", "color": _BEST_COLOR, "width": 2},
         ),
-        row=1, col=1,
+        row=1,
+        col=1,
     )
     for row, key in enumerate(INDICATORS if indicators else (), start=2):
         values = [(r.order, r.record.value(key)) for r in good]
         pts = [(x, y) for x, y in values if y is not None]
         fig.add_trace(
             go.Scatter(
-                x=[x for x, _ in pts], y=[y for _, y in pts], mode="markers", name=_SHORT[key],
-                marker={"size": 5, "color": "steelblue"}, showlegend=False,
+                x=[x for x, _ in pts],
+                y=[y for _, y in pts],
+                mode="markers",
+                name=_SHORT[key],
+                marker={"size": 5, "color": "steelblue"},
+                showlegend=False,
                 hovertemplate=f"trial %{{x}}<br>{_SHORT[key]} %{{y:.4g}}<extra></extra>",
             ),
-            row=row, col=1,
+            row=row,
+            col=1,
         )
         running: list[float] = []
         for _, y in pts:
@@ -471,15 +539,21 @@ def search_progress(
             running.append(y if not running else better(running[-1], y))
         fig.add_trace(
             go.Scatter(
-                x=[x for x, _ in pts], y=running, mode="lines", name=f"best {_SHORT[key]} so far",
-                line={"shape": "hv", "color": _BEST_COLOR, "width": 1.5, "dash": "dot"}, showlegend=False,
+                x=[x for x, _ in pts],
+                y=running,
+                mode="lines",
+                name=f"best {_SHORT[key]} so far",
+                line={"shape": "hv", "color": _BEST_COLOR, "width": 1.5, "dash": "dot"},
+                showlegend=False,
             ),
-            row=row, col=1,
+            row=row,
+            col=1,
         )
     fig.update_yaxes(autorange="reversed", row=1, col=1)
     fig.update_xaxes(title_text="trial number (search order)", row=n_rows, col=1)
     fig.update_layout(
-        title={"text": _title(title, ranked)}, height=850 if indicators else 450,
+        title={"text": _title(title, ranked)},
+        height=850 if indicators else 450,
         legend={"orientation": "h", "y": 1.06 if indicators else 1.12, "x": 0.5},
     )
     return fig
@@ -504,7 +578,9 @@ def pruning_rounds(strategy_rounds: Any, *, title: str = "TEG supernet pruning")
     panel_px, gap_px = 260, 170  # the gap leaves room for the rotated two-level tick labels
     height = len(rounds) * (panel_px + gap_px) + 120
     fig = make_subplots(
-        rows=len(rounds), cols=1, vertical_spacing=gap_px / height if len(rounds) > 1 else 0.0,
+        rows=len(rounds),
+        cols=1,
+        vertical_spacing=gap_px / height if len(rounds) > 1 else 0.0,
         subplot_titles=[
             f"round {rnd.index}: dropped " + ", ".join(f"{c}={o}" for c, o in rnd.dropped.items()) for rnd in rounds
         ],
@@ -518,7 +594,11 @@ def pruning_rounds(strategy_rounds: Any, *, title: str = "TEG supernet pruning")
         is_dropped = [rnd.dropped.get(c.choice) == c.option for c in cands]
         fig.add_trace(
             go.Bar(
-                x=xs, y=finite, name="rank-sum", legendgroup="rank-sum", showlegend=first,
+                x=xs,
+                y=finite,
+                name="rank-sum",
+                legendgroup="rank-sum",
+                showlegend=first,
                 marker={"color": [_BEST_COLOR if d else "steelblue" for d in is_dropped]},
                 customdata=[
                     [c.choice, c.option, *(c.ranks[k] for k in INDICATORS), *(c.deltas[k] for k in INDICATORS)]
@@ -532,35 +612,50 @@ def pruning_rounds(strategy_rounds: Any, *, title: str = "TEG supernet pruning")
                     "<extra></extra>"
                 ),
             ),
-            row=row, col=1,
+            row=row,
+            col=1,
         )
         dropped = [(c, y) for c, y, d in zip(cands, finite, is_dropped, strict=True) if d]
         fig.add_trace(
             go.Scatter(
                 x=[[c.choice for c, _ in dropped], [c.option for c, _ in dropped]],
-                y=[(y or 0.0) for _, y in dropped], mode="markers+text", name="dropped", legendgroup="dropped",
-                showlegend=first, text=["dropped"] * len(dropped), textposition="top center",
+                y=[(y or 0.0) for _, y in dropped],
+                mode="markers+text",
+                name="dropped",
+                legendgroup="dropped",
+                showlegend=first,
+                text=["dropped"] * len(dropped),
+                textposition="top center",
                 marker={"symbol": "triangle-down", "size": 10, "color": "black"},
-                hoverinfo="skip", cliponaxis=False,
+                hoverinfo="skip",
+                cliponaxis=False,
             ),
-            row=row, col=1,
+            row=row,
+            col=1,
         )
         broken = [c for c in cands if not math.isfinite(c.rank_sum)]
         if broken:
             fig.add_trace(
                 go.Scatter(
-                    x=[[c.choice for c in broken], [c.option for c in broken]], y=[0.0] * len(broken),
-                    mode="markers", name="bad removal", legendgroup="bad", showlegend=not bad_in_legend,
+                    x=[[c.choice for c in broken], [c.option for c in broken]],
+                    y=[0.0] * len(broken),
+                    mode="markers",
+                    name="bad removal",
+                    legendgroup="bad",
+                    showlegend=not bad_in_legend,
                     marker={"symbol": "x", "size": 9, "color": _BAD_COLOR},
                     hovertemplate="removing it breaks the network (kept)<extra></extra>",
                 ),
-                row=row, col=1,
+                row=row,
+                col=1,
             )
             bad_in_legend = True
         fig.update_yaxes(title_text="rank-sum", row=row, col=1)
     fig.update_layout(
         title={"text": f"{title}<br><sup>larger rank-sum = less important; the largest per choice is dropped</sup>"},
-        height=height, bargap=0.15, margin={"t": 110},
+        height=height,
+        bargap=0.15,
+        margin={"t": 110},
     )
     return fig
 

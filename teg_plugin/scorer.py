@@ -230,7 +230,9 @@ class TEGScorer:
     def _measure_mask_repeats(self, mask: Mask, text: str) -> None:
         """Measure ``mask``; memoise and cache its mean (under ``text``) and each repeat."""
         start = time.perf_counter()
-        repeats = measure_repeats(space_networks(self.space, mask, self.inputs, self.config), self.inputs, self.config, self.device)
+        repeats = measure_repeats(
+            space_networks(self.space, mask, self.inputs, self.config), self.inputs, self.config, self.device
+        )
         entries = {text: TEGScore.mean_of(repeats, seconds=time.perf_counter() - start)}
         entries.update((f"r{r}:{text}", score) for r, score in enumerate(repeats))
         self.n_measured += 1
@@ -254,7 +256,9 @@ class TEGScorer:
             )
         self._supernet_bar.update()
 
-    def rank(self, archs: Sequence[Hashable], *, rule: RankRule | None = None, progress: bool = False) -> list[RankedArch]:
+    def rank(
+        self, archs: Sequence[Hashable], *, rule: RankRule | None = None, progress: bool = False
+    ) -> list[RankedArch]:
         """``archs`` (as :meth:`score` takes them) with scores, rank-sums and positions (1 = best), in
         the given order, under ``rule`` (default: the paper's rank-sum). A rule's complexity term is
         :meth:`SearchSpace.complexity`, its zero-cost proxies are computed by :meth:`proxies`."""
@@ -268,8 +272,9 @@ class TEGScorer:
             for a, s, rs, pos in zip(archs, scores, sums, positions)
         ]
 
-    def extra_values(self, archs: Iterable[Hashable | str | dict], rule: RankRule, *,
-                     progress: bool = False) -> list[dict[str, float]] | None:
+    def extra_values(
+        self, archs: Iterable[Hashable | str | dict], rule: RankRule, *, progress: bool = False
+    ) -> list[dict[str, float]] | None:
         """Per architecture (as :meth:`score` takes them), the values of ``rule``'s extra terms:
         :func:`~teg_plugin.scores.rank_sums`'s ``extra``, ``None`` when the rule has none. The
         complexity ``params`` is :meth:`SearchSpace.complexity`; the proxies come from
@@ -285,11 +290,14 @@ class TEGScorer:
             return None
         archs = self._as_archs(archs)
         proxies = self.proxies(archs, rule.proxies, progress=progress) if rule.proxies else [{} for _ in archs]
-        return [{**({COMPLEXITY: float(self.space.complexity(a))} if rule.complexity else {}), **values}
-                for a, values in zip(archs, proxies)]
+        return [
+            {**({COMPLEXITY: float(self.space.complexity(a))} if rule.complexity else {}), **values}
+            for a, values in zip(archs, proxies)
+        ]
 
-    def proxies(self, archs: Iterable[Hashable | str | dict], names: str | Iterable[str], *,
-                progress: bool = False) -> list[dict[str, float]]:
+    def proxies(
+        self, archs: Iterable[Hashable | str | dict], names: str | Iterable[str], *, progress: bool = False
+    ) -> list[dict[str, float]]:
         """Zero-cost proxies (``"synflow,nwot"`` or a list of names, see :mod:`teg_plugin.proxies`)
         of ``archs`` on this scorer's data, inputs, device and cache: per architecture, in order, a
         dict name -> value (NaN where a proxy is undefined). Each (architecture, proxy) is computed
@@ -316,4 +324,3 @@ def _mask_text(mask: Mask) -> str:
     """A mask's cache text. "mean:": an edge averages its active options (spaces._supernet.edge_mean);
     scores cached under the earlier sum semantics carry no prefix and are not reused."""
     return "mean:" + json.dumps({k: sorted(v) for k, v in sorted(mask.items())}, separators=(",", ":"))
-

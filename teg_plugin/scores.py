@@ -186,8 +186,10 @@ def rank_sums(
     if terms:
         if extra is None or len(extra) != len(scores):
             given = "none" if extra is None else f"{len(extra)} for {len(scores)} scores"
-            raise ValueError(f"rank rule {rule} ranks by {', '.join(terms)}: pass their values, one mapping per "
-                             f"score (extra=[{{term: value}}, ...]); got {given}")
+            raise ValueError(
+                f"rank rule {rule} ranks by {', '.join(terms)}: pass their values, one mapping per "
+                f"score (extra=[{{term: value}}, ...]); got {given}"
+            )
         rows = [i for i in range(len(scores)) if good[i]]
         for term in terms:
             values = []
@@ -326,11 +328,13 @@ class RankRule:
 COMPLEXITY = "params"
 #: Every term a :class:`RankRule` may weigh, in the order its text form lists them, and whether a
 #: higher value is better: the indicators, the complexity, then the other zero-cost proxies.
-RULE_TERMS: Mapping[str, bool] = MappingProxyType({
-    **HIGHER_IS_BETTER,
-    COMPLEXITY: True,
-    **{name: higher for name, higher in PROXY_HIGHER_IS_BETTER.items() if name != COMPLEXITY},
-})
+RULE_TERMS: Mapping[str, bool] = MappingProxyType(
+    {
+        **HIGHER_IS_BETTER,
+        COMPLEXITY: True,
+        **{name: higher for name, higher in PROXY_HIGHER_IS_BETTER.items() if name != COMPLEXITY},
+    }
+)
 #: The paper's rule: the plain sum of the three indicators' ranks.
 PAPER_RULE = RankRule()
 

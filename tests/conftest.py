@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-
 import os
 
 # One intra-op thread, here and in the subprocesses tests start (they inherit the environment): on a
@@ -18,11 +17,11 @@ from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from teg_plugin.spaces.nb201 import EDGE_NAMES, OPS, NB201Arch, NB201Space  # noqa: E402
 
 from teg_plugin.config import TEGConfig  # noqa: E402
 from teg_plugin.data import ImageData, load_data  # noqa: E402
 from teg_plugin.inputs import ScoringInputs  # noqa: E402
-from teg_plugin.spaces.nb201 import EDGE_NAMES, OPS, NB201Arch, NB201Space  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]) if os.environ["OMP_NUM_THREADS"].isdigit() else 1)
 
@@ -82,10 +81,11 @@ def shared_data() -> Path:
 def nni_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """NNI's experiment list (normally ~/nni-experiments/.experiment) and working folder under tmp_path."""
     pytest.importorskip("nni")
-    import teg_plugin.nni  # noqa: F401  # first: it keeps nni.nas from importing PyTorch Lightning
     import nni.experiment.experiment
     import nni.nas.experiment.experiment
     from nni.tools.nnictl.config_utils import Experiments
+
+    import teg_plugin.nni  # noqa: F401  # first: it keeps nni.nas from importing PyTorch Lightning
 
     home = tmp_path / "nni-experiments"
     home.mkdir()
@@ -136,6 +136,7 @@ def trial_params() -> Callable[[Any], list[dict[str, Any]]]:
 
 # -- hand-made TEG studies (figures, dashboard) -----------------------------------------------------
 
+
 def _nb201_text(ops: Sequence[int]) -> str:
     return NB201Arch(tuple(OPS[i] for i in ops)).to_str()
 
@@ -161,15 +162,23 @@ def make_teg_study() -> Callable[..., Any]:
         distributions = {edge: CategoricalDistribution(OPS) for edge in EDGE_NAMES}
         for ops, index, kappa, regions, mse in rows:
             bad = kappa is None
-            attrs = {"arch": _nb201_text(ops), "ntk_cond": kappa, "regions": regions, "kr_mse": mse, "bad": bad,
-                     **extra_attrs}
+            attrs = {
+                "arch": _nb201_text(ops),
+                "ntk_cond": kappa,
+                "regions": regions,
+                "kr_mse": mse,
+                "bad": bad,
+                **extra_attrs,
+            }
             if index is not None:
                 attrs["index"] = index
             study.add_trial(
                 optuna.trial.create_trial(
                     state=optuna.trial.TrialState.PRUNED if bad else optuna.trial.TrialState.COMPLETE,
-                    params={edge: OPS[i] for edge, i in zip(EDGE_NAMES, ops)}, distributions=distributions,
-                    value=None if bad else kappa, user_attrs=attrs,
+                    params={edge: OPS[i] for edge, i in zip(EDGE_NAMES, ops)},
+                    distributions=distributions,
+                    value=None if bad else kappa,
+                    user_attrs=attrs,
                 )
             )
         return study

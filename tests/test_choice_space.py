@@ -6,12 +6,12 @@ import random
 import re
 
 import pytest
+from teg_plugin.spaces import ChoiceArch, ChoiceSpace
+from teg_plugin.strategies import make_strategy
 from torch import nn
 
 from teg_plugin.config import TEGConfig
 from teg_plugin.scorer import TEGScorer
-from teg_plugin.spaces import ChoiceArch, ChoiceSpace
-from teg_plugin.strategies import make_strategy
 
 CHOICES = {"width": [4, 8], "kernel": [1, 3], "act": ["relu", "relu6"], "scale": [0.5, 1.0]}
 
@@ -121,7 +121,9 @@ def test_scorer_scores_a_choice_arch_and_strategies_search_it() -> None:
     score = scorer.score(SPACE.parse('{"width": 8, "kernel": 3, "act": "relu", "scale": 0.5}'))
     assert not score.bad and score.regions > 1
     for name in ("random", "evolution", "reinforce"):
-        strategy = make_strategy(name, SPACE, seed=0, **({"population_size": 4, "tournament_size": 2} if name == "evolution" else {}))
+        strategy = make_strategy(
+            name, SPACE, seed=0, **({"population_size": 4, "tournament_size": 2} if name == "evolution" else {})
+        )
         for _ in range(5):
             arch = strategy.ask()
             strategy.tell(arch, scorer.score(arch))
@@ -160,8 +162,11 @@ def test_generalization_filter_is_the_users() -> None:
 
 # -- supernet pruning of a ChoiceSpace given a supernet builder ----------------------------------
 
-_OPS = {"conv": lambda w: nn.Sequential(nn.Conv2d(w, w, 3, padding=1), nn.ReLU()), "pool": lambda w: nn.MaxPool2d(3, 1, 1),
-        "skip": lambda w: nn.Identity()}
+_OPS = {
+    "conv": lambda w: nn.Sequential(nn.Conv2d(w, w, 3, padding=1), nn.ReLU()),
+    "pool": lambda w: nn.MaxPool2d(3, 1, 1),
+    "skip": lambda w: nn.Identity(),
+}
 
 
 class _Mean(nn.Module):
@@ -179,16 +184,25 @@ class _Mean(nn.Module):
 
 def _supernet(kept: dict, width: int = 4, in_channels: int = 3) -> nn.Module:
     stem = [nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU()] if in_channels != width else []
-    return nn.Sequential(*stem, _Mean(kept["a"], width), _Mean(kept["b"], width), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                         nn.Flatten(), nn.Linear(width, 10))
+    return nn.Sequential(
+        *stem,
+        _Mean(kept["a"], width),
+        _Mean(kept["b"], width),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(width, 10),
+    )
 
 
 def _prunable() -> ChoiceSpace:
     return ChoiceSpace(
-        "prunable-test", {"a": ["conv", "pool", "skip"], "b": ["conv", "skip"]},
+        "prunable-test",
+        {"a": ["conv", "pool", "skip"], "b": ["conv", "skip"]},
         lambda c: _supernet({k: (v,) for k, v in c.items()}),
         thin=lambda c, w: _supernet({k: (v,) for k, v in c.items()}, w, w),
-        supernet=_supernet, thin_supernet=lambda kept, w: _supernet(kept, w, w),
+        supernet=_supernet,
+        thin_supernet=lambda kept, w: _supernet(kept, w, w),
     )
 
 
@@ -202,7 +216,9 @@ def test_a_choice_space_with_a_supernet_builder_is_pruned() -> None:
     found = pruning.run()
     assert set(found) == {"a", "b"} and pruning.n_supernet_evaluations == (1 + 5) + (1 + 2)
     with pytest.raises(ValueError, match="'maxpool' is not an option of prunable-test choice 'a'"):
-        space.build_proxy_network({"a": ("maxpool", "conv"), "b": ("conv",)}, width=1, cells_per_stage=1, num_classes=10)
+        space.build_proxy_network(
+            {"a": ("maxpool", "conv"), "b": ("conv",)}, width=1, cells_per_stage=1, num_classes=10
+        )
 
 
 def test_tegsampler_prunes_a_choice_space_with_a_supernet() -> None:

@@ -17,9 +17,9 @@ from collections.abc import Callable
 import optuna
 import pytest
 import torch
+from teg_plugin.spaces.nb201 import NB201Space
 
 from teg_plugin.cli import main
-from teg_plugin.spaces.nb201 import NB201Space
 
 FAST = ["--dataset", "synthetic", "--repeat", "1", "--batch-size", "8", "--quiet"]
 KEYS = {"arch", "index", "ntk_cond", "regions", "kr_mse", "bad", "rank", "seconds"}
@@ -71,7 +71,18 @@ def test_score_csv_and_table(capsys) -> None:
     assert code == 0, err
     lines = out.rstrip("\n").splitlines()
     assert len(lines) == 3
-    assert lines[0].split() == ["rank", "rank_sum", "index", "ntk_cond", "regions", "kr_mse", "bad", "reason", "seconds", "arch"]
+    assert lines[0].split() == [
+        "rank",
+        "rank_sum",
+        "index",
+        "ntk_cond",
+        "regions",
+        "kr_mse",
+        "bad",
+        "reason",
+        "seconds",
+        "arch",
+    ]
     assert lines[1].split()[2] == "6111" and lines[1].split()[-1] == SPACE.format(SPACE.arch_at(6111))
 
 
@@ -90,20 +101,42 @@ def test_score_rule_ranks_by_a_proxy(capsys) -> None:
     assert [row["rank"] for row in paper] != [row["rank"] for row in rows[:5]]  # the rule changed the ranking
     assert "nwot" not in paper[0] and rows[5]["rank_sum"] is None and rows[5]["bad"] is True
     # a rule mixing the indicators, the complexity and a proxy; --proxies columns are kept beside it
-    code, out, err = _run(capsys, "score", "--index", *indices[:3], *FAST, "--no-cache", "--format", "csv",
-                          "--proxies", "params", "--rule", "ntk_cond,regions,kr_mse,params=0.5,synflow=0.5")
+    code, out, err = _run(
+        capsys,
+        "score",
+        "--index",
+        *indices[:3],
+        *FAST,
+        "--no-cache",
+        "--format",
+        "csv",
+        "--proxies",
+        "params",
+        "--rule",
+        "ntk_cond,regions,kr_mse,params=0.5,synflow=0.5",
+    )
     assert code == 0, err
     header = out.splitlines()[0].split(",")
-    assert header[header.index("kr_mse") + 1: header.index("bad")] == ["params", "synflow"]
+    assert header[header.index("kr_mse") + 1 : header.index("bad")] == ["params", "synflow"]
     with pytest.raises(SystemExit) as info:
         main(["score", "--index", "1", *FAST, "--no-cache", "--rule", "nwot,synflw"])
     err = capsys.readouterr().err
-    assert info.value.code == 2 and "unknown term 'synflw' in a rank rule; known: ntk_cond, regions" in err and "zen" in err
+    assert (
+        info.value.code == 2
+        and "unknown term 'synflw' in a rank rule; known: ntk_cond, regions" in err
+        and "zen" in err
+    )
 
 
 def test_score_bad_arch_is_valid_json_with_nulls(capsys) -> None:
     none = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
-    rows = _score_json(capsys, "--arch", none, "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|nor_conv_3x3~0|skip_connect~1|avg_pool_3x3~2|", "--no-cache")
+    rows = _score_json(
+        capsys,
+        "--arch",
+        none,
+        "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|nor_conv_3x3~0|skip_connect~1|avg_pool_3x3~2|",
+        "--no-cache",
+    )
     bad, good = rows
     assert bad["arch"] == none and bad["bad"] is True and bad["ntk_cond"] is None and bad["rank"] == 2
     assert good["bad"] is False and good["rank"] == 1
@@ -170,16 +203,21 @@ def test_score_seed_without_sample_is_a_usage_error(capsys) -> None:
 
 def test_closed_stdout_pipe_ends_quietly() -> None:
     # `teg-nas ... | head -c 0`: the reader is gone before the output is written; teg-nas stops quietly.
-    command = f"{shlex.quote(sys.executable)} -m teg_plugin.cli score --index 1 2 3 {' '.join(FAST)} --no-cache --quiet --format json | head -c 0; echo \"rc=${{PIPESTATUS[0]}}\""
+    command = f'{shlex.quote(sys.executable)} -m teg_plugin.cli score --index 1 2 3 {" ".join(FAST)} --no-cache --quiet --format json | head -c 0; echo "rc=${{PIPESTATUS[0]}}"'
     done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300)
-    assert done.stdout.strip() == "rc=141" and "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+    assert (
+        done.stdout.strip() == "rc=141" and "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr
+    ), done.stderr
 
 
 def test_init_option_changes_the_weights_and_is_checked(capsys) -> None:
     default = _score_json(capsys, "--index", "6111", "--no-cache")[0]
     paper = _score_json(capsys, "--index", "6111", "--no-cache", "--init", "kaiming-normal")[0]
     assert paper["ntk_cond"] != default["ntk_cond"]
-    assert _score_json(capsys, "--index", "6111", "--no-cache", "--init", "torch-default")[0]["ntk_cond"] == default["ntk_cond"]
+    assert (
+        _score_json(capsys, "--index", "6111", "--no-cache", "--init", "torch-default")[0]["ntk_cond"]
+        == default["ntk_cond"]
+    )
     with pytest.raises(SystemExit) as info:
         main(["score", "--index", "1", "--init", "xavier"])
     assert info.value.code == 2 and "invalid choice: 'xavier'" in capsys.readouterr().err
@@ -195,13 +233,24 @@ def test_argparse_errors_exit_2(capsys) -> None:
     assert info.value.code == 2  # --arch, --index and --sample are mutually exclusive
 
 
-@pytest.mark.parametrize("command", [["search"], ["score", "--sample", "2"], ["bench", "correlation", "--truth", "t.csv"],
-                                     ["bench", "speed"]])
+@pytest.mark.parametrize(
+    "command",
+    [["search"], ["score", "--sample", "2"], ["bench", "correlation", "--truth", "t.csv"], ["bench", "speed"]],
+)
 @pytest.mark.parametrize("seed", ["-1", "4294967296", "1.5"])
 def test_seeds_outside_what_optuna_and_numpy_take_are_refused_by_name(capsys, tmp_path, command, seed) -> None:
     storage = tmp_path / "never.db"
     with pytest.raises(SystemExit) as info:
-        main([*command, "--seed", seed, *FAST, "--no-cache", *(["--storage", f"sqlite:///{storage}"] if command == ["search"] else [])])
+        main(
+            [
+                *command,
+                "--seed",
+                seed,
+                *FAST,
+                "--no-cache",
+                *(["--storage", f"sqlite:///{storage}"] if command == ["search"] else []),
+            ]
+        )
     assert info.value.code == 2
     assert f"argument --seed: must be an int from 0 to 4294967295, got '{seed}'" in capsys.readouterr().err
     assert not storage.exists()  # refused before anything is created
@@ -222,9 +271,27 @@ def test_module_entry_point_stdout_is_json_only(tmp_path) -> None:
     # shows a progress bar (no --quiet); both must go to stderr, leaving stdout pure JSON.
     env = {k: v for k, v in os.environ.items() if k not in ("TEG_DATA_ROOT", "TEG_CACHE")}
     proc = subprocess.run(
-        [sys.executable, "-m", "teg_plugin.cli", "score", "--index", "6111", "11472", "--format", "json",
-         "--repeat", "1", "--batch-size", "8", "--no-cache"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "teg_plugin.cli",
+            "score",
+            "--index",
+            "6111",
+            "11472",
+            "--format",
+            "json",
+            "--repeat",
+            "1",
+            "--batch-size",
+            "8",
+            "--no-cache",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     rows = _strict_json(proc.stdout)
@@ -234,8 +301,23 @@ def test_module_entry_point_stdout_is_json_only(tmp_path) -> None:
 
 
 def test_bench_speed_json(capsys) -> None:
-    code, out, err = _run(capsys, "bench", "speed", "--archs", "1", "--repeat", "1", "--batch-size", "8",
-                          "--dataset", "synthetic", "--no-cache", "--format", "json", "--quiet")
+    code, out, err = _run(
+        capsys,
+        "bench",
+        "speed",
+        "--archs",
+        "1",
+        "--repeat",
+        "1",
+        "--batch-size",
+        "8",
+        "--dataset",
+        "synthetic",
+        "--no-cache",
+        "--format",
+        "json",
+        "--quiet",
+    )
     assert code == 0, err
     result = _strict_json(out)
     assert result["same_ranking"] is True and result["archs"] == 1
@@ -253,10 +335,33 @@ def test_bench_correlation_json(capsys, shared_data, tmp_path) -> None:
     proxies = tmp_path / "proxies.csv"
     archs = [line.split(",")[2] for line in naslib.read_text().splitlines()[1:]]
     proxies.write_text("arch_str,naswot_v1_score_cifar10,zen_cifar10\n" + "".join(f"{a},1.0,\n" for a in archs))
-    code, out, err = _run(capsys, "bench", "correlation", "--truth", str(truth), "--sample", "6", "--repeat", "1",
-                          "--batch-size", "8", "--dataset", "synthetic", "--no-cache", "--format", "json",
-                          "--naslib", str(naslib), "--proxies", str(proxies), "--quiet",
-                          "--rule", "ntk_cond,regions,kr_mse", "--rule", "regions,params=1")
+    code, out, err = _run(
+        capsys,
+        "bench",
+        "correlation",
+        "--truth",
+        str(truth),
+        "--sample",
+        "6",
+        "--repeat",
+        "1",
+        "--batch-size",
+        "8",
+        "--dataset",
+        "synthetic",
+        "--no-cache",
+        "--format",
+        "json",
+        "--naslib",
+        str(naslib),
+        "--proxies",
+        str(proxies),
+        "--quiet",
+        "--rule",
+        "ntk_cond,regions,kr_mse",
+        "--rule",
+        "regions,params=1",
+    )
     assert code == 0, err
     result = _strict_json(out)  # undefined correlations are null, not NaN
     rows = {r["predictor"]: r for r in result["rows"]}
@@ -291,9 +396,27 @@ def test_bench_correlation_json(capsys, shared_data, tmp_path) -> None:
 
 def test_bench_correlation_rules_with_proxies(capsys, shared_data) -> None:
     truth = shared_data / "nb201" / "nb201_ground_truth.csv"
-    code, out, err = _run(capsys, "bench", "correlation", "--truth", str(truth), "--sample", "6", *FAST, "--no-cache",
-                          "--format", "json", "--bootstrap", "0", "--rule", "nwot", "--rule", "regions,synflow=2",
-                          "--compute-proxies", "nwot")
+    code, out, err = _run(
+        capsys,
+        "bench",
+        "correlation",
+        "--truth",
+        str(truth),
+        "--sample",
+        "6",
+        *FAST,
+        "--no-cache",
+        "--format",
+        "json",
+        "--bootstrap",
+        "0",
+        "--rule",
+        "nwot",
+        "--rule",
+        "regions,synflow=2",
+        "--compute-proxies",
+        "nwot",
+    )
     assert code == 0, err
     rows = {r["predictor"]: r for r in _strict_json(out)["rows"]}
     assert rows["E: regions"]["n"] == rows["nwot (computed)"]["n"] == 6  # no bad score, no flagged nwot
@@ -305,17 +428,32 @@ def test_bench_correlation_rules_with_proxies(capsys, shared_data) -> None:
 
 def _bench_search(capsys, shared_data, *argv: str) -> tuple[dict, str]:
     truth = shared_data / "nb201" / "nb201_ground_truth.csv"
-    code, out, err = _run(capsys, "bench", "search", "--truth", str(truth), "--budget", "3", *argv, *FAST,
-                          "--no-cache", "--format", "json")
+    code, out, err = _run(
+        capsys,
+        "bench",
+        "search",
+        "--truth",
+        str(truth),
+        "--budget",
+        "3",
+        *argv,
+        *FAST,
+        "--no-cache",
+        "--format",
+        "json",
+    )
     assert code == 0, err
     return _strict_json(out), err
 
 
 def test_bench_search_one_scorer_or_one_per_seed(capsys, shared_data) -> None:
     final = ("--confirm-top", "3", "--confirm-seeds", "1")
-    shared, _ = _bench_search(capsys, shared_data, "--strategy", "evolution", "--seeds", "2", "--score-seed", "5", *final)
-    varied, _ = _bench_search(capsys, shared_data, "--strategy", "evolution", "--seeds", "2", "--score-seed", "5",
-                              "--vary-score-seed", *final)
+    shared, _ = _bench_search(
+        capsys, shared_data, "--strategy", "evolution", "--seeds", "2", "--score-seed", "5", *final
+    )
+    varied, _ = _bench_search(
+        capsys, shared_data, "--strategy", "evolution", "--seeds", "2", "--score-seed", "5", "--vary-score-seed", *final
+    )
     assert [r["score_seed"] for r in shared["runs"]] == [5, 5] and shared["vary_score_seed"] is False
     assert [r["score_seed"] for r in varied["runs"]] == [5, 6] and varied["vary_score_seed"] is True
     # Seed 0 is the same run either way (same search seed, same score seed); seed 1 is scored anew.
@@ -324,24 +462,48 @@ def test_bench_search_one_scorer_or_one_per_seed(capsys, shared_data) -> None:
         assert 0 < run["test_accuracy"] <= 100 and run["n_proposed"] == 3
         # The pick is one of the proposals, so the oracle among them is at least as good.
         assert run["test_accuracy"] <= run["best_proposed_test_accuracy"] <= 100
-    assert varied["best_proposed_cifar10_test_mean"] == sum(r["best_proposed_test_accuracy"] for r in varied["runs"]) / 2
+    assert (
+        varied["best_proposed_cifar10_test_mean"] == sum(r["best_proposed_test_accuracy"] for r in varied["runs"]) / 2
+    )
     # every other pick is one of the proposals too; the largest network of the space is the all-3x3 cell
     for run in varied["runs"]:
         for key in ("before_confirmation_test_accuracy", "random_pick_test_accuracy", "largest_proposed_test_accuracy"):
             assert 0 < run[key] <= run["best_proposed_test_accuracy"], key
         assert 1 <= run["n_confirmed"] <= 3
     largest = varied["largest_network_in_space"]
-    assert largest["arch"] == "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
-    assert set(varied["picks_cifar10_test_mean"]) == {"test_accuracy", "before_confirmation_test_accuracy",
-                                                      "random_pick_test_accuracy", "largest_proposed_test_accuracy",
-                                                      "best_proposed_test_accuracy"}
+    assert (
+        largest["arch"]
+        == "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    )
+    assert set(varied["picks_cifar10_test_mean"]) == {
+        "test_accuracy",
+        "before_confirmation_test_accuracy",
+        "random_pick_test_accuracy",
+        "largest_proposed_test_accuracy",
+        "best_proposed_test_accuracy",
+    }
     assert varied["environment"]["device"] == "cpu" and varied["environment"]["torch"] == torch.__version__
 
 
 def test_bench_search_table_has_one_column_per_pick(capsys, shared_data) -> None:
     truth = shared_data / "nb201" / "nb201_ground_truth.csv"
-    code, out, err = _run(capsys, "bench", "search", "--truth", str(truth), "--budget", "3", "--seeds", "1", *FAST,
-                          "--no-cache", "--confirm-top", "2", "--confirm-seeds", "1")
+    code, out, err = _run(
+        capsys,
+        "bench",
+        "search",
+        "--truth",
+        str(truth),
+        "--budget",
+        "3",
+        "--seeds",
+        "1",
+        *FAST,
+        "--no-cache",
+        "--confirm-top",
+        "2",
+        "--confirm-seeds",
+        "1",
+    )
     assert code == 0, err
     header = next(line for line in out.splitlines() if line.startswith("seed"))
     assert header.split()[2:7] == ["pick", "before_final", "random", "largest", "oracle"]
@@ -354,21 +516,38 @@ def test_bench_search_first_seed_and_search_rule(capsys, shared_data) -> None:
     run = result["runs"][0]
     assert 0 < run["before_confirmation_valid_accuracy"] <= 100
     truth = shared_data / "nb201" / "nb201_ground_truth.csv"
-    code, _, err = _run(capsys, "bench", "search", "--truth", str(truth), "--strategy", "prune", "--rule", "regions", *FAST)
+    code, _, err = _run(
+        capsys, "bench", "search", "--truth", str(truth), "--strategy", "prune", "--rule", "regions", *FAST
+    )
     assert code == 2 and "pruning ranks each removal by the paper's rule" in err and "Traceback" not in err
 
 
 def test_bench_search_with_a_proxy_rule_picks_by_the_proxy(capsys, shared_data) -> None:
     """``--rule nwot``: the strategy ranks by nwot alone, computed by the scorer (no TEG rank)."""
+    from teg_plugin.strategies import make_strategy
+
     from teg_plugin.benchmarks.truth import read_truth
     from teg_plugin.config import TEGConfig
     from teg_plugin.scorer import TEGScorer
     from teg_plugin.scores import RankRule, best_distinct_index
-    from teg_plugin.strategies import make_strategy
 
     rule = RankRule.parse("nwot")
-    result, _ = _bench_search(capsys, shared_data, "--strategy", "random", "--seeds", "1", "--budget", "4",
-                              "--rule", "nwot", "--confirm-top", "2", "--confirm-seeds", "1")
+    result, _ = _bench_search(
+        capsys,
+        shared_data,
+        "--strategy",
+        "random",
+        "--seeds",
+        "1",
+        "--budget",
+        "4",
+        "--rule",
+        "nwot",
+        "--confirm-top",
+        "2",
+        "--confirm-seeds",
+        "1",
+    )
     assert result["search_rule"] == str(rule) == "nwot=1"
     run = result["runs"][0]
     # the same proposals and scores, by hand: the search's own pick is the best under the rule
@@ -396,8 +575,25 @@ def test_bench_search_prune_warns_that_its_seeds_repeat(capsys, shared_data) -> 
 def test_search_prune_end_to_end(capsys, tmp_path) -> None:
     storage = f"sqlite:///{tmp_path / 'prune.db'}"
     cache = tmp_path / "scores.sqlite"
-    argv = ["search", "--strategy", "prune", "--budget", "2", "--storage", storage, "--cache", str(cache),
-            "--dataset", "synthetic", "--repeat", "2", "--batch-size", "8", "--format", "json"]
+    argv = [
+        "search",
+        "--strategy",
+        "prune",
+        "--budget",
+        "2",
+        "--storage",
+        storage,
+        "--cache",
+        str(cache),
+        "--dataset",
+        "synthetic",
+        "--repeat",
+        "2",
+        "--batch-size",
+        "8",
+        "--format",
+        "json",
+    ]
     code, out, err = _run(capsys, *argv)
     assert code == 0, err
     summary = _strict_json(out)
@@ -475,16 +671,25 @@ def test_ctrl_c_right_after_start_is_one_line() -> None:
     # alone takes seconds), or later on a faster machine: either way one line and status 130.
     argv = [sys.executable, "-m", "teg_plugin.cli", "score", "--sample", "2", "--dataset", "synthetic", "--no-cache"]
     started = time.monotonic()
-    assert _signalled(argv, signal.SIGINT, lambda: time.monotonic() - started >= 0.5) == (130, "", "teg-nas: interrupted\n")
+    assert _signalled(argv, signal.SIGINT, lambda: time.monotonic() - started >= 0.5) == (
+        130,
+        "",
+        "teg-nas: interrupted\n",
+    )
 
 
-def _signalled(argv: list[str], signum: int, ready: Callable[[], bool], *, within_s: float = 180) -> tuple[int, str, str]:
+def _signalled(
+    argv: list[str], signum: int, ready: Callable[[], bool], *, within_s: float = 180
+) -> tuple[int, str, str]:
     """Start ``argv``, send it ``signum`` once ``ready()`` (polled) holds, and return its exit status,
     stdout and stderr. Fails if the process ends first or ``ready`` is not met within ``within_s``."""
     # The child starts with SIGINT handled, as from a terminal, even when this suite runs as a
     # background job (which starts with SIGINT ignored, and teg-nas keeps an ignored signal ignored).
     process = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
@@ -508,13 +713,29 @@ def test_an_interrupted_search_fails_its_trial_quietly_and_resumes(tmp_path, sig
     to fail a trial later, and which the test can watch without opening a database connection."""
     journal = tmp_path / "stop.log"
     storage = f"journal:{journal}"
-    argv = [sys.executable, "-m", "teg_plugin.cli", "search", "--storage", storage, "--study-name", "stop",
-            *FAST, "--no-cache", "--budget", "500"]
+    argv = [
+        sys.executable,
+        "-m",
+        "teg_plugin.cli",
+        "search",
+        "--storage",
+        storage,
+        "--study-name",
+        "stop",
+        *FAST,
+        "--no-cache",
+        "--budget",
+        "500",
+    ]
     returncode, out, err = _signalled(
-        argv, signum, lambda: journal.exists() and journal.read_text().count('"op_code"') >= 20  # a few trials in
+        argv,
+        signum,
+        lambda: journal.exists() and journal.read_text().count('"op_code"') >= 20,  # a few trials in
     )
     assert returncode == 130, err
-    assert "Traceback" not in err and "failed with value" not in err, err  # Optuna logs no failure: it is an interruption
+    assert "Traceback" not in err and "failed with value" not in err, (
+        err
+    )  # Optuna logs no failure: it is an interruption
     assert err.strip().splitlines()[-1] == "teg-nas: interrupted", err
     from teg_plugin.optuna import create_storage
 
@@ -526,7 +747,9 @@ def test_an_interrupted_search_fails_its_trial_quietly_and_resumes(tmp_path, sig
 
 
 def test_an_in_memory_storage_is_refused_for_workers_and_not_offered_to_the_dashboard(capsys) -> None:
-    code, out, err = _run(capsys, "search", "--storage", "sqlite://", "--workers", "2", "--budget", "2", *FAST, "--no-cache")
+    code, out, err = _run(
+        capsys, "search", "--storage", "sqlite://", "--workers", "2", "--budget", "2", *FAST, "--no-cache"
+    )
     assert code == 2 and out == "" and "in-memory database of one process" in err
     code, out, err = _run(capsys, "search", "--storage", "sqlite://", "--budget", "1", *FAST, "--no-cache")
     assert code == 0, err
@@ -536,13 +759,17 @@ def test_an_in_memory_storage_is_refused_for_workers_and_not_offered_to_the_dash
 def test_bench_tables_that_cannot_serve_are_refused_before_any_search(capsys, tmp_path) -> None:
     partial = tmp_path / "partial.csv"
     partial.write_text("arch_str,cifar10_test,cifar10_valid\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|,10,10\n")
-    code, out, err = _run(capsys, "bench", "search", "--truth", str(partial), "--seeds", "1", "--budget", "1", *FAST, "--no-cache")
+    code, out, err = _run(
+        capsys, "bench", "search", "--truth", str(partial), "--seeds", "1", "--budget", "1", *FAST, "--no-cache"
+    )
     assert code == 2 and "lacks 15624 nas-bench-201 architectures" in err
     latin = tmp_path / "latin.csv"
     latin.write_bytes("arch_str,cifar10_test\nré,1\n".encode("latin-1"))
     code, out, err = _run(capsys, "bench", "correlation", "--truth", str(latin), "--sample", "2", *FAST, "--no-cache")
     assert code == 2 and f"{latin} is not a UTF-8 CSV table" in err
-    code, out, err = _run(capsys, "bench", "correlation", "--truth", str(latin), "--bootstrap", "-5", *FAST, "--no-cache")
+    code, out, err = _run(
+        capsys, "bench", "correlation", "--truth", str(latin), "--bootstrap", "-5", *FAST, "--no-cache"
+    )
     assert code == 2 and "--bootstrap must be 0" in err
     code, out, err = _run(capsys, "bench", "correlation", "--truth", str(latin), "--top", "1.5", *FAST, "--no-cache")
     assert code == 2 and "--top must be a fraction in (0, 1], got 1.5" in err
@@ -550,7 +777,19 @@ def test_bench_tables_that_cannot_serve_are_refused_before_any_search(capsys, tm
     truth.write_text("arch_str,cifar10_test\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|,10\n")
     swapped = tmp_path / "swapped.csv"  # a proxy table of the other kind
     swapped.write_text("arch_str,naswot_v1_score_cifar10\n|none~0|+|none~0|none~1|+|none~0|none~1|none~2|,1\n")
-    code, out, err = _run(capsys, "bench", "correlation", "--truth", str(truth), "--naslib", str(swapped), *FAST, "--no-cache")
+    code, out, err = _run(
+        capsys, "bench", "correlation", "--truth", str(truth), "--naslib", str(swapped), *FAST, "--no-cache"
+    )
     assert code == 2 and f"NAS-Bench-Suite-Zero proxy table {swapped} holds none of the columns nwot, synflow" in err
-    code, out, err = _run(capsys, "bench", "correlation", "--truth", str(truth), "--proxies", str(tmp_path / "nope.csv"), *FAST, "--no-cache")
+    code, out, err = _run(
+        capsys,
+        "bench",
+        "correlation",
+        "--truth",
+        str(truth),
+        "--proxies",
+        str(tmp_path / "nope.csv"),
+        *FAST,
+        "--no-cache",
+    )
     assert code == 2 and f"published-proxy table not found: {tmp_path / 'nope.csv'}" in err

@@ -78,7 +78,9 @@ def test_top_accuracy_is_the_mean_truth_of_the_predicted_best() -> None:
     assert correlation([1.0] * 20, truth, "constant", top=0.25).top_accuracy == pytest.approx(9.5)
     # Ties across the cut share its places: 15..17 are in, 18 and 19 tie with 0 and 1 for two places.
     predicted = [4.0 if i in (15, 16, 17) else 3.0 if i in (0, 1, 18, 19) else -1.0 for i in range(20)]
-    assert correlation(predicted, truth, "tied", top=0.25).top_accuracy == pytest.approx((15 + 16 + 17 + (0 + 1 + 18 + 19) / 2) / 5)
+    assert correlation(predicted, truth, "tied", top=0.25).top_accuracy == pytest.approx(
+        (15 + 16 + 17 + (0 + 1 + 18 + 19) / 2) / 5
+    )
     # An arch without a prediction is never picked; with fewer predictions than places there is no mean.
     missing = [math.nan if t >= 15 else t for t in truth]
     assert correlation(missing, truth, "missing", top=0.25).top_accuracy == 12.0

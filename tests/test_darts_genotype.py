@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from teg_plugin.spaces.darts import DARTS_V1, DARTS_V2, GENOTYPE_OPS, OPS, DartsGenotype, GenotypeError, parse_genotype
 
 # Written out as DARTS's genotypes.py prints them (the DARTS paper's cells).
@@ -65,8 +64,19 @@ def test_published_values() -> None:
         f"{{'normal': {NORMAL}, 'reduce': {REDUCE}, 'normal_concat': range(2, 6)}}",
         _text(normal=NORMAL.replace("(", "[").replace(")", "]")),
     ],
-    ids=["range", "range-tight", "tuple-concat", "double-quotes", "newlines", "no-prefix", "keyword-order",
-         "positional", "module-prefix", "dict", "list-pairs"],  # fmt: skip
+    ids=[
+        "range",
+        "range-tight",
+        "tuple-concat",
+        "double-quotes",
+        "newlines",
+        "no-prefix",
+        "keyword-order",
+        "positional",
+        "module-prefix",
+        "dict",
+        "list-pairs",
+    ],  # fmt: skip
 )
 def test_accepted_variants(text: str) -> None:
     genotype = DartsGenotype.parse(text)
@@ -77,17 +87,29 @@ def test_accepted_variants(text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "fragments"),
     [
-        (_text(normal=NORMAL.replace("dil_conv_3x3", "conv_7x7")),
-         ["normal node 5", "unknown op 'conv_7x7'", "max_pool_3x3, avg_pool_3x3, skip_connect"]),
+        (
+            _text(normal=NORMAL.replace("dil_conv_3x3", "conv_7x7")),
+            ["normal node 5", "unknown op 'conv_7x7'", "max_pool_3x3, avg_pool_3x3, skip_connect"],
+        ),
         (_text(normal=NORMAL.replace("('dil_conv_3x3', 2)", "('none', 2)")), ["normal node 5", "'none'", "supernet"]),
-        (_text(reduce=REDUCE.replace("('max_pool_3x3', 1)]", "('max_pool_3x3', 6)]")),
-         ["reduce node 5", "input 6 out of range", "0..4"]),
-        (_text(normal=NORMAL.replace("('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 1)",
-                                     "('sep_conv_3x3', 0), ('sep_conv_3x3', 3), ('sep_conv_3x3', 1)")),
-         ["normal node 3", "input 3 out of range", "0..2"]),
+        (
+            _text(reduce=REDUCE.replace("('max_pool_3x3', 1)]", "('max_pool_3x3', 6)]")),
+            ["reduce node 5", "input 6 out of range", "0..4"],
+        ),
+        (
+            _text(
+                normal=NORMAL.replace(
+                    "('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 1)",
+                    "('sep_conv_3x3', 0), ('sep_conv_3x3', 3), ('sep_conv_3x3', 1)",
+                )
+            ),
+            ["normal node 3", "input 3 out of range", "0..2"],
+        ),
         (_text(normal=NORMAL.replace("('sep_conv_3x3', 1)", "('sep_conv_3x3', -1)", 1)), ["normal node 2", "input -1"]),
-        (_text(normal=NORMAL.replace("('sep_conv_3x3', 1)", "('sep_conv_3x3', 0)", 1)),
-         ["normal node 2", "both pairs take input 0", "different"]),
+        (
+            _text(normal=NORMAL.replace("('sep_conv_3x3', 1)", "('sep_conv_3x3', 0)", 1)),
+            ["normal node 2", "both pairs take input 0", "different"],
+        ),
         (_text(normal=NORMAL.replace(", ('dil_conv_3x3', 2)", "")), ["normal", "expected 8", "got 7"]),
         (_text(reduce=REDUCE.replace("]", ", ('max_pool_3x3', 1)]")), ["reduce", "expected 8", "got 9"]),
         (_text(normal=NORMAL.replace("('sep_conv_3x3', 0)", "('sep_conv_3x3', 0, 1)", 1)), ["(op, input) pair"]),
@@ -106,7 +128,7 @@ def test_accepted_variants(text: str) -> None:
         ("[('sep_conv_3x3', 0)]", ["not a Genotype expression"]),
         (f"Genotype(normal={NORMAL})", ["lacks reduce"]),
         ("Genotype()", ["lacks normal and reduce"]),
-        (_text() [:-1] + ", extra=1)", ["unknown Genotype field(s) extra"]),
+        (_text()[:-1] + ", extra=1)", ["unknown Genotype field(s) extra"]),
         (f"Genotype({NORMAL}, normal={NORMAL}, reduce={REDUCE})", ["field 'normal' given twice"]),
         (f"Genotype(*x, reduce={REDUCE})", ["unpacked"]),
         (f"Genotype(**x, reduce={REDUCE})", ["unpacked"]),

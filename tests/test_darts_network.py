@@ -6,11 +6,6 @@ import random
 
 import pytest
 import torch
-from torch import nn
-
-from teg_plugin.config import TEGConfig
-from teg_plugin.indicators.init import init_network
-from teg_plugin.scorer import TEGScorer
 from teg_plugin.spaces.darts import (
     DARTS_V1,
     DARTS_V2,
@@ -24,6 +19,11 @@ from teg_plugin.spaces.darts import (
     count_parameters,
 )
 from teg_plugin.spaces.darts._ops import make_op
+from torch import nn
+
+from teg_plugin.config import TEGConfig
+from teg_plugin.indicators.init import init_network
+from teg_plugin.scorer import TEGScorer
 
 #: DARTS_V2 at C=36, 20 layers, 10 classes: DARTS's own training log reports "param size = 3.349342MB".
 V2_PARAMS = 3_349_342
@@ -256,5 +256,7 @@ def test_scorer_end_to_end() -> None:
 def test_space_tells_the_genotype_of_its_evaluation_networks() -> None:
     space = DartsSpace()
     assert space.arch_of_network(build_eval_network(DARTS_V1, width=2, layers=3)) == DARTS_V1.canonical()
-    assert space.arch_of_network(DartsNetwork(space.mask_of(DARTS_V1), width=1, cells_per_stage=1, num_classes=10)) is None
+    assert (
+        space.arch_of_network(DartsNetwork(space.mask_of(DARTS_V1), width=1, cells_per_stage=1, num_classes=10)) is None
+    )
     assert space.arch_of_network(nn.Linear(2, 2)) is None

@@ -19,10 +19,11 @@ import pytest
 
 optuna_dashboard = pytest.importorskip("optuna_dashboard")
 
+from teg_plugin.spaces.nb201 import EDGE_NAMES as EDGES  # noqa: E402
+
 from teg_plugin import dashboard  # noqa: E402
 from teg_plugin.optuna._compat import open_trial  # noqa: E402
 from teg_plugin.plots import FIGURE_IDS  # noqa: E402
-from teg_plugin.spaces.nb201 import EDGE_NAMES as EDGES  # noqa: E402
 
 # (op per edge, index, kappa, regions, kr_mse); trial 4 is best on all three, trial 2 is bad (pruned).
 TRIALS = [
@@ -71,7 +72,11 @@ def test_publish_saves_figures_and_the_best_trial_note(study, url, arch_text):
     assert note == published.note
     assert f"`{arch_text(TRIALS[BEST][0])}`" in note and "index:** 15" in note
     assert "1 of 10 scored architectures (9 good, 1 flagged bad)" in note and "rank-sum **3**" in note
-    for measure, value in (("NTK condition number κ", "40"), ("linear regions", "950"), ("kernel-regression MSE", "0.25")):
+    for measure, value in (
+        ("NTK condition number κ", "40"),
+        ("linear regions", "950"),
+        ("kernel-regression MSE", "0.25"),
+    ):
         assert f"| {measure} |" in note and f"| {value} | 1 of 9 |" in note
     assert "lowest rank-sum" in note and "no accuracy" in note
     assert optuna_dashboard.get_note(study) == ""  # study note only with study_note=True
@@ -157,7 +162,9 @@ def test_optuna_dashboard_server_serves_the_study(tmp_path, make_teg_study):
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(
         [str(exe), url, "--host", "127.0.0.1", "--port", str(port), "--server", "wsgiref"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
         deadline = time.monotonic() + 60
@@ -177,7 +184,14 @@ def test_optuna_dashboard_server_serves_the_study(tmp_path, make_teg_study):
         attrs = {a["key"]: a["value"] for a in detail["trials"][BEST]["user_attrs"]}
         assert attrs["arch"] == published.best_arch and attrs["ntk_cond"] == "40.0" and attrs["bad"] == "False"
         assert {a["key"] for a in detail["trials"][BAD]["user_attrs"]} >= {"ntk_cond", "regions", "kr_mse", "bad"}
-        assert {u["key"] for u in detail["union_user_attrs"]} >= {"arch", "index", "ntk_cond", "regions", "kr_mse", "bad"}
+        assert {u["key"] for u in detail["union_user_attrs"]} >= {
+            "arch",
+            "index",
+            "ntk_cond",
+            "regions",
+            "kr_mse",
+            "bad",
+        }
         assert [p["name"] for p in detail["union_search_space"]] == list(EDGES)
         assert detail["trials"][BEST]["note"]["body"] == published.note
         graphs = {g["id"]: json.loads(g["graph_object"]) for g in detail["plotly_graph_objects"]}

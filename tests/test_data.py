@@ -24,14 +24,20 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 def _tiny(**overrides: object) -> ImageData:
     fields: dict[str, object] = dict(
-        name="tiny", images=torch.arange(2 * 3 * 2 * 2, dtype=torch.uint8).reshape(2, 3, 2, 2),
-        labels=torch.tensor([0, 1]), num_classes=2, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.5),
-        source="test")
+        name="tiny",
+        images=torch.arange(2 * 3 * 2 * 2, dtype=torch.uint8).reshape(2, 3, 2, 2),
+        labels=torch.tensor([0, 1]),
+        num_classes=2,
+        mean=(0.5, 0.4, 0.3),
+        std=(0.2, 0.25, 0.5),
+        source="test",
+    )
     fields.update(overrides)
     return ImageData(**fields)  # type: ignore[arg-type]
 
 
 # --- the embedded sample ------------------------------------------------------------------------
+
 
 def test_embedded_sample_contents() -> None:
     data = load_data("embedded")
@@ -49,8 +55,11 @@ def test_embedded_sample_contents() -> None:
 
 def test_embedded_resource_arrays() -> None:
     from importlib import resources
-    with (resources.files("teg_plugin") / "_resources" / "cifar10_sample.npz").open("rb") as f, \
-            np.load(f, allow_pickle=False) as npz:
+
+    with (
+        (resources.files("teg_plugin") / "_resources" / "cifar10_sample.npz").open("rb") as f,
+        np.load(f, allow_pickle=False) as npz,
+    ):
         assert sorted(npz.files) == ["images", "labels", "source_index"]
         assert npz["images"].shape == (500, 32, 32, 3) and npz["labels"].dtype == np.uint8
         assert npz["source_index"][:3].tolist() == [0, 1, 2] and npz["source_index"][50] == 500
@@ -62,6 +71,7 @@ def test_name_is_case_and_separator_insensitive() -> None:
 
 
 # --- ImageData ----------------------------------------------------------------------------------
+
 
 def test_batch_normalisation_is_exact() -> None:
     data = _tiny()
@@ -95,11 +105,25 @@ def test_fingerprint_stable_and_sensitive() -> None:
     assert len(first.fingerprint()) == 64
     images = first.images.clone()
     images[123, 1, 4, 5] ^= 1
-    changed = ImageData(name=first.name, images=images, labels=first.labels, num_classes=10,
-                        mean=first.mean, std=first.std, source=first.source)
+    changed = ImageData(
+        name=first.name,
+        images=images,
+        labels=first.labels,
+        num_classes=10,
+        mean=first.mean,
+        std=first.std,
+        source=first.source,
+    )
     assert changed.fingerprint() != first.fingerprint()
-    relabelled = ImageData(name=first.name, images=first.images, labels=first.labels.roll(1),
-                           num_classes=10, mean=first.mean, std=first.std, source=first.source)
+    relabelled = ImageData(
+        name=first.name,
+        images=first.images,
+        labels=first.labels.roll(1),
+        num_classes=10,
+        mean=first.mean,
+        std=first.std,
+        source=first.source,
+    )
     assert relabelled.fingerprint() != first.fingerprint()
     assert _tiny(source="elsewhere").fingerprint() == _tiny().fingerprint()
     assert _tiny(std=(0.2, 0.25, 0.51)).fingerprint() != _tiny().fingerprint()
@@ -108,23 +132,27 @@ def test_fingerprint_stable_and_sensitive() -> None:
 def test_fingerprint_is_pinned() -> None:
     # Fixed digests: the same in every process and on every machine (source is not hashed).
     assert _tiny().fingerprint() == "0ad33fd1288abcf728e842181362b3e324b5f689fcfb6f07262e3624d25ea533"
-    assert load_data("embedded").fingerprint() == (
-        "175a37caf7e56909c8c73b295c6196eb3ae03fda8e463ec098501736cf178957")
+    assert load_data("embedded").fingerprint() == ("175a37caf7e56909c8c73b295c6196eb3ae03fda8e463ec098501736cf178957")
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"images": torch.zeros(2, 3, 2, 2)}, "uint8"),
-    ({"images": torch.zeros(2, 3, 4, dtype=torch.uint8)}, r"\(N, C, H, W\)"),
-    ({"labels": torch.tensor([0, 1], dtype=torch.int32)}, "int64"),
-    ({"labels": torch.tensor([0, 1, 1])}, "2 images but 3 labels"),
-    ({"labels": torch.tensor([0, 2])}, r"\[0, 2\)"),
-    ({"labels": torch.tensor([-1, 0])}, r"\[0, 2\)"),
-    ({"images": torch.zeros(0, 3, 2, 2, dtype=torch.uint8), "labels": torch.zeros(0, dtype=torch.int64)},
-     "at least one image"),
-    ({"mean": (0.5, 0.5)}, "one value per channel"),
-    ({"std": (0.2, 0.0, 0.5)}, "std must be finite and > 0"),
-    ({"num_classes": 0}, "num_classes"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"images": torch.zeros(2, 3, 2, 2)}, "uint8"),
+        ({"images": torch.zeros(2, 3, 4, dtype=torch.uint8)}, r"\(N, C, H, W\)"),
+        ({"labels": torch.tensor([0, 1], dtype=torch.int32)}, "int64"),
+        ({"labels": torch.tensor([0, 1, 1])}, "2 images but 3 labels"),
+        ({"labels": torch.tensor([0, 2])}, r"\[0, 2\)"),
+        ({"labels": torch.tensor([-1, 0])}, r"\[0, 2\)"),
+        (
+            {"images": torch.zeros(0, 3, 2, 2, dtype=torch.uint8), "labels": torch.zeros(0, dtype=torch.int64)},
+            "at least one image",
+        ),
+        ({"mean": (0.5, 0.5)}, "one value per channel"),
+        ({"std": (0.2, 0.0, 0.5)}, "std must be finite and > 0"),
+        ({"num_classes": 0}, "num_classes"),
+    ],
+)
 def test_bad_construction(overrides: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         _tiny(**overrides)
@@ -138,6 +166,7 @@ def test_frozen_and_tuple_stats() -> None:
 
 
 # --- load_data sources --------------------------------------------------------------------------
+
 
 def test_synthetic_is_deterministic() -> None:
     a, b = load_data("synthetic"), load_data("SYNTHETIC")
@@ -200,7 +229,12 @@ def test_default_falls_back_to_embedded_with_notice(tmp_path: Path, caplog: pyte
     ("name", "root", "download", "expected"),
     [
         ("embedded", "somewhere", False, "the data root 'somewhere' (--data-root) ignored for the embedded dataset"),
-        ("synthetic", None, True, "download (--download; only CIFAR-10/100 can be downloaded) ignored for the synthetic dataset"),
+        (
+            "synthetic",
+            None,
+            True,
+            "download (--download; only CIFAR-10/100 can be downloaded) ignored for the synthetic dataset",
+        ),
         ("embedded", "x", True, "the data root 'x' (--data-root) and download (--download"),
     ],
 )
@@ -222,8 +256,9 @@ def test_settings_a_dataset_uses_are_not_warned_about(tmp_path: Path, caplog: py
     assert not [r for r in caplog.records if r.name.startswith("teg_plugin.data")]
 
 
-def test_default_root_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_default_root_from_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv("TEG_DATA_ROOT", str(tmp_path / "env-root"))
     with caplog.at_level(logging.WARNING, logger="teg_plugin.data"):
         load_data()
@@ -275,6 +310,7 @@ def test_imagenet16_refuses_foreign_pickles(tmp_path: Path) -> None:
 
 def _write_png_folder(root: Path) -> None:
     from PIL import Image
+
     rng = np.random.default_rng(1)
     for cls, count in (("cat", 2), ("dog", 1)):
         (root / cls).mkdir(parents=True)

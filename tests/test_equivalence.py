@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from teg_plugin.spaces.nb201 import NB201Space
 
 from teg_plugin.config import TEGConfig
 from teg_plugin.data import ImageData
@@ -19,7 +20,6 @@ from teg_plugin.indicators.measure import measure_mask
 from teg_plugin.inputs import ScoringInputs
 from teg_plugin.reference.plain import plain_score
 from teg_plugin.scores import TEGScore
-from teg_plugin.spaces.nb201 import NB201Space
 
 CPU = torch.device("cpu")
 
@@ -82,7 +82,9 @@ def test_fast_path_equals_plain_with_the_papers_kaiming_init(space: NB201Space, 
     _assert_same(fast, plain_score(space, mask, inputs, config), rtol=1e-6)
     # and the setting is used: the default initialisation gives another condition number
     default = replace(config, init="torch-default")
-    assert measure_mask(space, mask, ScoringInputs.draw(embedded, default), default, CPU).ntk_cond != pytest.approx(fast.ntk_cond, rel=1e-3)
+    assert measure_mask(space, mask, ScoringInputs.draw(embedded, default), default, CPU).ntk_cond != pytest.approx(
+        fast.ntk_cond, rel=1e-3
+    )
 
 
 def test_both_flag_a_disconnected_architecture(
@@ -143,10 +145,7 @@ def test_darts_fast_path_equals_plain_for_a_pruned_supernet(embedded: ImageData,
     space = DartsSpace()
     inputs = ScoringInputs.draw(embedded, darts_config)
     # Two ops on the edges from the cell inputs, none on the others: nodes with one, two or no inputs.
-    mask = {
-        key: ("skip_connect", "sep_conv_3x3") if key.endswith(("<-0", "<-1")) else ()
-        for key in space.full_mask()
-    }
+    mask = {key: ("skip_connect", "sep_conv_3x3") if key.endswith(("<-0", "<-1")) else () for key in space.full_mask()}
     fast = measure_mask(space, mask, inputs, darts_config, CPU)
     plain = plain_score(space, mask, inputs, darts_config)
     _assert_same(fast, plain, rtol=1e-5)

@@ -21,7 +21,12 @@ def _run(name: str, *args: str, cwd: Path) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / name), "--small", "--device", "cpu", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=180, check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert "Traceback" not in result.stderr, result.stderr
@@ -71,8 +76,12 @@ def test_nni_user_space_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("HOME", str(tmp_path))  # NNI keeps its experiment list under ~/nni-experiments
     out = _run("nni_user_space.py", cwd=tmp_path)
     assert re.search(r"^model space SmallCNN: 54 architectures$", out, re.M), out
-    choices = ("width: 8, 16, 32", "block1: conv3x3, conv5x5, maxpool3x3", "block2: conv3x3, conv1x1, identity",
-               "skip: 0, 1")
+    choices = (
+        "width: 8, 16, 32",
+        "block1: conv3x3, conv5x5, maxpool3x3",
+        "block2: conv3x3, conv1x1, identity",
+        "skip: 0, 1",
+    )
     for label in choices:
         assert f"  {label}\n" in out, out
     sample = r"\{\"block1\": \"\w+\", \"block2\": \"\w+\", \"skip\": \[[01]\], \"width\": (?:8|16|32)\}"
@@ -114,7 +123,9 @@ def test_nni_pruning_example(space: str, tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("HOME", str(tmp_path))  # NNI keeps its experiment list under ~/nni-experiments
     out = _run("nni_pruning.py", "--space", space, "--quiet", cwd=tmp_path)
     name = "PrunableCNN" if space == "user" else "NB201ModelSpace"
-    assert re.search(rf"^pruning {name} with TEG on synthetic images, score seed 0 \(reduced protocol\)$", out, re.M), out
+    assert re.search(rf"^pruning {name} with TEG on synthetic images, score seed 0 \(reduced protocol\)$", out, re.M), (
+        out
+    )
     rounds = re.findall(r"^  round (\d): dropped (.+)$", out, re.M)
     assert [int(r[0]) for r in rounds] == [0, 1, 2], out  # 4 options at most per choice, one dropped per round
     evaluations = 25 if space == "user" else 57

@@ -18,8 +18,25 @@ from teg_plugin.cli import main
 pytestmark = pytest.mark.slow
 
 #: The reduced run: 3 workers, budget 16, a kill every ~3 s, at most 2 kills, the small protocol.
-SHORT = ["--workers", "3", "--budget", "16", "--kill-every", "3", "--max-kills", "2", "--dataset", "synthetic",
-         "--repeat", "1", "--batch-size", "8", "--quiet", "--format", "json"]
+SHORT = [
+    "--workers",
+    "3",
+    "--budget",
+    "16",
+    "--kill-every",
+    "3",
+    "--max-kills",
+    "2",
+    "--dataset",
+    "synthetic",
+    "--repeat",
+    "1",
+    "--batch-size",
+    "8",
+    "--quiet",
+    "--format",
+    "json",
+]
 
 
 def run_short(capsys, tmp_path, storage: str) -> dict:
@@ -54,8 +71,11 @@ def test_the_checks_can_fail(capsys, tmp_path) -> None:
 
 @pytest.mark.parametrize(
     ("argv", "needle"),
-    [(["--workers", "0"], "--workers must be at least 1"), (["--kill-every", "0"], "--kill-every and --timeout"),
-     (["--cache", "x.db"], "fresh SQLite score cache")],
+    [
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--kill-every", "0"], "--kill-every and --timeout"),
+        (["--cache", "x.db"], "fresh SQLite score cache"),
+    ],
 )
 def test_bad_options_are_one_line(capsys, tmp_path, argv: list[str], needle: str) -> None:
     code = main(["bench", "faults", "--workdir", str(tmp_path / "w"), *argv])

@@ -40,7 +40,9 @@ def test_rank_rule_weights_and_complexity_term() -> None:
     np.testing.assert_array_equal(rank_sums(scores, PAPER_RULE), rank_sums(scores))
     np.testing.assert_array_equal(rank_sums(scores, RankRule.parse("ntk_cond")), [1, 2, 3, math.inf])
     # regions ranks (2nd, 1st, ... ) weigh 2; kr_mse 1
-    np.testing.assert_array_equal(rank_sums(scores, RankRule.parse("regions=2,kr_mse")), [3 * 2 + 3, 1 * 2 + 2, 2 * 2 + 1, math.inf])
+    np.testing.assert_array_equal(
+        rank_sums(scores, RankRule.parse("regions=2,kr_mse")), [3 * 2 + 3, 1 * 2 + 2, 2 * 2 + 1, math.inf]
+    )
     with_params = RankRule.parse("ntk_cond,params=0.5")
     extra = [{"params": c} for c in (5, 50, 500, 5000)]
     np.testing.assert_array_equal(rank_sums(scores, with_params, extra), [1 + 1.5, 2 + 1.0, 3 + 0.5, math.inf])
@@ -48,8 +50,13 @@ def test_rank_rule_weights_and_complexity_term() -> None:
         rank_sums(scores, with_params)
     # params alone is a rule too: the bad score still ranks last whatever its parameter count
     np.testing.assert_array_equal(rank_sums(scores, RankRule.parse("params"), extra), [3, 2, 1, math.inf])
-    for bad, needle in (("speed=1", "unknown term 'speed'"), ("ntk_cond=-1", ">= 0"), ("params=0", "at least one"),
-                        ("regions=x", "not name=number"), ("regions,regions=2", "appears twice")):
+    for bad, needle in (
+        ("speed=1", "unknown term 'speed'"),
+        ("ntk_cond=-1", ">= 0"),
+        ("params=0", "at least one"),
+        ("regions=x", "not name=number"),
+        ("regions,regions=2", "appears twice"),
+    ):
         with pytest.raises(ValueError, match=needle):
             RankRule.parse(bad)
     assert RankRule.parse(str(with_params)) == with_params and str(PAPER_RULE) == "ntk_cond=1,regions=1,kr_mse=1"
@@ -84,7 +91,13 @@ def test_rank_rule_proxy_terms_parse_and_round_trip() -> None:
 
 def test_rank_sums_with_a_proxy_term_by_hand() -> None:
     scores = [TEGScore(1, 10, 3), TEGScore(2, 30, 2), TEGScore(3, 20, 1), TEGScore.flagged("x"), TEGScore(4, 40, 4)]
-    extra = [{"synflow": 7.0}, {"synflow": 9.0}, {"synflow": math.nan}, {"synflow": 100.0}, {"synflow": 7.0, "nwot": 1.0}]
+    extra = [
+        {"synflow": 7.0},
+        {"synflow": 9.0},
+        {"synflow": math.nan},
+        {"synflow": 100.0},
+        {"synflow": 7.0, "nwot": 1.0},
+    ]
     rule = RankRule.parse("ntk_cond,regions,kr_mse,synflow=0.5")
     # among the 4 good scores: T ranks 1,2,3,4; E (higher better) 4,2,3,1; G 3,2,1,4;
     # synflow (higher better) ranks 9 first, the two 7s share 2.5, NaN last (4); the bad one's 100 is not read
@@ -207,7 +220,9 @@ def test_a_study_final_choice_may_rank_by_a_proxy(make_scorer) -> None:
     study, scorer = _study(make_scorer, n_trials=4)
     final = run_final_choice(study, scorer, top=3, seeds=1, rule=RankRule.parse("nwot"))
     assert final is not None and study.user_attrs[FINAL_CHOICE_ATTR]["rule"] == "nwot=1"
-    assert all(len(c.extra) == 2 for c in final.candidates) and not any(s.bad for c in final.candidates for s in c.scores)
+    assert all(len(c.extra) == 2 for c in final.candidates) and not any(
+        s.bad for c in final.candidates for s in c.scores
+    )
     for j in range(2):  # under each seed, the candidates' rank-sums are their nwot ranks (higher first)
         nwot = np.array([c.extra[j]["nwot"] for c in final.candidates])
         np.testing.assert_array_equal([c.rank_sums[j] for c in final.candidates], rankdata(-nwot))
@@ -215,8 +230,22 @@ def test_a_study_final_choice_may_rank_by_a_proxy(make_scorer) -> None:
 
 def test_search_cli_reports_and_resumes_the_final_choice(capsys, tmp_path) -> None:
     storage = f"sqlite:///{tmp_path / 'final.db'}"
-    argv = ["search", "--budget", "5", "--storage", storage, *FAST, "--cache", str(tmp_path / "c.sqlite"),
-            "--confirm-top", "3", "--confirm-seeds", "1", "--format", "json"]
+    argv = [
+        "search",
+        "--budget",
+        "5",
+        "--storage",
+        storage,
+        *FAST,
+        "--cache",
+        str(tmp_path / "c.sqlite"),
+        "--confirm-top",
+        "3",
+        "--confirm-seeds",
+        "1",
+        "--format",
+        "json",
+    ]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
     final = summary["final_choice"]

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from teg_plugin.spaces.nb201 import NB201Space
 from torch import nn
 
 from teg_plugin.config import TEGConfig
@@ -18,7 +19,6 @@ from teg_plugin.indicators.measure import measure_mask
 from teg_plugin.indicators.ntk import NonFiniteError
 from teg_plugin.inputs import ScoringInputs
 from teg_plugin.reference.plain import plain_score
-from teg_plugin.spaces.nb201 import NB201Space
 
 CPU = torch.device("cpu")
 
@@ -44,7 +44,9 @@ def _brute_force(net: nn.Module, x: torch.Tensor, names: list[str]) -> torch.Ten
     """Per-sample backward passes with each BatchNorm's statistics set by hand from the batch."""
     inputs: dict[str, torch.Tensor] = {}
     norms = {n: m for n, m in net.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
-    hooks = [m.register_forward_hook(lambda m, a, o, n=n: inputs.__setitem__(n, a[0].detach())) for n, m in norms.items()]
+    hooks = [
+        m.register_forward_hook(lambda m, a, o, n=n: inputs.__setitem__(n, a[0].detach())) for n, m in norms.items()
+    ]
     with torch.no_grad():
         net(x)
     for hook in hooks:
@@ -76,7 +78,15 @@ def test_frozen_jacobian_equals_a_per_sample_loop_with_the_batch_statistics() ->
     assert got.shape == expected.shape == (5, sum(p.numel() for n, p in net.named_parameters() if n in names))
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
     # not the exact (train-mode, whole-batch) Jacobian: the samples interact there
-    exact_rows = [torch.cat([g.reshape(-1) for g in torch.autograd.grad(net(x)[i].sum(), [dict(net.named_parameters())[n] for n in names])]) for i in range(5)]
+    exact_rows = [
+        torch.cat(
+            [
+                g.reshape(-1)
+                for g in torch.autograd.grad(net(x)[i].sum(), [dict(net.named_parameters())[n] for n in names])
+            ]
+        )
+        for i in range(5)
+    ]
     assert not torch.allclose(torch.stack(exact_rows), got, rtol=1e-3)
 
 

@@ -6,10 +6,10 @@ import math
 
 import pytest
 import torch
+from teg_plugin.spaces.nb201 import NB201Space
 from torch import nn
 
 from teg_plugin.indicators.init import init_network, stable_seed
-from teg_plugin.spaces.nb201 import NB201Space
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|"
 
@@ -76,14 +76,20 @@ def test_torch_default_scheme_is_uniform_within_one_over_sqrt_fan_in_and_name_se
         bound = 1.0 / math.sqrt(fan_in)
         for param in (module.weight, module.bias):
             assert param.abs().max().item() <= bound
-            assert param.std().item() == pytest.approx(bound / math.sqrt(3.0), rel=0.05 if param.numel() > 1000 else 0.3)
+            assert param.std().item() == pytest.approx(
+                bound / math.sqrt(3.0), rel=0.05 if param.numel() > 1000 else 0.3
+            )
     assert torch.equal(net["bn"].weight, torch.ones(5)) and torch.equal(net["bn"].bias, torch.zeros(5))
     again = init_network(layers(), seed=0, scheme="torch-default")
     assert all(torch.equal(a, b) for a, b in zip(net.parameters(), again.parameters()))
     kaiming = init_network(layers(), seed=0, scheme="kaiming-normal")
-    assert all(torch.equal(a, b) for a, b in zip(net.parameters(), init_network(layers(), seed=0).parameters()))  # the default
+    assert all(
+        torch.equal(a, b) for a, b in zip(net.parameters(), init_network(layers(), seed=0).parameters())
+    )  # the default
     assert not torch.equal(kaiming["conv"].weight, net["conv"].weight)
-    with pytest.raises(ValueError, match="unknown initialisation scheme 'xavier'; choose from torch-default, kaiming-normal"):
+    with pytest.raises(
+        ValueError, match="unknown initialisation scheme 'xavier'; choose from torch-default, kaiming-normal"
+    ):
         init_network(layers(), seed=0, scheme="xavier")
 
 

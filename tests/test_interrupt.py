@@ -87,7 +87,9 @@ def test_a_signal_inside_the_storage_code_an_objective_calls_stops_after_that_tr
     """Optuna's journal lock breaks when an exception is raised inside it (FileNotFoundError replaces
     the interrupt): a signal that lands in storage code, even from the objective, only stops the study."""
     backend = SignallingJournal(str(tmp_path / "journal.log"))
-    study = optuna.create_study(storage=optuna.storages.JournalStorage(backend), sampler=optuna.samplers.RandomSampler(0))
+    study = optuna.create_study(
+        storage=optuna.storages.JournalStorage(backend), sampler=optuna.samplers.RandomSampler(0)
+    )
     called: list[int] = []
 
     def objective(trial: optuna.Trial) -> float:
@@ -157,6 +159,9 @@ def test_an_ignored_sigterm_stays_ignored_by_the_cli() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         assert stop_on_sigterm() == signal.SIG_IGN and signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        assert stop_on_sigterm() == signal.SIG_DFL and signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN)
+        assert stop_on_sigterm() == signal.SIG_DFL and signal.getsignal(signal.SIGTERM) not in (
+            signal.SIG_DFL,
+            signal.SIG_IGN,
+        )
     finally:
         signal.signal(signal.SIGTERM, handler)

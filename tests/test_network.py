@@ -6,11 +6,10 @@ import random
 
 import pytest
 import torch
-from torch import nn
-
 from teg_plugin.spaces import count_flops
 from teg_plugin.spaces.nb201 import OPS, NB201Arch, NB201Space, build_network, build_thin_network
 from teg_plugin.spaces.nb201._network import NB201Network, full_mask, single_path_mask
+from torch import nn
 
 #: Parameters at C=16, N=5, 10 classes: 73,306 outside the cells (stem 464, reductions 14,464 and
 #: 57,600, last BN 128, classifier 650); each nor_conv_1x1 edge adds 5 x (288 + 1,088 + 4,224) and
@@ -21,7 +20,9 @@ BASE_10, BASE_100, PER_CONV1X1, PER_CONV3X3 = 73_306, 79_156, 28_000, 243_040
 def _archs() -> list[NB201Arch]:
     fixed = [NB201Arch((op,) * 6) for op in OPS]  # all none, all skip, all 1x1, all 3x3, all pool
     fixed.append(NB201Arch.parse("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"))  # unreachable conv
-    fixed.append(NB201Arch.parse("|nor_conv_1x1~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|avg_pool_3x3~1|nor_conv_3x3~2|"))
+    fixed.append(
+        NB201Arch.parse("|nor_conv_1x1~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|avg_pool_3x3~1|nor_conv_3x3~2|")
+    )
     rng = random.Random(2024)
     return fixed + [NB201Arch(tuple(rng.choice(OPS) for _ in range(6))) for _ in range(5)]
 
@@ -68,7 +69,9 @@ def test_output_shape_and_none_cell_output(space: NB201Space) -> None:
 
 
 def test_other_input_channels_and_sizes(space: NB201Space) -> None:
-    mask = space.mask_of(space.parse("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"))
+    mask = space.mask_of(
+        space.parse("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|")
+    )
     net = space.build_proxy_network(mask, width=2, cells_per_stage=2, num_classes=120, in_channels=1)
     assert net(torch.randn(3, 1, 16, 16)).shape == (3, 120)
 

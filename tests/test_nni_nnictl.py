@@ -23,8 +23,9 @@ import pytest
 pytest.importorskip("nni", reason='NNI is not installed: pip install "teg-plugin[nni]"')
 yaml = pytest.importorskip("yaml", reason="PyYAML (an NNI dependency) is missing")
 
-from teg_plugin.nni import score_from_metrics  # noqa: E402
 from teg_plugin.spaces import NB201Space  # noqa: E402
+
+from teg_plugin.nni import score_from_metrics  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "nnictl"
 SMALL = {"repeat": 1, "batch_size": 8, "regions_batch_size": 64, "regions_batches": 2}
@@ -71,9 +72,7 @@ def test_nnictl_experiment_with_teg_tuner(tmp_path: Path) -> None:
     port = _free_port()
 
     def nnictl_run(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(nnictl), *args], cwd=work, env=env, capture_output=True, text=True, timeout=timeout
-        )
+        return subprocess.run([str(nnictl), *args], cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
 
     experiment_id = None
     try:
@@ -102,7 +101,9 @@ def test_nnictl_experiment_with_teg_tuner(tmp_path: Path) -> None:
         assert status.get("status") == "DONE", f"statuses {seen}, last {status}"
         assert "NO_MORE_TRIAL" in seen or "TUNER_NO_MORE_TRIAL" in seen or seen == ["DONE"]
 
-        exported = nnictl_run("experiment", "export", experiment_id, "--filename", str(tmp_path / "x.json"), "--type", "json")
+        exported = nnictl_run(
+            "experiment", "export", experiment_id, "--filename", str(tmp_path / "x.json"), "--type", "json"
+        )
         assert exported.returncode == 0, exported.stdout + exported.stderr
         records = json.loads((tmp_path / "x.json").read_text())
         assert len(records) == TRIALS

@@ -58,9 +58,30 @@ def test_nb201_pick_is_the_cli_pick(tmp_path: Path, nni_home: Path) -> None:
     # The CLI's regions protocol is its default (it has no option for it); the rest is reduced.
     seed = 3
     command = [
-        sys.executable, "-m", "teg_plugin.cli", "search", "--strategy", "prune", "--budget", "1", "--dataset",
-        "synthetic", "--repeat", "1", "--batch-size", "8", "--score-seed", str(seed), "--device", "cpu", "--no-cache",
-        "--storage", f"sqlite:///{tmp_path / 'cli.db'}", "--format", "json", "--quiet",
+        sys.executable,
+        "-m",
+        "teg_plugin.cli",
+        "search",
+        "--strategy",
+        "prune",
+        "--budget",
+        "1",
+        "--dataset",
+        "synthetic",
+        "--repeat",
+        "1",
+        "--batch-size",
+        "8",
+        "--score-seed",
+        str(seed),
+        "--device",
+        "cpu",
+        "--no-cache",
+        "--storage",
+        f"sqlite:///{tmp_path / 'cli.db'}",
+        "--format",
+        "json",
+        "--quiet",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, check=False)
@@ -125,12 +146,16 @@ class Cells(ModelSpace):
         kernel = nni.choice("kernel", [1, 3])
         self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU()) if stem else nn.Identity()
         self.op1 = LayerChoice(
-            {"conv": nn.Sequential(MutableConv2d(width, width, kernel, padding=kernel // 2), nn.ReLU()),
-             "pool": nn.MaxPool2d(3, 1, 1), "skip": nn.Identity()},
+            {
+                "conv": nn.Sequential(MutableConv2d(width, width, kernel, padding=kernel // 2), nn.ReLU()),
+                "pool": nn.MaxPool2d(3, 1, 1),
+                "skip": nn.Identity(),
+            },
             label="op1",
         )
-        self.op2 = LayerChoice([nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU()), nn.AvgPool2d(3, 1, 1)],
-                               label="op2")
+        self.op2 = LayerChoice(
+            [nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU()), nn.AvgPool2d(3, 1, 1)], label="op2"
+        )
         self.skip = InputChoice(2, 1, label="skip")
         self.head = nn.Sequential(nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10))
 
@@ -145,8 +170,13 @@ def thin_cells(width: int) -> Cells:
 
 
 def test_user_model_space_prunes_end_to_end(nni_home: Path) -> None:
-    evaluator = TEGEvaluator(space=None, data="synthetic", config=SMALL, device="cpu",
-                             thin=lambda sample, width: thin_cells(width).freeze(sample))
+    evaluator = TEGEvaluator(
+        space=None,
+        data="synthetic",
+        config=SMALL,
+        device="cpu",
+        thin=lambda sample, width: thin_cells(width).freeze(sample),
+    )
     strategy = TEGPruning(space=None, thin_space=thin_cells, progress=False)
     top = _run(Cells(), evaluator, strategy, nni_home)
 
@@ -188,8 +218,11 @@ class ReadByTheSpace(ModelSpace):
 @pytest.mark.parametrize(
     ("model_space", "message"),
     [
-        (WidthChoice, r"choice 'width' cannot be put in a supernet: its candidates' outputs cannot be averaged "
-                      r"\(width=4 -> \(2, 4, \d+, \d+\), width=8 -> \(2, 8, \d+, \d+\)\)"),
+        (
+            WidthChoice,
+            r"choice 'width' cannot be put in a supernet: its candidates' outputs cannot be averaged "
+            r"\(width=4 -> \(2, 4, \d+, \d+\), width=8 -> \(2, 8, \d+, \d+\)\)",
+        ),
         (ReadByTheSpace, r"choice 'scale' cannot be put in a supernet: only LayerChoice, InputChoice and nni.choice"),
     ],
 )

@@ -87,7 +87,10 @@ def test_hub_sample_mapping() -> None:
     # nni.nas.hub.pytorch.NasBench201 labels edge i -> j "cell/i_j" and calls the convolutions conv_kxk.
     arch = SPACE.parse(ARCH)
     hub_names = {"nor_conv_1x1": "conv_1x1", "nor_conv_3x3": "conv_3x3"}
-    hub = {f"cell/{edge.split('<-')[1]}_{edge.split('<-')[0]}": hub_names.get(op, op) for edge, op in zip(EDGE_NAMES, arch.ops)}
+    hub = {
+        f"cell/{edge.split('<-')[1]}_{edge.split('<-')[0]}": hub_names.get(op, op)
+        for edge, op in zip(EDGE_NAMES, arch.ops)
+    }
     assert arch_from_hub_sample(hub) == arch
 
 

@@ -110,8 +110,9 @@ def test_strategy_end_to_end(name: str, evaluator: TEGEvaluator, nni_home: Path)
 def test_final_choice_reranks_the_best_candidates_and_leads_the_export(evaluator: TEGEvaluator, nni_home: Path) -> None:
     from teg_plugin.confirm import FinalChoice, confirm, top_candidates
 
-    strategy = TEGEvolution(seed=7, budget=BUDGET, population_size=3, tournament_size=2,
-                            final_choice=FinalChoice(top=3, seeds=1))
+    strategy = TEGEvolution(
+        seed=7, budget=BUDGET, population_size=3, tournament_size=2, final_choice=FinalChoice(top=3, seeds=1)
+    )
     _, top = _run(strategy, evaluator, nni_home)
     archs, scores = [a for a, _ in strategy.results], [s for _, s in strategy.results]
     candidates = top_candidates(SPACE, archs, scores, 3)
@@ -143,8 +144,15 @@ def test_a_proxy_rule_ranks_by_the_proxies_of_the_evaluators_scorer(nni_home: Pa
     archs, scores = [a for a, _ in strategy.results], [s for _, s in strategy.results]
     nwot = evaluator.scorer.proxies(archs, ["nwot"])  # cached: what the strategy got
     # the proposals are those of the algorithm run directly with the same rule and proxies
-    direct = make_strategy("evolution", SPACE, seed=7, population_size=3, tournament_size=2, rule=strategy.rule,
-                           proxy_values=lambda arch: evaluator.scorer.proxies([arch], ["nwot"])[0])
+    direct = make_strategy(
+        "evolution",
+        SPACE,
+        seed=7,
+        population_size=3,
+        tournament_size=2,
+        rule=strategy.rule,
+        proxy_values=lambda arch: evaluator.scorer.proxies([arch], ["nwot"])[0],
+    )
     for arch, score in strategy.results:
         assert direct.ask() == arch
         direct.tell(arch, score)
@@ -163,7 +171,9 @@ def test_a_proxy_rule_needs_a_teg_scorer_when_the_experiment_starts() -> None:
         TEGRandom(rule=["nwot"])  # type: ignore[arg-type]
     anything = TEGEvaluator(space=None, data="synthetic", config=SMALL, device="cpu")
     model_space = SimplifiedModelSpace.from_model(NB201ModelSpace(width=2, cells_per_stage=1), anything)
-    with pytest.raises(ValueError, match="rank rule nwot=1 names the proxies nwot, which need a TEGScorer of nas-bench-201"):
+    with pytest.raises(
+        ValueError, match="rank rule nwot=1 names the proxies nwot, which need a TEGScorer of nas-bench-201"
+    ):
         TEGRandom(budget=1, rule="nwot").initialize(model_space, _NoEngine())
 
 
@@ -193,9 +203,12 @@ def test_warns_when_nothing_bounds_the_run(caplog: pytest.LogCaptureFixture) -> 
     from nni.nas.execution import SequentialExecutionEngine
 
     model_space = NB201ModelSpace(width=2, cells_per_stage=1)
-    cases = [(TEGRandom(), SequentialExecutionEngine(), True), (TEGRandom(budget=3), SequentialExecutionEngine(), False),
-             (TEGRandom(), SequentialExecutionEngine(max_model_count=3), False),
-             (TEGRandom(), SequentialExecutionEngine(max_duration=60.0), False)]
+    cases = [
+        (TEGRandom(), SequentialExecutionEngine(), True),
+        (TEGRandom(budget=3), SequentialExecutionEngine(), False),
+        (TEGRandom(), SequentialExecutionEngine(max_model_count=3), False),
+        (TEGRandom(), SequentialExecutionEngine(max_duration=60.0), False),
+    ]
     for strategy, engine, warns in cases:
         caplog.clear()
         with caplog.at_level("WARNING", logger="teg_plugin.nni._strategy"):
@@ -243,7 +256,10 @@ def test_a_result_that_arrives_after_the_training_end_is_told(caplog: pytest.Log
     strategy._on_training_end(TrainingEndEvent(lost, ModelStatus.Trained))
     strategy._on_training_end(TrainingEndEvent(failed, ModelStatus.Failed))
     strategy._on_final_metric(FinalMetricEvent(late, metric))
-    assert [(arch, score.bad) for arch, score in strategy.results] == [(SPACE.arch_at(2), True), (SPACE.arch_at(0), False)]
+    assert [(arch, score.bad) for arch, score in strategy.results] == [
+        (SPACE.arch_at(2), True),
+        (SPACE.arch_at(0), False),
+    ]
     with caplog.at_level("WARNING", logger="teg_plugin.nni._strategy"):
         strategy._tell_missing_results()  # the run is over: a result that never came counts as bad
     assert strategy.results[-1][0] == SPACE.arch_at(1) and strategy.results[-1][1].bad
@@ -252,8 +268,11 @@ def test_a_result_that_arrives_after_the_training_end_is_told(caplog: pytest.Log
 
 @pytest.mark.parametrize(
     ("settings", "message"),
-    [({"data": "cifar11"}, "unknown dataset 'cifar11'"), ({"cache": "foo://bar"}, "unknown database"),
-     ({"device": "tpu"}, "unknown device")],
+    [
+        ({"data": "cifar11"}, "unknown dataset 'cifar11'"),
+        ({"cache": "foo://bar"}, "unknown database"),
+        ({"device": "tpu"}, "unknown device"),
+    ],
 )
 def test_evaluator_refuses_bad_settings_before_any_trial(settings: dict, message: str) -> None:
     # In the "ts" engine these would otherwise fail every trial, reported only in the trial logs.

@@ -18,7 +18,9 @@ from teg_plugin.scores import TEGScore  # noqa: E402
 from teg_plugin.spaces import NB201Space  # noqa: E402
 from teg_plugin.strategies import make_strategy  # noqa: E402
 
-SEARCH_SPACE = json.loads((Path(__file__).resolve().parents[1] / "examples" / "nnictl" / "search_space.json").read_text())
+SEARCH_SPACE = json.loads(
+    (Path(__file__).resolve().parents[1] / "examples" / "nnictl" / "search_space.json").read_text()
+)
 SPACE = NB201Space()
 
 
@@ -64,7 +66,11 @@ def test_update_search_space_checks_the_space() -> None:
 
 @pytest.mark.parametrize(
     ("name", "options"),
-    [("random", {}), ("evolution", {"population_size": 4, "tournament_size": 2}), ("reinforce", {"learning_rate": 0.1})],
+    [
+        ("random", {}),
+        ("evolution", {"population_size": 4, "tournament_size": 2}),
+        ("reinforce", {"learning_rate": 0.1}),
+    ],
 )
 def test_tuner_runs_the_algorithm_unchanged(name: str, options: dict) -> None:
     budget = 8
@@ -114,8 +120,10 @@ def test_concurrent_trials_and_import_data() -> None:
     resumed = TEGTuner("reinforce", seed=1)
     resumed.update_search_space(SEARCH_SPACE)
     resumed.import_data(
-        [{"parameter": params[i], "value": json.dumps(teg_metrics(fake_score(SPACE.from_params(params[i])), -2.0))}
-         for i in range(3)]
+        [
+            {"parameter": params[i], "value": json.dumps(teg_metrics(fake_score(SPACE.from_params(params[i])), -2.0))}
+            for i in range(3)
+        ]
         + [{"parameter": {"1<-0": "none"}, "value": "{}"}]  # unusable: skipped
     )
     assert [arch for arch, _ in resumed.results] == [SPACE.from_params(p) for p in params]
@@ -194,13 +202,15 @@ def test_import_data_and_update_search_space_check_their_input(caplog: pytest.Lo
 def test_search_space_of_a_user_space_with_options_of_mixed_types() -> None:
     # A ChoiceSpace's options may be int or None: the check compared them with str() of NNI's values
     # (never equal to an int) and sorted them (TypeError between None and str).
-    from torch import nn
-
     from teg_plugin.spaces import ChoiceSpace
+    from torch import nn
 
     space = ChoiceSpace("mixed", {"width": [4, 8], "act": ["relu", None]}, lambda c: nn.Linear(3, c["width"]))
     tuner = TEGTuner("random", seed=0, space=space)
-    search_space = {"width": {"_type": "choice", "_value": [8, 4]}, "act": {"_type": "choice", "_value": [None, "relu"]}}
+    search_space = {
+        "width": {"_type": "choice", "_value": [8, 4]},
+        "act": {"_type": "choice", "_value": [None, "relu"]},
+    }
     tuner.update_search_space(search_space)
     arch = space.from_params(tuner.generate_parameters(0))
     assert arch["width"] in (4, 8) and arch["act"] in ("relu", None)

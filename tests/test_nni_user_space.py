@@ -204,8 +204,9 @@ def test_evaluator_scores_a_frozen_user_model(evaluator: TEGEvaluator, model_spa
     assert model.training
 
     # The same score as a TEGScorer of the derived space (same networks, same inputs, same key).
-    scorer = TEGScorer(space_from_model_space(model_space, thin=tiny_thin), "synthetic",
-                       evaluator.scorer.config, device="cpu")
+    scorer = TEGScorer(
+        space_from_model_space(model_space, thin=tiny_thin), "synthetic", evaluator.scorer.config, device="cpu"
+    )
     expected = scorer.score(scorer.space.arch_of_sample(SAMPLE))
     assert scorer.fingerprint == evaluator.scorer.inputs.fingerprint
     assert (result["ntk_cond"], result["regions"], result["kr_mse"]) == pytest.approx(
@@ -287,8 +288,11 @@ BUDGET = 4
     ("make", "name", "options"),
     [
         (lambda: TEGRandom(space=None, seed=5, budget=BUDGET), "random", {}),
-        (lambda: TEGEvolution(space=None, seed=5, budget=BUDGET, population_size=2, tournament_size=2), "evolution",
-         {"population_size": 2, "tournament_size": 2}),
+        (
+            lambda: TEGEvolution(space=None, seed=5, budget=BUDGET, population_size=2, tournament_size=2),
+            "evolution",
+            {"population_size": 2, "tournament_size": 2},
+        ),
         (lambda: TEGReinforce(space=None, seed=5, budget=BUDGET), "reinforce", {}),
     ],
     ids=["random", "evolution", "reinforce"],
@@ -327,12 +331,22 @@ def test_user_space_search_is_deterministic(nni_home: Path) -> None:
     runs = []
     for run in range(2):
         # Evaluators of different names share no scores: each run measures its models itself.
-        evaluator = TEGEvaluator(space=None, data="synthetic", config=SMALL, device="cpu",
-                                 thin=f"{__name__}:tiny_thin", name=f"tiny-determinism-{run}")
+        evaluator = TEGEvaluator(
+            space=None,
+            data="synthetic",
+            config=SMALL,
+            device="cpu",
+            thin=f"{__name__}:tiny_thin",
+            name=f"tiny-determinism-{run}",
+        )
         strategy = TEGEvolution(space=None, seed=11, budget=3, population_size=2, tournament_size=2)
         _search(strategy, evaluator, nni_home)
-        runs.append([(strategy.space.format(arch), score.ntk_cond, score.regions, score.kr_mse)
-                     for arch, score in strategy.results])
+        runs.append(
+            [
+                (strategy.space.format(arch), score.ntk_cond, score.regions, score.kr_mse)
+                for arch, score in strategy.results
+            ]
+        )
     assert runs[0] == runs[1]
 
 

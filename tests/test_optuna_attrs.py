@@ -111,14 +111,16 @@ def test_the_check_catches_a_spelled_name(code: str) -> None:
 
 
 def test_the_check_passes_names_from_the_schema_and_other_mappings() -> None:
-    code = "\n".join([
-        "arch = trial.user_attrs[ARCH_ATTR]",
-        "bad = attrs.get(BAD_ATTR)",
-        "trial.set_user_attr(key, value)",
-        'pick = final["pick"]',
-        "NAMES_ATTRS = (ARCH_ATTR, *INDICATOR_ATTRS)",
-        '"""A docstring may say attrs["arch"]."""',
-    ])
+    code = "\n".join(
+        [
+            "arch = trial.user_attrs[ARCH_ATTR]",
+            "bad = attrs.get(BAD_ATTR)",
+            "trial.set_user_attr(key, value)",
+            'pick = final["pick"]',
+            "NAMES_ATTRS = (ARCH_ATTR, *INDICATOR_ATTRS)",
+            '"""A docstring may say attrs["arch"]."""',
+        ]
+    )
     assert spelled_attribute_names(code) == []
 
 

@@ -46,8 +46,14 @@ def test_suggest_works_with_optunas_samplers(space, sampler) -> None:
 def test_attrs_round_trip(space) -> None:
     arch = space.parse(ALL_NONE)
     attrs = teg_user_attrs(space, arch, TEGScore.flagged("singular"))
-    assert attrs == {"arch": ALL_NONE, "index": space.index(arch), "ntk_cond": None, "regions": None,
-                     "kr_mse": None, "bad": True}
+    assert attrs == {
+        "arch": ALL_NONE,
+        "index": space.index(arch),
+        "ntk_cond": None,
+        "regions": None,
+        "kr_mse": None,
+        "bad": True,
+    }
     assert score_from_user_attrs(attrs).bad
     good = TEGScore(ntk_cond=3.0, regions=20.0, kr_mse=0.5)
     back = score_from_user_attrs(teg_user_attrs(space, arch, good))
@@ -115,13 +121,20 @@ def test_best_trial_says_when_every_architecture_was_bad(space, scorer) -> None:
     study = optuna.create_study(study_name="all-bad")
     study.enqueue_trial(space.to_params(space.parse(ALL_NONE)))
     study.optimize(zero_cost_objective(space, scorer), n_trials=1)
-    with pytest.raises(ValueError, match=r"every architecture scored in study 'all-bad' \(1 trial\(s\)\) was flagged bad"):
+    with pytest.raises(
+        ValueError, match=r"every architecture scored in study 'all-bad' \(1 trial\(s\)\) was flagged bad"
+    ):
         best_trial(study)
 
 
 @pytest.mark.parametrize(
     ("directions", "multi"),
-    [(["maximize"], False), (["minimize", "minimize", "minimize"], True), (list(DIRECTIONS), False), (["minimize"], True)],
+    [
+        (["maximize"], False),
+        (["minimize", "minimize", "minimize"], True),
+        (list(DIRECTIONS), False),
+        (["minimize"], True),
+    ],
 )
 def test_objective_refuses_a_study_of_other_directions(space, scorer, directions, multi) -> None:
     study = optuna.create_study(directions=directions)
@@ -137,8 +150,11 @@ def test_best_trial_counts_each_architecture_once_as_the_dashboard_note_does() -
     study = optuna.create_study()
     for arch in ["b", "b", "d", "c", "a", "b"]:  # b's repeats must not outweigh a (a tie once deduplicated)
         cond, regions, mse = teg[arch]
-        study.add_trial(create_trial(value=0.0, user_attrs={"arch": arch, "ntk_cond": cond, "regions": regions,
-                                                            "kr_mse": mse, "bad": False}))
+        study.add_trial(
+            create_trial(
+                value=0.0, user_attrs={"arch": arch, "ntk_cond": cond, "regions": regions, "kr_mse": mse, "bad": False}
+            )
+        )
     noted = best_record(rank_records(records_from_study(study)))
     assert best_trial(study).user_attrs["arch"] == noted.arch == "b" and best_trial(study).number == 0
 

@@ -15,8 +15,13 @@ def attrs(quality: float, *, bad: bool = False) -> dict[str, object]:
     arch = f"arch-{quality}"  # the pruner never parses it
     if bad:
         return {"arch": arch, "ntk_cond": None, "regions": 3.0, "kr_mse": None, "bad": True}
-    return {"arch": arch, "ntk_cond": 100.0 - quality, "regions": 10.0 + quality, "kr_mse": 1.0 / (1.0 + quality),
-            "bad": False}
+    return {
+        "arch": arch,
+        "ntk_cond": 100.0 - quality,
+        "regions": 10.0 + quality,
+        "kr_mse": 1.0 / (1.0 + quality),
+        "bad": False,
+    }
 
 
 def study_with(qualities: list[float], **pruner_options: object) -> optuna.Study:

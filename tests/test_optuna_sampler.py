@@ -11,6 +11,8 @@ from collections.abc import Hashable, Iterable, Mapping
 import optuna
 import pytest
 from optuna.trial import TrialState
+from teg_plugin.spaces import NB201Space
+from teg_plugin.strategies import STRATEGY_NAMES
 
 from teg_plugin.optuna import (
     TEG_ATTRS,
@@ -22,8 +24,6 @@ from teg_plugin.optuna import (
     zero_cost_objective,
 )
 from teg_plugin.scores import TEGScore, rank_sums
-from teg_plugin.spaces import NB201Space
-from teg_plugin.strategies import STRATEGY_NAMES
 
 
 class FakeScorer:
@@ -198,9 +198,7 @@ def test_evolution_through_the_sampler_is_not_worse_than_random(space, scorer, e
     assert winner.state == TrialState.COMPLETE
     # Evolution proposes mutations: some architecture differs from an earlier one on exactly one edge.
     params = trial_params(evolution)
-    assert any(
-        sum(a[k] != b[k] for k in a) == 1 for i, a in enumerate(params) for b in params[:i]
-    )
+    assert any(sum(a[k] != b[k] for k in a) == 1 for i, a in enumerate(params) for b in params[:i])
 
 
 def test_guided_mode_proposes_new_archs_and_scores_k_per_trial(
@@ -251,7 +249,9 @@ def test_other_parameters_fall_back_to_random_with_one_warning(space, fake) -> N
 
 def test_enqueued_architecture_is_kept_and_gets_attrs(space, fake) -> None:
     study = optuna.create_study(sampler=TEGSampler(space, fake, seed=0))
-    arch = space.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|")
+    arch = space.parse(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+    )
     study.enqueue_trial({"3<-2": "nor_conv_1x1"})  # one edge fixed: the rest comes from the strategy
     study.enqueue_trial(space.to_params(arch))
     study.optimize(_fake_objective(space, fake), n_trials=2)

@@ -13,12 +13,12 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
+from teg_plugin.spaces import NB201Space
 
 from teg_plugin.config import TEGConfig
 from teg_plugin.optuna import DEFAULT_STORAGE_URL, TEG_ATTRS, TEGSampler, create_storage, suggest
 from teg_plugin.optuna._compat import retried_trial_number
 from teg_plugin.scorer import TEGScorer
-from teg_plugin.spaces import NB201Space
 
 # A worker process: scores with the small protocol and runs N zero-cost trials of study "s".
 WORKER = textwrap.dedent(
@@ -160,8 +160,12 @@ def test_a_killed_worker_trial_is_failed_and_retried(worker, tmp_path) -> None:
     time.sleep(3)  # longer than the grace period since the last heartbeat
 
     space = NB201Space()
-    scorer = TEGScorer(space, data="synthetic", config=TEGConfig(repeat=1, batch_size=8, regions_batch_size=64,
-                                                                 regions_batches=2), device="cpu")
+    scorer = TEGScorer(
+        space,
+        data="synthetic",
+        config=TEGConfig(repeat=1, batch_size=8, regions_batch_size=64, regions_batches=2),
+        device="cpu",
+    )
     storage = create_storage(url, heartbeat_interval=1, grace_period=2)
     study = optuna.load_study(study_name="s", storage=storage, sampler=TEGSampler(space, scorer, seed=0))
     assert study.trials[0].state == TrialState.RUNNING  # the killed worker's trial, stuck so far
@@ -186,8 +190,7 @@ def test_a_killed_worker_trial_is_failed_and_retried(worker, tmp_path) -> None:
 def test_a_dead_trial_on_a_journal_stops_the_search_with_a_warning(tmp_path, monkeypatch, caplog) -> None:
     """A journal storage has no heartbeat: a trial left RUNNING by a killed worker never ends, so the
     trial waiting for it gives up after a bounded wait (shortened here) instead of hanging."""
-    from teg_plugin.optuna import BudgetReached, within_budget
-    from teg_plugin.optuna import _budget
+    from teg_plugin.optuna import BudgetReached, _budget, within_budget
 
     monkeypatch.setattr(_budget, "_UNEXPIRABLE_WAIT_S", 1.0)
     monkeypatch.setattr(_budget, "_BUDGET_POLL_S", 0.05)
@@ -214,8 +217,7 @@ def test_a_dead_trial_on_a_journal_stops_the_search_with_a_warning(tmp_path, mon
 def test_a_long_wait_for_a_stale_trial_is_explained_then_the_search_goes_on(tmp_path, monkeypatch, caplog) -> None:
     """With heartbeat, a killed worker's RUNNING trial is failed after the grace period; meanwhile the
     waiting trial says once what it waits for (instead of a silent progress bar)."""
-    from teg_plugin.optuna import BudgetReached, within_budget
-    from teg_plugin.optuna import _budget
+    from teg_plugin.optuna import BudgetReached, _budget, within_budget
     from teg_plugin.optuna._compat import trial_id_of
 
     monkeypatch.setattr(_budget, "_WAIT_NOTICE_S", 0.5)
@@ -235,4 +237,6 @@ def test_a_long_wait_for_a_stale_trial_is_explained_then_the_search_goes_on(tmp_
     assert [t.state for t in study.trials][:2] == [TrialState.FAIL, TrialState.COMPLETE]
     notices = [r.getMessage() for r in caplog.records if "wait for trial(s) [0], still RUNNING" in r.getMessage()]
     assert len(notices) == 1
-    assert "study.tell(0, state=optuna.trial.TrialState.FAIL)" in notices[0]  # the way out for a trial without heartbeat
+    assert (
+        "study.tell(0, state=optuna.trial.TrialState.FAIL)" in notices[0]
+    )  # the way out for a trial without heartbeat

@@ -75,8 +75,11 @@ def test_rank_records_ranks_distinct_archs_with_bad_last(records):
 def test_best_record_prefers_a_complete_evaluation_and_the_first_of_equals():
     a = {"arch": "a", "ntk_cond": 1.0, "regions": 9.0, "kr_mse": 0.1}
     b = {"arch": "b", "ntk_cond": 5.0, "regions": 1.0, "kr_mse": 0.9, "state": "COMPLETE"}
-    records = [plots.TEGRecord(**b, order=0), plots.TEGRecord(**a, order=1, state="RUNNING"),
-               plots.TEGRecord(**a, order=2, state="COMPLETE")]
+    records = [
+        plots.TEGRecord(**b, order=0),
+        plots.TEGRecord(**a, order=1, state="RUNNING"),
+        plots.TEGRecord(**a, order=2, state="COMPLETE"),
+    ]
     assert plots.best_record(plots.rank_records(records)).order == 2
     assert plots.best_record(plots.rank_records(records[:2])).order == 1
     tie = [plots.TEGRecord("x", 1.0, 1.0, 1.0, order=0), plots.TEGRecord("y", 1.0, 1.0, 1.0, order=1)]
@@ -85,13 +88,20 @@ def test_best_record_prefers_a_complete_evaluation_and_the_first_of_equals():
 
 
 def test_as_records_accepts_dicts_scores_and_records():
-    got = plots.as_records([
-        {"arch": "a", "ntk_cond": 2.0, "regions": 3, "kr_mse": 0.1, "order": 5},
-        TEGScore(10.0, 1.0, 0.2),
-        TEGScore.flagged("nan"),
-        {"text": "b", "ntk_cond": float("nan"), "regions": None, "kr_mse": 1.0},
-    ])
-    assert [(r.arch, r.order, r.is_bad) for r in got] == [("a", 5, False), ("#1", 1, False), ("#2", 2, True), ("b", 3, True)]
+    got = plots.as_records(
+        [
+            {"arch": "a", "ntk_cond": 2.0, "regions": 3, "kr_mse": 0.1, "order": 5},
+            TEGScore(10.0, 1.0, 0.2),
+            TEGScore.flagged("nan"),
+            {"text": "b", "ntk_cond": float("nan"), "regions": None, "kr_mse": 1.0},
+        ]
+    )
+    assert [(r.arch, r.order, r.is_bad) for r in got] == [
+        ("a", 5, False),
+        ("#1", 1, False),
+        ("#2", 2, True),
+        ("b", 3, True),
+    ]
     assert got[3].ntk_cond is None
     assert plots.as_records(got) == got
 
@@ -106,7 +116,9 @@ def test_landscape_3d_traces(records, arch_text):
     good = [t for t in TRIALS if t[2] is not None]
     assert list(points.x) == pytest.approx([math.log10(t[2]) for t in good])
     assert list(line.x[:3]) == pytest.approx([3.0, math.log10(500.0), math.log10(50.0)])
-    assert len(points.x) == 9 and list(points.marker.color) == [r.rank for r in plots.rank_records(records) if not r.is_bad]
+    assert len(points.x) == 9 and list(points.marker.color) == [
+        r.rank for r in plots.rank_records(records) if not r.is_bad
+    ]
     assert points.marker.colorbar.title.text.startswith("TEG rank")
     # bad: one grey x, placed beyond the worst edge of each axis
     assert len(bad.x) == 1 and bad.marker.symbol == "x"
@@ -200,7 +212,11 @@ def test_cli_plot_writes_standalone_html(study_url, tmp_path, capsys):
     assert main(["plot", "--storage", study_url, "--study-name", "teg-demo", "--out", str(out)]) == 0
     printed = capsys.readouterr().out.split()
     assert [Path(p).name for p in printed] == [f"teg-demo_{i}.html" for i in plots.FIGURE_IDS]
-    expected = {"teg-landscape": '"name":"best"', "teg-landscape-2d": '"symbol":"star"', "teg-search-progress": '"name":"best so far"'}
+    expected = {
+        "teg-landscape": '"name":"best"',
+        "teg-landscape-2d": '"symbol":"star"',
+        "teg-search-progress": '"name":"best so far"',
+    }
     for path, (graph_id, marker) in zip(map(Path, printed), expected.items()):
         text = path.read_text(encoding="utf-8")
         assert path.stat().st_size > 1_000_000  # plotly.js embedded: opens offline

@@ -56,7 +56,9 @@ def _find_bindir() -> Path | None:
     if on_path:
         candidates.append(Path(on_path).resolve().parent)
     for folder in candidates:
-        if all((folder / name).is_file() and os.access(folder / name, os.X_OK) for name in ("initdb", "pg_ctl", "postgres")):
+        if all(
+            (folder / name).is_file() and os.access(folder / name, os.X_OK) for name in ("initdb", "pg_ctl", "postgres")
+        ):
             return folder
     return None
 
@@ -133,8 +135,18 @@ def postgres_server() -> Iterator[PostgresServer]:
             os.chown(pwfile, *owner)
         server = PostgresServer(bindir, root, 0, "teg", password, prefix)
         init = server.run(
-            "initdb", "-D", str(root / "data"), "-U", "teg", f"--pwfile={pwfile}", "--auth-local=trust",
-            "--auth-host=scram-sha-256", "--encoding=UTF8", "--no-locale", "--no-sync", timeout=180,
+            "initdb",
+            "-D",
+            str(root / "data"),
+            "-U",
+            "teg",
+            f"--pwfile={pwfile}",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "--encoding=UTF8",
+            "--no-locale",
+            "--no-sync",
+            timeout=180,
         )
         assert init.returncode == 0, f"initdb failed:\n{init.stdout}\n{init.stderr}"
         pwfile.unlink()
@@ -145,8 +157,20 @@ def postgres_server() -> Iterator[PostgresServer]:
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=16MB "
                 "-c max_connections=50"
             )
-            start = server.run("pg_ctl", "start", "-w", "-t", "60", "-D", str(root / "data"),
-                               "-l", str(root / "server.log"), "-o", options, timeout=120)
+            start = server.run(
+                "pg_ctl",
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                str(root / "data"),
+                "-l",
+                str(root / "server.log"),
+                "-o",
+                options,
+                timeout=120,
+            )
             started = start.returncode == 0 or (root / "data" / "postmaster.pid").exists()
             if start.returncode == 0:
                 break
@@ -194,9 +218,28 @@ def test_two_search_workers_share_one_postgres_study(pg_url: str) -> None:
 
     budget = 6
     command = [
-        sys.executable, "-m", "teg_plugin.cli", "search", "--dataset", "synthetic", "--repeat", "1",
-        "--batch-size", "8", "--no-cache", "--quiet", "--format", "json", "--budget", str(budget),
-        "--storage", pg_url, "--study-name", "x", "--device", "cpu",
+        sys.executable,
+        "-m",
+        "teg_plugin.cli",
+        "search",
+        "--dataset",
+        "synthetic",
+        "--repeat",
+        "1",
+        "--batch-size",
+        "8",
+        "--no-cache",
+        "--quiet",
+        "--format",
+        "json",
+        "--budget",
+        str(budget),
+        "--storage",
+        pg_url,
+        "--study-name",
+        "x",
+        "--device",
+        "cpu",
     ]
     workers = [
         subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -224,7 +267,9 @@ def test_two_search_workers_share_one_postgres_study(pg_url: str) -> None:
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     numbers = [t.number for t in trials]
     assert len(set(numbers)) == len(numbers)
-    no_arch = [(t.number, t.state.name, t.user_attrs) for t in trials if not t.user_attrs.get("arch", "").startswith("|")]
+    no_arch = [
+        (t.number, t.state.name, t.user_attrs) for t in trials if not t.user_attrs.get("arch", "").startswith("|")
+    ]
     assert not no_arch
     assert any(t.state == TrialState.COMPLETE for t in trials)
 
@@ -253,8 +298,13 @@ def test_two_processes_fill_one_postgres_score_cache(pg_url: str) -> None:
     # so both measure them at the same time and race to insert the same keys.
     sets = ([1, 100, 200, 0, 2], [1, 100, 200, 300, 6111])
     procs = [
-        subprocess.Popen([sys.executable, "-c", _CACHE_WORKER, pg_url, ",".join(map(str, s))],
-                         env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", _CACHE_WORKER, pg_url, ",".join(map(str, s))],
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for s in sets
     ]
     outputs = []
@@ -266,7 +316,7 @@ def test_two_processes_fill_one_postgres_score_cache(pg_url: str) -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
-    for proc, (out, err) in zip(procs, outputs):
+    for proc, (_out, err) in zip(procs, outputs):
         assert proc.returncode == 0, err
     measured = [json.loads(out)["n_measured"] for out, _ in outputs]
 
@@ -298,8 +348,25 @@ def test_killed_search_workers_on_postgres_lose_and_duplicate_nothing(pg_url: st
     """The short fault-injection run (tests/test_faults.py) on PostgreSQL: workers SIGKILLed mid-transaction."""
     from teg_plugin.cli import main
 
-    short = ["--workers", "3", "--budget", "16", "--kill-every", "3", "--max-kills", "2", "--dataset", "synthetic",
-             "--repeat", "1", "--batch-size", "8", "--quiet", "--format", "json"]
+    short = [
+        "--workers",
+        "3",
+        "--budget",
+        "16",
+        "--kill-every",
+        "3",
+        "--max-kills",
+        "2",
+        "--dataset",
+        "synthetic",
+        "--repeat",
+        "1",
+        "--batch-size",
+        "8",
+        "--quiet",
+        "--format",
+        "json",
+    ]
     code = main(["bench", "faults", "--storage", pg_url, "--workdir", str(tmp_path), *short])
     out, err = capsys.readouterr()
     (report,) = json.loads(out)["runs"]

@@ -22,8 +22,12 @@ def _conv_net() -> nn.Module:
     """Conv(1->2, 3x3) + BN + ReLU, global pooling, Linear(2->3): 31 parameters."""
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(1, 2, 3, padding=1, bias=False), nn.BatchNorm2d(2, track_running_stats=False), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 3),
+        nn.Conv2d(1, 2, 3, padding=1, bias=False),
+        nn.BatchNorm2d(2, track_running_stats=False),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(2, 3),
     ).double()
 
 
@@ -48,7 +52,9 @@ def _loss_of(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return float(nn.functional.cross_entropy(net(x), y))
 
 
-def _fd_gradient(net: nn.Module, param: torch.Tensor, x: torch.Tensor, y: torch.Tensor, h: float = 1e-6) -> torch.Tensor:
+def _fd_gradient(
+    net: nn.Module, param: torch.Tensor, x: torch.Tensor, y: torch.Tensor, h: float = 1e-6
+) -> torch.Tensor:
     """dL/dparam by central differences, one entry at a time."""
     grad = torch.zeros_like(param)
     flat, out = param.data.view(-1), grad.view(-1)
@@ -98,8 +104,14 @@ def test_synflow_of_a_linear_network_is_ln_of_depth_times_flow() -> None:
     # layer's sum of w * dR/dw is R itself: S = L * R, R = 1^T |W3| |W2| |W1| 1. BN is removed.
     def make() -> nn.Module:
         torch.manual_seed(3)
-        return nn.Sequential(nn.Linear(4, 5, bias=False), nn.BatchNorm1d(5), nn.ReLU(),
-                             nn.Linear(5, 3, bias=False), nn.ReLU(), nn.Linear(3, 2, bias=False))
+        return nn.Sequential(
+            nn.Linear(4, 5, bias=False),
+            nn.BatchNorm1d(5),
+            nn.ReLU(),
+            nn.Linear(5, 3, bias=False),
+            nn.ReLU(),
+            nn.Linear(3, 2, bias=False),
+        )
 
     x = torch.randn(6, 4)
     inputs = _inputs(make, x, torch.zeros(6, dtype=torch.long), num_classes=2)
@@ -154,6 +166,7 @@ def test_fisher_matches_finite_differences_of_channel_scaling() -> None:
         per = np.zeros((x.shape[0], channels))
         for n in range(x.shape[0]):
             for k in range(channels):
+
                 def scale(_m, _a, out, t=0.0):  # noqa: ANN001
                     out = out.clone()
                     out[n, k] = out[n, k] * (1 + t)
@@ -165,7 +178,7 @@ def test_fisher_matches_finite_differences_of_channel_scaling() -> None:
                     values.append(_loss_of(net, x, y))
                     handle.remove()
                 per[n, k] = (values[0] - values[1]) / (2 * h)
-        expected += float((0.5 * (per ** 2).mean(0)).sum()) * layer.weight[0].numel()
+        expected += float((0.5 * (per**2).mean(0)).sum()) * layer.weight[0].numel()
     assert get_proxy("fisher")(inputs) == pytest.approx(expected, rel=1e-5)
 
 
@@ -218,9 +231,21 @@ def test_zen_uses_the_running_variance_pytorch_would_hold() -> None:
     x, y = _batch(8)
     seed = 5
     inputs = _inputs(_conv_net, x, y, seed=seed)
-    net = gaussian_init(nn.Sequential(
-        nn.Conv2d(1, 2, 3, padding=1, bias=False), nn.BatchNorm2d(2), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 3)), seed).double().train()
+    net = (
+        gaussian_init(
+            nn.Sequential(
+                nn.Conv2d(1, 2, 3, padding=1, bias=False),
+                nn.BatchNorm2d(2),
+                nn.ReLU(),
+                nn.AdaptiveAvgPool2d(1),
+                nn.Flatten(),
+                nn.Linear(2, 3),
+            ),
+            seed,
+        )
+        .double()
+        .train()
+    )
     gen = torch.Generator().manual_seed(stable_seed(seed, "zen", "inputs"))
     a = torch.randn(x.shape, generator=gen).double()
     e = torch.randn(x.shape, generator=gen).double()
@@ -233,8 +258,20 @@ def test_zen_uses_the_running_variance_pytorch_would_hold() -> None:
 
 
 def test_every_registered_proxy_is_named_and_documented() -> None:
-    assert set(PROXIES) == {"params", "flops", "synflow", "snip", "grasp", "fisher", "grad_norm", "jacov", "nwot",
-                            "epe_nas", "l2_norm", "zen"}
+    assert set(PROXIES) == {
+        "params",
+        "flops",
+        "synflow",
+        "snip",
+        "grasp",
+        "fisher",
+        "grad_norm",
+        "jacov",
+        "nwot",
+        "epe_nas",
+        "l2_norm",
+        "zen",
+    }
     for name, proxy in PROXIES.items():
         module = __import__(f"teg_plugin.proxies.{name}", fromlist=["PROXY"])
         assert proxy.name == name and "Reference" in (module.__doc__ or "") and "Definition" in (module.__doc__ or "")
@@ -287,8 +324,13 @@ def test_optuna_objective_and_sampler_store_a_user_attr_per_proxy(make_scorer) -
     from teg_plugin.optuna import TEGSampler, zero_cost_objective
 
     scorer = make_scorer()
-    sampler = TEGSampler(scorer.space, scorer, seed=0, proxies="params,nwot",
-                         strategy_options={"population_size": 2, "tournament_size": 2})
+    sampler = TEGSampler(
+        scorer.space,
+        scorer,
+        seed=0,
+        proxies="params,nwot",
+        strategy_options={"population_size": 2, "tournament_size": 2},
+    )
     study = optuna.create_study(sampler=sampler)
     study.optimize(zero_cost_objective(scorer.space, scorer, proxies=["params", "nwot", "l2_norm"]), n_trials=3)
     for trial in study.trials:
@@ -345,9 +387,25 @@ def test_cli_bench_correlation_checks_computed_proxies(capsys, shared_data) -> N
 
     from teg_plugin.cli import main
 
-    code = main(["bench", "correlation", "--truth", str(shared_data / "nb201" / "nb201_ground_truth.csv"),
-                 "--naslib", str(shared_data / "automl_NASLib" / "zc_nasbench201_725archs.csv"), "--sample", "6",
-                 "--bootstrap", "0", "--format", "json", "--compute-proxies", "params,flops", *CLI_FAST])
+    code = main(
+        [
+            "bench",
+            "correlation",
+            "--truth",
+            str(shared_data / "nb201" / "nb201_ground_truth.csv"),
+            "--naslib",
+            str(shared_data / "automl_NASLib" / "zc_nasbench201_725archs.csv"),
+            "--sample",
+            "6",
+            "--bootstrap",
+            "0",
+            "--format",
+            "json",
+            "--compute-proxies",
+            "params,flops",
+            *CLI_FAST,
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     result = json.loads(out)
@@ -368,7 +426,9 @@ def test_cached_values_are_shared_across_teg_settings_that_leave_the_batch_alone
     first = ProxyScorer(make_scorer(cache=cache), shape=(4, 1))
     first.values([RESNET], "nwot")
     # more repeats and other crops for E: the proxies' batch (first training batch) is the same
-    other = ProxyScorer(make_scorer(cache=cache, config=replace(small_config, repeat=2, regions_batches=3)), shape=(4, 1))
+    other = ProxyScorer(
+        make_scorer(cache=cache, config=replace(small_config, repeat=2, regions_batches=3)), shape=(4, 1)
+    )
     other.values([RESNET], "nwot")
     assert other.n_measured == 0
     # another seed draws another batch and other weights

@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
+import teg_plugin.strategies
 
 import teg_plugin
-import teg_plugin.strategies
 
 
 def test_top_level_names_are_imported_on_first_use() -> None:
@@ -39,15 +39,17 @@ def test_top_level_names_are_the_classes_themselves() -> None:
 
 
 def test_strategies_export_the_strategies_not_their_parts() -> None:
-    assert sorted(teg_plugin.strategies.__all__) == sorted([
-        "STRATEGY_NAMES",
-        "EvolutionStrategy",
-        "PruningStrategy",
-        "RandomStrategy",
-        "ReinforceStrategy",
-        "Strategy",
-        "make_strategy",
-    ])
+    assert sorted(teg_plugin.strategies.__all__) == sorted(
+        [
+            "STRATEGY_NAMES",
+            "EvolutionStrategy",
+            "PruningStrategy",
+            "RandomStrategy",
+            "ReinforceStrategy",
+            "Strategy",
+            "make_strategy",
+        ]
+    )
     for name in teg_plugin.strategies.__all__:
         assert getattr(teg_plugin.strategies, name) is not None
     internals = {
@@ -68,28 +70,30 @@ def test_strategies_export_the_strategies_not_their_parts() -> None:
 def test_nni_exports_what_examples_and_docs_use() -> None:
     pytest.importorskip("nni", reason='NNI is not installed: pip install "teg-plugin[nni]"')
     nni_api = importlib.import_module("teg_plugin.nni")
-    assert sorted(nni_api.__all__) == sorted([
-        "DartsModelSpace",
-        "FinalChoice",
-        "NB201ModelSpace",
-        "NNIChoiceSpace",
-        "SupernetError",
-        "TEGEvaluator",
-        "TEGEvolution",
-        "TEGPruning",
-        "TEGRandom",
-        "TEGReinforce",
-        "TEGStrategy",
-        "TEGTuner",
-        "arch_from_hub_sample",
-        "arch_from_sample",
-        "genotype_from_hub_sample",
-        "genotype_from_sample",
-        "sample_from_arch",
-        "sample_from_genotype",
-        "score_from_metrics",
-        "space_from_model_space",
-    ])
+    assert sorted(nni_api.__all__) == sorted(
+        [
+            "DartsModelSpace",
+            "FinalChoice",
+            "NB201ModelSpace",
+            "NNIChoiceSpace",
+            "SupernetError",
+            "TEGEvaluator",
+            "TEGEvolution",
+            "TEGPruning",
+            "TEGRandom",
+            "TEGReinforce",
+            "TEGStrategy",
+            "TEGTuner",
+            "arch_from_hub_sample",
+            "arch_from_sample",
+            "genotype_from_hub_sample",
+            "genotype_from_sample",
+            "sample_from_arch",
+            "sample_from_genotype",
+            "score_from_metrics",
+            "space_from_model_space",
+        ]
+    )
     # A trial script's helpers (examples/nnictl/trial.py) live in teg_plugin.nni.metrics.
     metrics = importlib.import_module("teg_plugin.nni.metrics")
     for name in ("RESULT_LOG", "log_and_rank", "rank_default", "teg_metrics", "trial_experiment_dir"):
@@ -98,8 +102,9 @@ def test_nni_exports_what_examples_and_docs_use() -> None:
 
 def test_nni_strategies_default_to_the_strategies_defaults() -> None:
     pytest.importorskip("nni", reason='NNI is not installed: pip install "teg-plugin[nni]"')
-    from teg_plugin.nni import TEGEvolution, TEGRandom, TEGReinforce
     from teg_plugin.strategies import EvolutionStrategy, RandomStrategy, ReinforceStrategy
+
+    from teg_plugin.nni import TEGEvolution, TEGRandom, TEGReinforce
 
     for nni_class, strategy_class, names in [
         (TEGRandom, RandomStrategy, ["max_redraws"]),

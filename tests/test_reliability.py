@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+from teg_plugin.spaces.nb201 import NB201Space
 
 from teg_plugin.cache import CacheKey, ScoreCache
 from teg_plugin.cli import main
 from teg_plugin.data import load_data
 from teg_plugin.data.errors import DataNotFoundError
 from teg_plugin.scores import TEGScore
-from teg_plugin.spaces.nb201 import NB201Space
 
 FAST = ["--dataset", "synthetic", "--repeat", "1", "--batch-size", "8", "--quiet"]
 SPACE = NB201Space()
@@ -167,7 +167,12 @@ def _png_claiming(width: int, height: int) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("side", [100_000, 14_000])  # over twice Pillow's limit (its error), and over it (its warning)
@@ -179,13 +184,27 @@ def test_an_image_claiming_a_huge_size_is_one_line(capsys, tmp_path, side: int) 
         (folder / cls).mkdir(parents=True)
         Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(folder / cls / "ok.png")
     (folder / "dog" / "bomb.png").write_bytes(_png_claiming(side, side))
-    code, out, err = _run(capsys, "score", "--index", "1", "--dataset", str(folder), "--repeat", "1",
-                          "--batch-size", "8", "--quiet", "--no-cache")
+    code, out, err = _run(
+        capsys,
+        "score",
+        "--index",
+        "1",
+        "--dataset",
+        str(folder),
+        "--repeat",
+        "1",
+        "--batch-size",
+        "8",
+        "--quiet",
+        "--no-cache",
+    )
     _one_error_line(code, err, "bomb.png")
     assert "safety limit" in err
 
 
-@pytest.mark.parametrize("concat", ["range(2, 1000000000000)", "range(2, 6, 0)", "range(2, 10000000000000000000000000000000)"])
+@pytest.mark.parametrize(
+    "concat", ["range(2, 1000000000000)", "range(2, 6, 0)", "range(2, 10000000000000000000000000000000)"]
+)
 def test_a_darts_genotype_with_a_huge_concat_is_one_line(capsys, concat: str) -> None:
     genotype = f"Genotype(normal=[], normal_concat={concat}, reduce=[], reduce_concat=[2, 3, 4, 5])"
     code, out, err = _run(capsys, "score", "--space", "darts", "--arch", genotype, *FAST, "--no-cache")
@@ -193,7 +212,9 @@ def test_a_darts_genotype_with_a_huge_concat_is_one_line(capsys, concat: str) ->
 
 
 def _score_into(capsys, cache: Path, *indices: int) -> None:
-    code, _, err = _run(capsys, "score", "--index", *map(str, indices), *FAST, "--cache", str(cache), "--format", "json")
+    code, _, err = _run(
+        capsys, "score", "--index", *map(str, indices), *FAST, "--cache", str(cache), "--format", "json"
+    )
     assert code == 0, err
 
 
@@ -201,7 +222,9 @@ def _tamper(cache: Path, arch_index: int, **columns: object) -> None:
     text = SPACE.format(SPACE.canonical(SPACE.arch_at(arch_index)))
     with sqlite3.connect(cache) as conn:
         assignments = ", ".join(f"{name} = ?" for name in columns)
-        changed = conn.execute(f"UPDATE teg_scores SET {assignments} WHERE arch = ?", [*columns.values(), text]).rowcount
+        changed = conn.execute(
+            f"UPDATE teg_scores SET {assignments} WHERE arch = ?", [*columns.values(), text]
+        ).rowcount
     conn.close()
     assert changed == 1
 
@@ -322,8 +345,20 @@ def test_a_named_data_root_that_is_missing_or_a_file_is_an_error(capsys, tmp_pat
     root = tmp_path / "data"
     if kind == "file":
         root.write_text("not a folder")
-    code, out, err = _run(capsys, "score", "--index", "1", "--data-root", str(root), "--repeat", "1",
-                          "--batch-size", "8", "--quiet", "--no-cache")
+    code, out, err = _run(
+        capsys,
+        "score",
+        "--index",
+        "1",
+        "--data-root",
+        str(root),
+        "--repeat",
+        "1",
+        "--batch-size",
+        "8",
+        "--quiet",
+        "--no-cache",
+    )
     _one_error_line(code, err, "does not exist" if kind == "missing" else "is a file")
     with pytest.raises(DataNotFoundError):
         load_data(None, root)
@@ -355,7 +390,10 @@ def test_the_nni_web_ui_exposure_is_documented() -> None:
     [
         ("nas-bench-201", "|" + "x" * 10_000 + "~0|+|none~0|none~1|+|none~0|none~1|none~2|"),
         ("nas-bench-201", "|none~0|+" * 5_000),
-        ("darts", f"Genotype(normal={[('y' * 10_000, 0)] + [('sep_conv_3x3', 1)] * 7!r}, reduce={[('sep_conv_3x3', 1)] * 8!r})"),
+        (
+            "darts",
+            f"Genotype(normal={[('y' * 10_000, 0)] + [('sep_conv_3x3', 1)] * 7!r}, reduce={[('sep_conv_3x3', 1)] * 8!r})",
+        ),
         ("darts", "Genotype(" + "z" * 10_000 + "=1, normal=[], reduce=[])"),
     ],
 )
@@ -381,7 +419,9 @@ def test_a_journal_trial_whose_worker_is_gone_is_failed_at_once(tmp_path, monkey
     study = optuna.create_study(storage=create_storage(f"journal:{tmp_path / 'j.log'}"), study_name="j")
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead = study.ask()  # trial 0, RUNNING in a process that has ended (as a SIGKILLed worker's)
-    study._storage.set_trial_system_attr(dead._trial_id, "teg:worker", f"{__import__('socket').gethostname()}:{gone.stdout.strip()}:1")
+    study._storage.set_trial_system_attr(
+        dead._trial_id, "teg:worker", f"{__import__('socket').gethostname()}:{gone.stdout.strip()}:1"
+    )
     alive = study.ask()  # trial 1, RUNNING in this live process: never failed
     study._storage.set_trial_system_attr(alive._trial_id, "teg:worker", _budget._this_process())
 
@@ -430,8 +470,20 @@ def test_sigterm_to_a_search_with_workers_stops_them_all_quietly(tmp_path) -> No
     import time
 
     journal = tmp_path / "w.log"
-    argv = [sys.executable, "-m", "teg_plugin.cli", "search", "--workers", "2", "--storage", f"journal:{journal}",
-            *FAST, "--no-cache", "--budget", "100000"]
+    argv = [
+        sys.executable,
+        "-m",
+        "teg_plugin.cli",
+        "search",
+        "--workers",
+        "2",
+        "--storage",
+        f"journal:{journal}",
+        *FAST,
+        "--no-cache",
+        "--budget",
+        "100000",
+    ]
     # Its own session: whatever happens, the whole group (workers included) is killed at the end.
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -451,6 +503,10 @@ def test_sigterm_to_a_search_with_workers_stops_them_all_quietly(tmp_path) -> No
     assert err.strip().splitlines()[-1] == "teg-nas: interrupted", err
     from teg_plugin.optuna import create_storage
 
-    states = [t.state for t in optuna.load_study(study_name="teg-nas-bench-201-evolution-seed0",
-                                                 storage=create_storage(f"journal:{journal}")).trials]
+    states = [
+        t.state
+        for t in optuna.load_study(
+            study_name="teg-nas-bench-201-evolution-seed0", storage=create_storage(f"journal:{journal}")
+        ).trials
+    ]
     assert optuna.trial.TrialState.RUNNING not in states, states

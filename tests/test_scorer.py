@@ -14,6 +14,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from teg_plugin.spaces.nb201 import NB201Arch
+from teg_plugin.spaces.nb201._isomorphism import canonical_key
 
 from teg_plugin.cache import CacheKey, ScoreCache
 from teg_plugin.config import TEGConfig
@@ -32,8 +34,6 @@ from teg_plugin.scores import (
     indicator_ranks,
     rank_sums,
 )
-from teg_plugin.spaces.nb201 import NB201Arch
-from teg_plugin.spaces.nb201._isomorphism import canonical_key
 
 GOOD = [6111, 11472, 100]  # NB201 indices of three healthy architectures
 ALL_NONE = NB201Arch(("none",) * 6)
@@ -75,7 +75,9 @@ def test_isomorphic_archs_share_one_measurement(make_scorer, small_config: TEGCo
     assert _values(b2) == _values(a) and other.n_measured == 1
     canonical = scorer.space.canonical(ISO_B)
     assert canonical not in (ISO_A, ISO_B)
-    direct = measure_mask(scorer.space, scorer.space.mask_of(canonical), scorer.inputs, small_config, torch.device("cpu"))
+    direct = measure_mask(
+        scorer.space, scorer.space.mask_of(canonical), scorer.inputs, small_config, torch.device("cpu")
+    )
     assert _values(direct) == _values(a)
 
 
@@ -138,7 +140,9 @@ def test_inputs_drawn_deterministically_and_disjoint(synthetic: ImageData, small
     assert r0.train_x.shape == r0.val_x.shape == (8, 3, 32, 32)
     # Training and held-out batches share no image (the synthetic images are all distinct).
     assert not (r0.train_x[:, None] == r0.val_x[None]).flatten(2).all(dim=2).any()
-    assert torch.equal(r0.y_train, centred_one_hot(r0.train_y, 10)) and torch.equal(r0.y_val, centred_one_hot(r0.val_y, 10))
+    assert torch.equal(r0.y_train, centred_one_hot(r0.train_y, 10)) and torch.equal(
+        r0.y_val, centred_one_hot(r0.val_y, 10)
+    )
     assert len(r0.region_batches) == 2 and r0.region_batches[0].shape == (100, 1, 3, 3)
     other = ScoringInputs.draw(synthetic, replace(config, seed=9))
     assert other.fingerprint != a.fingerprint and not torch.equal(other.repeats[0].train_x, r0.train_x)
@@ -237,7 +241,9 @@ def test_cache_hit_in_second_scorer(make_scorer, tmp_path) -> None:
     assert third.n_measured == 0 and _values(m1) == _values(m2)
 
 
-def test_cache_misses_for_other_config_or_data(make_scorer, small_config: TEGConfig, embedded: ImageData, tmp_path) -> None:
+def test_cache_misses_for_other_config_or_data(
+    make_scorer, small_config: TEGConfig, embedded: ImageData, tmp_path
+) -> None:
     path = tmp_path / "scores.sqlite"
     arch = make_scorer().space.arch_at(GOOD[0])
     base = make_scorer(cache=path)
@@ -278,7 +284,7 @@ def test_concurrent_processes_share_one_sqlite_cache(make_scorer, tmp_path) -> N
         for s in sets
     ]
     outputs = [p.communicate(timeout=240) for p in procs]
-    for proc, (out, err) in zip(procs, outputs):
+    for proc, (_out, err) in zip(procs, outputs):
         assert proc.returncode == 0, err
     measured = [json.loads(out)["n_measured"] for out, _ in outputs]
     scorer = make_scorer(cache=path)
@@ -339,7 +345,10 @@ def test_bad_cache_locations_give_clear_errors(tmp_path) -> None:
         connection.execute("CREATE TABLE teg_scores (key TEXT PRIMARY KEY, foo INTEGER)")
     not_sqlite = tmp_path / "notes.sqlite"
     not_sqlite.write_text("some text, not a database " * 200)
-    for location, message in ((foreign, "holds a teg_scores table of another layout"), (not_sqlite, "cannot open the score cache")):
+    for location, message in (
+        (foreign, "holds a teg_scores table of another layout"),
+        (not_sqlite, "cannot open the score cache"),
+    ):
         with pytest.raises(ValueError, match=message):
             ScoreCache(location)
 
@@ -350,7 +359,9 @@ def test_postgres_cache_without_a_driver_names_the_extra(monkeypatch) -> None:
     from teg_plugin._database import MissingDriverError
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("psycopg") else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name.startswith("psycopg") else real(name, *a)
+    )
     with pytest.raises(MissingDriverError, match=r"teg-plugin\[postgres\]") as info:
         ScoreCache("postgresql://me:secret@127.0.0.1:1/db")
     assert "secret" not in str(info.value)  # the password never reaches a message
@@ -370,8 +381,12 @@ def test_an_arch_may_be_given_as_text_or_choice_dict(make_scorer) -> None:
 
 @pytest.mark.parametrize(
     ("settings", "message"),
-    [({"space": 3}, "space must be a SearchSpace"), ({"config": [1]}, "config must be a TEGConfig"),
-     ({"device": 0}, "device must be a str"), ({"cache": 3}, "cache must be a ScoreCache")],
+    [
+        ({"space": 3}, "space must be a SearchSpace"),
+        ({"config": [1]}, "config must be a TEGConfig"),
+        ({"device": 0}, "device must be a str"),
+        ({"cache": 3}, "cache must be a ScoreCache"),
+    ],
 )
 def test_scorer_refuses_settings_of_the_wrong_type(settings: dict, message: str) -> None:
     with pytest.raises(TypeError, match=message):
@@ -418,12 +433,14 @@ def test_unknown_space_and_dataset(small_config: TEGConfig) -> None:
 
 
 def test_pool_too_small_or_images_too_small(small_config: TEGConfig) -> None:
-    tiny = ImageData("tiny", torch.zeros(10, 3, 8, 8, dtype=torch.uint8), torch.arange(10) % 2, 2,
-                     (0.5,) * 3, (0.5,) * 3, "test")
+    tiny = ImageData(
+        "tiny", torch.zeros(10, 3, 8, 8, dtype=torch.uint8), torch.arange(10) % 2, 2, (0.5,) * 3, (0.5,) * 3, "test"
+    )
     with pytest.raises(ValueError, match=r"pool has 10 images.*need 16"):
         TEGScorer("nas-bench-201", tiny, small_config, device="cpu")
-    small_images = ImageData("pix", torch.zeros(40, 3, 2, 2, dtype=torch.uint8), torch.arange(40) % 2, 2,
-                             (0.5,) * 3, (0.5,) * 3, "test")
+    small_images = ImageData(
+        "pix", torch.zeros(40, 3, 2, 2, dtype=torch.uint8), torch.arange(40) % 2, 2, (0.5,) * 3, (0.5,) * 3, "test"
+    )
     with pytest.raises(ValueError, match="smaller than the 3-pixel crops"):
         TEGScorer("nas-bench-201", small_images, small_config, device="cpu")
 
@@ -453,7 +470,10 @@ def test_config_validation() -> None:
         TEGConfig(seed=1.5)  # type: ignore[arg-type]
     # numpy integers are integers: stored as int, so the fingerprint is that of the plain value
     numpy_config = TEGConfig(batch_size=np.int64(8), repeat=np.int32(1))  # type: ignore[arg-type]
-    assert type(numpy_config.batch_size) is int and numpy_config.fingerprint() == TEGConfig(batch_size=8, repeat=1).fingerprint()
+    assert (
+        type(numpy_config.batch_size) is int
+        and numpy_config.fingerprint() == TEGConfig(batch_size=8, repeat=1).fingerprint()
+    )
     config = TEGConfig(repeat=1, batch_size=8)
     assert TEGConfig.from_dict(config.to_dict()) == config
     assert config.fingerprint() == TEGConfig(batch_size=8, repeat=1).fingerprint() != TEGConfig().fingerprint()
@@ -475,7 +495,10 @@ def test_settings_added_later_enter_the_fingerprint_only_away_from_their_old_val
 
 def test_supernet_progress_counts_every_new_mask_towards_the_expected_total(make_scorer, tmp_path, capsys) -> None:
     path = tmp_path / "scores.sqlite"
-    masks = [{edge: ops for edge in make_scorer().space.full_mask()} for ops in (("nor_conv_1x1", "skip_connect"), ("nor_conv_3x3",))]
+    masks = [
+        {edge: ops for edge in make_scorer().space.full_mask()}
+        for ops in (("nor_conv_1x1", "skip_connect"), ("nor_conv_3x3",))
+    ]
     make_scorer(cache=path).score_mask(masks[0])  # cached before the run below
     capsys.readouterr()
     scorer = make_scorer(cache=path)
@@ -487,7 +510,9 @@ def test_supernet_progress_counts_every_new_mask_towards_the_expected_total(make
     assert "supernet evaluations" in err and "2/2" in err and "3/2" not in err
 
 
-def test_score_mask_repeats_average_to_score_mask_and_are_cached(make_scorer, small_config: TEGConfig, tmp_path) -> None:
+def test_score_mask_repeats_average_to_score_mask_and_are_cached(
+    make_scorer, small_config: TEGConfig, tmp_path
+) -> None:
     path = tmp_path / "scores.sqlite"
     scorer = make_scorer(cache=path)
     mask = {edge: ("nor_conv_1x1", "skip_connect") for edge in scorer.space.full_mask()}

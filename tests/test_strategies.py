@@ -13,9 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import teg_plugin.strategies as strategies_pkg
-from teg_plugin.scores import RankRule, TEGScore, best_index, rank_sums
 from teg_plugin.spaces import ChoiceSpace, DartsSpace, Mask, NB201Space
 from teg_plugin.spaces.nb201 import OPS, NB201Arch
 from teg_plugin.strategies import (
@@ -28,6 +26,8 @@ from teg_plugin.strategies import (
     make_strategy,
 )
 from teg_plugin.strategies._reward import BAD_REWARD
+
+from teg_plugin.scores import RankRule, TEGScore, best_index, rank_sums
 
 SPACE = NB201Space()
 CONV3 = "nor_conv_3x3"
@@ -590,7 +590,11 @@ def test_pruning_edge_phase_keeps_the_most_important_keys_of_each_group() -> Non
     worth = {"e0": 1.0, "e1": 3.0, "e2": 2.0}
 
     def score_mask(mask: Mask) -> TEGScore:
-        q = sum(worth[e] * sum(2.0 if o == "b" else 1.0 for o in opts) / max(len(opts), 1) for e, opts in mask.items() if opts)
+        q = sum(
+            worth[e] * sum(2.0 if o == "b" else 1.0 for o in opts) / max(len(opts), 1)
+            for e, opts in mask.items()
+            if opts
+        )
         return TEGScore(ntk_cond=100.0 - q, regions=q, kr_mse=1.0 / (1.0 + q))
 
     space = _OneNodeSpace()
@@ -755,12 +759,16 @@ def test_pruning_refuses_an_explicit_none_where_the_space_has_no_such_option() -
 def test_a_rank_rule_with_a_complexity_term_decides_tournaments_and_best() -> None:
     """Two archs with equal scores: under the paper's rule the first told wins; with ``params`` the
     one with more parameters (3x3 convolutions everywhere) wins, in tournaments and in best()."""
-    small = SPACE.parse("|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|")
+    small = SPACE.parse(
+        "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
+    )
     large = OPTIMUM
     assert SPACE.complexity(large) > SPACE.complexity(small)
     same = TEGScore(ntk_cond=5.0, regions=50.0, kr_mse=0.5)
     rule = RankRule.parse("ntk_cond,regions,kr_mse,params")
-    paper = EvolutionStrategy(SPACE, seed=0, population_size=2, tournament_size=2).replay([(small, same), (large, same)])
+    paper = EvolutionStrategy(SPACE, seed=0, population_size=2, tournament_size=2).replay(
+        [(small, same), (large, same)]
+    )
     ruled = EvolutionStrategy(SPACE, seed=0, population_size=2, tournament_size=2, rule=rule)
     ruled.replay([(small, same), (large, same)])
     assert paper.best() == small and ruled.best() == large
@@ -811,13 +819,16 @@ def test_a_proxy_rule_picks_the_arch_with_the_best_proxy_value(name: str) -> Non
     assert set(proxies.calls) <= told and set(proxies.calls.values()) == {1}
     order = strategy.distinct_order()
     assert history[order[0]][0] == best
-    assert [history[i][0] for i in order[: len(set(good))]] == sorted(set(good), key=lambda a: (-_fake_nwot(a), [x for x, _ in history].index(a)))
+    assert [history[i][0] for i in order[: len(set(good))]] == sorted(
+        set(good), key=lambda a: (-_fake_nwot(a), [x for x, _ in history].index(a))
+    )
 
 
 def test_evolution_tournaments_rank_by_the_proxy_rule() -> None:
     proxies = _CountingProxies()
-    evo = EvolutionStrategy(SPACE, seed=3, population_size=5, tournament_size=3, rule=RankRule.parse("nwot"),
-                            proxy_values=proxies)
+    evo = EvolutionStrategy(
+        SPACE, seed=3, population_size=5, tournament_size=3, rule=RankRule.parse("nwot"), proxy_values=proxies
+    )
     for _ in range(12):
         arch = evo.ask()
         tournament = evo.last_tournament
@@ -847,7 +858,9 @@ def test_a_proxy_rule_without_proxy_values_is_refused_at_construction() -> None:
 
 def test_a_proxy_rule_with_the_complexity_term_gets_both_values() -> None:
     """``params`` comes from the space, the proxies from the callable, in the one ``extra`` shape."""
-    small = SPACE.parse("|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|")
+    small = SPACE.parse(
+        "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
+    )
     strategy = RandomStrategy(SPACE, rule=RankRule.parse("params,nwot"), proxy_values=_CountingProxies())
     same = TEGScore(ntk_cond=5.0, regions=50.0, kr_mse=0.5)
     strategy.replay([(OPTIMUM, same), (small, same)])

@@ -29,30 +29,41 @@ from typing import Any
 
 import nni
 import torch
+from teg_plugin.spaces import NB201Space
+from teg_plugin.spaces.nb201 import build_network
 
 from teg_plugin.config import TEGConfig
 from teg_plugin.data import load_data
 from teg_plugin.nni.metrics import RESULT_LOG, log_and_rank, rank_default, teg_metrics, trial_experiment_dir
 from teg_plugin.scorer import TEGScorer
-from teg_plugin.spaces import NB201Space
-from teg_plugin.spaces.nb201 import build_network
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="embedded", help="dataset for load_data (default: %(default)s)")
     parser.add_argument("--data-root", default=None, help="where dataset files live")
-    parser.add_argument("--config", default="{}", help="TEGConfig fields as JSON, e.g. '{\"repeat\": 1}' (default: the paper's)")
+    parser.add_argument(
+        "--config", default="{}", help="TEGConfig fields as JSON, e.g. '{\"repeat\": 1}' (default: the paper's)"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
-    parser.add_argument("--cache", default="auto",
-                        help="score cache path/URL; 'auto' = one in the experiment's folder, 'none' = no cache")
+    parser.add_argument(
+        "--cache",
+        default="auto",
+        help="score cache path/URL; 'auto' = one in the experiment's folder, 'none' = no cache",
+    )
     parser.add_argument("--arch", default=None, help="architecture to use when run without NNI")
     parser.add_argument("--train", action="store_true", help="also train the network briefly and report its accuracy")
     parser.add_argument("--epochs", type=int, default=2, help="--train: epochs (default: %(default)s)")
-    parser.add_argument("--width", type=int, default=8, help="--train: channels C of the first stage (default: %(default)s)")
-    parser.add_argument("--cells-per-stage", type=int, default=1, help="--train: cells N per stage (default: %(default)s)")
+    parser.add_argument(
+        "--width", type=int, default=8, help="--train: channels C of the first stage (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--cells-per-stage", type=int, default=1, help="--train: cells N per stage (default: %(default)s)"
+    )
     parser.add_argument("--lr", type=float, default=0.05, help="--train: SGD learning rate (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="--train: seed of the split and the weights (default: %(default)s)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="--train: seed of the split and the weights (default: %(default)s)"
+    )
     return parser.parse_args(argv)
 
 
@@ -63,8 +74,13 @@ def train(arch: Any, data: Any, args: argparse.Namespace) -> float:
     split = int(0.8 * len(data))
     train_idx, test_idx = order[:split], order[split:]
     torch.manual_seed(args.seed)
-    net = build_network(arch, width=args.width, cells_per_stage=args.cells_per_stage, num_classes=data.num_classes,
-                        in_channels=data.image_shape[0])
+    net = build_network(
+        arch,
+        width=args.width,
+        cells_per_stage=args.cells_per_stage,
+        num_classes=data.num_classes,
+        in_channels=data.image_shape[0],
+    )
     optimiser = torch.optim.SGD(net.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4)
     accuracy = 0.0
     for epoch in range(args.epochs):
@@ -108,8 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     scorer = TEGScorer(space, data, TEGConfig.from_dict(json.loads(args.config)), device=args.device, cache=cache)
     score = scorer.score(arch)
-    print(f"{space.format(arch)}: ntk_cond={score.ntk_cond:.4g} regions={score.regions:.4g} "
-          f"kr_mse={score.kr_mse:.4g} bad={score.bad} ({time.perf_counter() - start:.1f} s)", flush=True)
+    print(
+        f"{space.format(arch)}: ntk_cond={score.ntk_cond:.4g} regions={score.regions:.4g} "
+        f"kr_mse={score.kr_mse:.4g} bad={score.bad} ({time.perf_counter() - start:.1f} s)",
+        flush=True,
+    )
 
     if args.train:
         default = train(arch, data, args)

@@ -164,7 +164,9 @@ def _nodes_of(cell: str, pairs: Sequence[Pair]) -> Cell:
 
 def _check_cell(cell: str, nodes: object) -> Cell:
     if isinstance(nodes, (str, bytes)) or not isinstance(nodes, Sequence) or len(nodes) != len(NODES):
-        raise GenotypeError(f"{cell}: expected {len(NODES)} nodes (2..5) of 2 (op, input) pairs each, got {shown(nodes)}")
+        raise GenotypeError(
+            f"{cell}: expected {len(NODES)} nodes (2..5) of 2 (op, input) pairs each, got {shown(nodes)}"
+        )
     return cell_of([_check_node(cell, k, node) for k, node in zip(NODES, nodes)])
 
 
@@ -301,7 +303,9 @@ def _pairs(node: ast.expr, cell: str) -> list[Pair]:
     try:
         value = ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        raise GenotypeError(f"{cell} must be a literal list of (op, input) pairs, got {clip(ast.unparse(node))}") from None
+        raise GenotypeError(
+            f"{cell} must be a literal list of (op, input) pairs, got {clip(ast.unparse(node))}"
+        ) from None
     if not isinstance(value, (list, tuple)):
         raise GenotypeError(f"{cell} must be a list of (op, input) pairs, got {clip(ast.unparse(node))}")
     pairs = []
@@ -324,12 +328,16 @@ def _check_concat(name: str, node: ast.expr) -> None:
         try:
             value = range(*bounds)  # compared as a range: range(2, 10**12) must not become a list
         except ValueError:  # a step of 0
-            raise GenotypeError(f"bad {name}: {clip(ast.unparse(node))} (expected [2, 3, 4, 5] or range(2, 6))") from None
+            raise GenotypeError(
+                f"bad {name}: {clip(ast.unparse(node))} (expected [2, 3, 4, 5] or range(2, 6))"
+            ) from None
     else:
         try:
             value = ast.literal_eval(node)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            raise GenotypeError(f"bad {name}: {clip(ast.unparse(node))} (expected [2, 3, 4, 5] or range(2, 6))") from None
+            raise GenotypeError(
+                f"bad {name}: {clip(ast.unparse(node))} (expected [2, 3, 4, 5] or range(2, 6))"
+            ) from None
     if isinstance(value, range):  # CONCAT is consecutive nodes
         good = value == range(CONCAT[0], CONCAT[-1] + 1)
     else:

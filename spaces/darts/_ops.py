@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from teg_plugin.spaces.darts._genotype import OPS
+from torch import nn
 
 
 def batch_norm(channels: int, running_stats: bool) -> nn.BatchNorm2d:

@@ -120,7 +120,11 @@ def correlation(
     p, t = np.array(pairs).T
     if np.ptp(p) == 0 or np.ptp(t) == 0:  # a constant side: both coefficients are undefined
         return CorrelationRow(name, len(pairs), math.nan, math.nan, **top_fields)
-    ci = _kendall_interval(p, t, bootstrap, seed) if bootstrap > 0 and len(pairs) >= MIN_PAIRS_FOR_INTERVAL else (math.nan, math.nan)
+    ci = (
+        _kendall_interval(p, t, bootstrap, seed)
+        if bootstrap > 0 and len(pairs) >= MIN_PAIRS_FOR_INTERVAL
+        else (math.nan, math.nan)
+    )
     return CorrelationRow(name, len(pairs), float(kendalltau(p, t)[0]), float(spearmanr(p, t)[0]), ci, **top_fields)
 
 
@@ -233,7 +237,9 @@ def run_correlation(
         if naslib_path
         else None
     )
-    proxies = read_columns(proxies_path, what="published-proxy table", expected=ALL_ARCH_PROXIES) if proxies_path else None
+    proxies = (
+        read_columns(proxies_path, what="published-proxy table", expected=ALL_ARCH_PROXIES) if proxies_path else None
+    )
     archs = sample_archs(scorer, k, seed, pool=list(naslib) if naslib else None)
     texts = [scorer.space.format(a) for a in archs]
     missing = [t for t in texts if t not in truth]
@@ -258,11 +264,14 @@ def run_correlation(
     rule_proxies = tuple(dict.fromkeys(name for rule in rules for name in rule.proxies))
     computed = []
     if proxy_names or rule_proxies:  # each (arch, proxy) once, for the rules and the proxy rows
-        computed = ProxyScorer(scorer).measure(archs, tuple(dict.fromkeys((*proxy_names, *rule_proxies))),
-                                               progress=progress)
+        computed = ProxyScorer(scorer).measure(
+            archs, tuple(dict.fromkeys((*proxy_names, *rule_proxies))), progress=progress
+        )
     extra = [
-        {**({COMPLEXITY: float(complexities[i])} if complexities is not None else {}),
-         **{name: computed[i][name].value for name in rule_proxies}}
+        {
+            **({COMPLEXITY: float(complexities[i])} if complexities is not None else {}),
+            **{name: computed[i][name].value for name in rule_proxies},
+        }
         for i in range(len(archs))
     ]
     for rule in rules:

@@ -65,8 +65,13 @@ class FaultReport:
     def ok(self) -> bool:
         """Whether every check passed."""
         return (
-            self.counted == self.budget and self.duplicates == 0 and self.lost == 0 and self.bad_attributes == 0
-            and self.cache_integrity == "ok" and self.invalid_cache_rows == 0 and not self.worker_errors
+            self.counted == self.budget
+            and self.duplicates == 0
+            and self.lost == 0
+            and self.bad_attributes == 0
+            and self.cache_integrity == "ok"
+            and self.invalid_cache_rows == 0
+            and not self.worker_errors
             and not self.timed_out
         )
 
@@ -118,8 +123,24 @@ def run_faults(
     study_name = f"faults-{uuid.uuid4().hex[:8]}"
     cache_path = workdir / f"{study_name}-cache.sqlite"
     ScoreCache(cache_path).close()  # created once, before the workers race to create it
-    command = [sys.executable, "-m", "teg_plugin.cli", "search", "--storage", storage, "--study-name", study_name,
-               "--budget", str(budget), "--cache", str(cache_path), "--quiet", "--format", "json", *search_options]
+    command = [
+        sys.executable,
+        "-m",
+        "teg_plugin.cli",
+        "search",
+        "--storage",
+        storage,
+        "--study-name",
+        study_name,
+        "--budget",
+        str(budget),
+        "--cache",
+        str(cache_path),
+        "--quiet",
+        "--format",
+        "json",
+        *search_options,
+    ]
     report = FaultReport(storage=hide_password(storage), study_name=study_name, workers=workers, budget=budget)
     rng = random.Random(seed)
     generation = 0
@@ -145,7 +166,9 @@ def run_faults(
                 running.remove(worker)
                 if worker.process.returncode != 0:
                     tail = worker.stderr.read_text(errors="replace").strip().splitlines()[-1:]
-                    report.worker_errors.append(f"worker {worker.slot} exit {worker.process.returncode}: {' '.join(tail)}")
+                    report.worker_errors.append(
+                        f"worker {worker.slot} exit {worker.process.returncode}: {' '.join(tail)}"
+                    )
             now = time.monotonic()
             if now - started > timeout:
                 report.timed_out = True
@@ -204,8 +227,15 @@ def _remember_complete(storage: str, study_name: str, seen: dict[int, tuple[Any,
     return counted
 
 
-def _check_study(report: FaultReport, storage: str, study_name: str, seen: dict[int, tuple[Any, ...]],
-                 cache_path: Path, fingerprint: str, space_name: str) -> None:
+def _check_study(
+    report: FaultReport,
+    storage: str,
+    study_name: str,
+    seen: dict[int, tuple[Any, ...]],
+    cache_path: Path,
+    fingerprint: str,
+    space_name: str,
+) -> None:
     from optuna.trial import TrialState
 
     from teg_plugin.cache import CacheKey, ScoreCache
@@ -220,11 +250,17 @@ def _check_study(report: FaultReport, storage: str, study_name: str, seen: dict[
     report.duplicates = len(trials) - len(by_number)
     for trial in trials:
         original = retried_trial_number(trial)
-        if trial.state == TrialState.COMPLETE and original in by_number and by_number[original].state == TrialState.COMPLETE:
+        if (
+            trial.state == TrialState.COMPLETE
+            and original in by_number
+            and by_number[original].state == TrialState.COMPLETE
+        ):
             report.duplicates += 1
     report.lost = sum(
-        1 for number, before in seen.items()
-        if number not in by_number or by_number[number].state != TrialState.COMPLETE
+        1
+        for number, before in seen.items()
+        if number not in by_number
+        or by_number[number].state != TrialState.COMPLETE
         or _fingerprint_of(by_number[number]) != before
     )
     space = get_space(space_name)

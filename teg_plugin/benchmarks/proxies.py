@@ -83,25 +83,31 @@ def check_proxies(
             continue
         computed = [r[name] for r in results]
         theirs = [published_value(published.get(t, {}), column) for t in texts]
-        keep = [i for i, (c, p) in enumerate(zip(computed, theirs)) if not c.bad and not math.isnan(p) and not math.isnan(accuracy[i])]
+        keep = [
+            i
+            for i, (c, p) in enumerate(zip(computed, theirs))
+            if not c.bad and not math.isnan(p) and not math.isnan(accuracy[i])
+        ]
         ours_v = np.array([computed[i].value for i in keep])
         theirs_v = np.array([theirs[i] for i in keep])
         acc_v = np.array([accuracy[i] for i in keep])
         timed = [c.seconds for c in computed if c.seconds > 0]
         times = [published.get(t, {}).get(f"{column}_time_s", math.nan) for t in texts]
         times = [x for x in times if math.isfinite(x)]
-        checks.append(ProxyCheck(
-            name=name,
-            published=column,
-            n=len(keep),
-            n_bad=sum(c.bad for c in computed),
-            spearman_published=_coefficient(spearmanr, ours_v, theirs_v),
-            kendall_computed=_coefficient(kendalltau, ours_v, acc_v),
-            kendall_published=_coefficient(kendalltau, theirs_v, acc_v),
-            n_timed=len(timed),
-            seconds=statistics.median(timed) if timed else math.nan,
-            published_seconds=statistics.median(times) if times else math.nan,
-        ))
+        checks.append(
+            ProxyCheck(
+                name=name,
+                published=column,
+                n=len(keep),
+                n_bad=sum(c.bad for c in computed),
+                spearman_published=_coefficient(spearmanr, ours_v, theirs_v),
+                kendall_computed=_coefficient(kendalltau, ours_v, acc_v),
+                kendall_published=_coefficient(kendalltau, theirs_v, acc_v),
+                n_timed=len(timed),
+                seconds=statistics.median(timed) if timed else math.nan,
+                published_seconds=statistics.median(times) if times else math.nan,
+            )
+        )
     return checks
 
 

@@ -150,8 +150,14 @@ def run_search_benchmark(
         best, n_confirmed, confirm_start = before, 0, time.perf_counter()
         if confirm_top and confirm_seeds:
             archs = [a for a, _ in search.history]
-            candidates = top_candidates(space, archs, [s for _, s in search.history], confirm_top,
-                                        rule=search.rule, extra=search.extra_values(archs))
+            candidates = top_candidates(
+                space,
+                archs,
+                [s for _, s in search.history],
+                confirm_top,
+                rule=search.rule,
+                extra=search.extra_values(archs),
+            )
             if candidates:
                 best = confirm(scorer, candidates, seeds=confirm_seeds, rule=confirm_rule, progress=progress).pick.text
                 n_confirmed = len(candidates)
@@ -191,7 +197,9 @@ def _proxy_values(scorer: TEGScorer, names: tuple[str, ...]) -> Callable[[Hashab
     return values
 
 
-def largest_network_accuracy(truth_path: str | os.PathLike[str], params_column: str = "params_mb_cifar10") -> tuple[str, float] | None:
+def largest_network_accuracy(
+    truth_path: str | os.PathLike[str], params_column: str = "params_mb_cifar10"
+) -> tuple[str, float] | None:
     """The architecture with the most parameters in the table and its CIFAR-10 test accuracy (a
     zero-cost pick over the whole space), or ``None`` when the table has no ``params_column``."""
     try:

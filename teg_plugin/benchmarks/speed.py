@@ -64,7 +64,9 @@ def run_speed(scorer: TEGScorer, k: int, seed: int, *, progress: bool = False, o
     With ``other_ntk``, also time the fast path under the other :attr:`TEGConfig.ntk` mode on the
     same architectures and inputs, interleaved with the runs above (so load affects both alike).
     """
-    other_config = replace(scorer.config, ntk=next(m for m in NTK_MODES if m != scorer.config.ntk)) if other_ntk else None
+    other_config = (
+        replace(scorer.config, ntk=next(m for m in NTK_MODES if m != scorer.config.ntk)) if other_ntk else None
+    )
     other_seconds: list[float] = []
     rng = random.Random(seed)
     archs = scorer.space.sample_distinct(rng, k)

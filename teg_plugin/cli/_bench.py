@@ -33,49 +33,92 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     corr = which.add_parser("correlation", help="Kendall/Spearman of TEG vs NB201 accuracy, beside published proxies")
     corr.add_argument("--truth", required=True, help="NB201 ground-truth CSV (arch_str, cifar10_test, ...)")
     corr.add_argument("--truth-column", default="cifar10_test", help="accuracy column (default: %(default)s)")
-    corr.add_argument("--naslib", default=None, help="NAS-Bench-Suite-Zero proxy CSV; the sample is drawn among its archs")
+    corr.add_argument(
+        "--naslib", default=None, help="NAS-Bench-Suite-Zero proxy CSV; the sample is drawn among its archs"
+    )
     corr.add_argument("--proxies", default=None, help="CSV of published proxies for all archs (NASWOT v1, Zen)")
-    corr.add_argument("--sample", type=int, default=100, metavar="K", help="architectures to score (default: %(default)s)")
+    corr.add_argument(
+        "--sample", type=int, default=100, metavar="K", help="architectures to score (default: %(default)s)"
+    )
     corr.add_argument("--seed", type=seed_arg, default=0, help="sampling (and bootstrap) seed (default: %(default)s)")
-    corr.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="N",
-                      help="bootstrap resamples for the 95%% interval of Kendall tau; 0: none; none below 10 pairs (default: %(default)s)")
-    corr.add_argument("--top", type=float, default=DEFAULT_TOP_FRACTION, metavar="FRACTION",
-                      help="fraction of the sample for the top-end columns: tau among the most accurate, and the mean "
-                           "accuracy of the ones each predictor ranks best (default: %(default)s)")
-    corr.add_argument("--rule", type=rank_rule_arg, action="append", default=[], metavar="RULE",
-                      help="also report the rank-sum under this rank rule, term=weight pairs of the indicators, "
-                           "params (the parameter count) and zero-cost proxies (computed on the sampled archs), e.g. "
-                           "'regions,kr_mse', 'ntk_cond,regions,kr_mse,params=1' or 'ntk_cond,regions,kr_mse,synflow=0.5' "
-                           "(repeat for several)")
-    corr.add_argument("--compute-proxies", default=None, metavar="NAMES",
-                      help="zero-cost proxies to compute on the sampled archs (comma-separated, or all), each a row "
-                           "beside the published columns, and a table checking them against those")
+    corr.add_argument(
+        "--bootstrap",
+        type=int,
+        default=DEFAULT_BOOTSTRAP,
+        metavar="N",
+        help="bootstrap resamples for the 95%% interval of Kendall tau; 0: none; none below 10 pairs (default: %(default)s)",
+    )
+    corr.add_argument(
+        "--top",
+        type=float,
+        default=DEFAULT_TOP_FRACTION,
+        metavar="FRACTION",
+        help="fraction of the sample for the top-end columns: tau among the most accurate, and the mean "
+        "accuracy of the ones each predictor ranks best (default: %(default)s)",
+    )
+    corr.add_argument(
+        "--rule",
+        type=rank_rule_arg,
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="also report the rank-sum under this rank rule, term=weight pairs of the indicators, "
+        "params (the parameter count) and zero-cost proxies (computed on the sampled archs), e.g. "
+        "'regions,kr_mse', 'ntk_cond,regions,kr_mse,params=1' or 'ntk_cond,regions,kr_mse,synflow=0.5' "
+        "(repeat for several)",
+    )
+    corr.add_argument(
+        "--compute-proxies",
+        default=None,
+        metavar="NAMES",
+        help="zero-cost proxies to compute on the sampled archs (comma-separated, or all), each a row "
+        "beside the published columns, and a table checking them against those",
+    )
     _common(corr)
     corr.set_defaults(run=_run_correlation, space="nas-bench-201")
 
     speed = which.add_parser("speed", help="fast path vs plain implementation of the same definitions")
-    speed.add_argument("--archs", type=int, default=5, metavar="K", help="random architectures to time (default: %(default)s)")
+    speed.add_argument(
+        "--archs", type=int, default=5, metavar="K", help="random architectures to time (default: %(default)s)"
+    )
     speed.add_argument("--seed", type=seed_arg, default=0, help="sampling seed (default: %(default)s)")
-    speed.add_argument("--other-ntk", action="store_true",
-                       help="also time the fast path under the other --ntk mode, on the same architectures and inputs")
+    speed.add_argument(
+        "--other-ntk",
+        action="store_true",
+        help="also time the fast path under the other --ntk mode, on the same architectures and inputs",
+    )
     add_space_option(speed)
     _common(speed)
     speed.set_defaults(run=_run_speed)
 
     search = which.add_parser("search", help="accuracy of the architecture each strategy finds, over several seeds")
     search.add_argument("--strategy", choices=("evolution", "reinforce", "prune", "random"), default="evolution")
-    search.add_argument("--seeds", type=int, default=5, help="number of seeds: S..S+N-1 for --first-seed S (default: %(default)s)")
-    search.add_argument("--first-seed", type=count_arg, default=0, metavar="S", help="the first seed (default: %(default)s)")
-    search.add_argument("--rule", type=rank_rule_arg, default=PAPER_RULE, metavar="RULE",
-                        help="how the strategy ranks (tournaments, its best, the final choice's candidates): term=weight "
-                             "pairs of the indicators, params (the parameter count) and zero-cost proxies (computed once "
-                             "per arch), e.g. 'nwot' or 'ntk_cond,regions,kr_mse,synflow=0.5'; not for prune (default: "
-                             "%(default)s, the paper's rank-sum)")
-    search.add_argument("--budget", type=int, default=100, help="architectures proposed per seed (default: %(default)s)")
+    search.add_argument(
+        "--seeds", type=int, default=5, help="number of seeds: S..S+N-1 for --first-seed S (default: %(default)s)"
+    )
+    search.add_argument(
+        "--first-seed", type=count_arg, default=0, metavar="S", help="the first seed (default: %(default)s)"
+    )
+    search.add_argument(
+        "--rule",
+        type=rank_rule_arg,
+        default=PAPER_RULE,
+        metavar="RULE",
+        help="how the strategy ranks (tournaments, its best, the final choice's candidates): term=weight "
+        "pairs of the indicators, params (the parameter count) and zero-cost proxies (computed once "
+        "per arch), e.g. 'nwot' or 'ntk_cond,regions,kr_mse,synflow=0.5'; not for prune (default: "
+        "%(default)s, the paper's rank-sum)",
+    )
+    search.add_argument(
+        "--budget", type=int, default=100, help="architectures proposed per seed (default: %(default)s)"
+    )
     search.add_argument("--truth", required=True, help="NB201 ground-truth CSV (arch_str, cifar10_test, cifar10_valid)")
-    search.add_argument("--vary-score-seed", action="store_true",
-                        help="seed S also scores with --score-seed + S (new inputs and initial weights per seed, as "
-                             "independent runs); needed for prune, which is deterministic for one score seed")
+    search.add_argument(
+        "--vary-score-seed",
+        action="store_true",
+        help="seed S also scores with --score-seed + S (new inputs and initial weights per seed, as "
+        "independent runs); needed for prune, which is deterministic for one score seed",
+    )
     add_final_choice_options(search)
     _common(search)
     search.set_defaults(run=_run_search, space="nas-bench-201")
@@ -88,22 +131,40 @@ def _add_faults_parser(which: argparse._SubParsersAction) -> None:
         "faults",
         help="fault injection: K search workers on one study, a random one SIGKILLed and restarted every ~N s",
         description="Start K `teg-nas search` workers on one study (and one fresh SQLite score cache), SIGKILL a "
-                    "random one every ~N seconds and restart it, then check the study: exactly the budget of "
-                    "counted trials, none lost or duplicated, attributes intact, the cache intact. Exit 1 if a "
-                    "check fails.",
+        "random one every ~N seconds and restart it, then check the study: exactly the budget of "
+        "counted trials, none lost or duplicated, attributes intact, the cache intact. Exit 1 if a "
+        "check fails.",
     )
-    faults.add_argument("--storage", nargs="+", action="extend", metavar="STORAGE",
-                        help="storages to run on, one run each: 'sqlite' or 'journal' (a new file in --workdir), or "
-                             "an Optuna storage URL such as postgresql://... (repeatable; default: sqlite journal)")
+    faults.add_argument(
+        "--storage",
+        nargs="+",
+        action="extend",
+        metavar="STORAGE",
+        help="storages to run on, one run each: 'sqlite' or 'journal' (a new file in --workdir), or "
+        "an Optuna storage URL such as postgresql://... (repeatable; default: sqlite journal)",
+    )
     faults.add_argument("--workers", type=int, default=4, help="worker processes at once, K (default: %(default)s)")
     faults.add_argument("--budget", type=int, default=100, help="trials the study must end with (default: %(default)s)")
-    faults.add_argument("--kill-every", type=float, default=20.0, metavar="SECONDS",
-                        help="mean seconds between kills, each uniform in [0.5, 1.5] times it (default: %(default)s)")
-    faults.add_argument("--max-kills", type=int, default=None, metavar="N", help="stop killing after N kills (default: none)")
-    faults.add_argument("--seed", type=seed_arg, default=0, help="search seed; also picks victims and intervals (default: %(default)s)")
+    faults.add_argument(
+        "--kill-every",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="mean seconds between kills, each uniform in [0.5, 1.5] times it (default: %(default)s)",
+    )
+    faults.add_argument(
+        "--max-kills", type=int, default=None, metavar="N", help="stop killing after N kills (default: none)"
+    )
+    faults.add_argument(
+        "--seed", type=seed_arg, default=0, help="search seed; also picks victims and intervals (default: %(default)s)"
+    )
     faults.add_argument("--strategy", choices=("evolution", "reinforce", "random"), default="evolution")
-    faults.add_argument("--workdir", default="teg-faults", help="folder for the storages, caches and worker logs (default: %(default)s)")
-    faults.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS", help="per storage (default: %(default)s)")
+    faults.add_argument(
+        "--workdir", default="teg-faults", help="folder for the storages, caches and worker logs (default: %(default)s)"
+    )
+    faults.add_argument(
+        "--timeout", type=float, default=3600.0, metavar="SECONDS", help="per storage (default: %(default)s)"
+    )
     add_space_option(faults)
     _common(faults)
     faults.set_defaults(run=_run_faults)
@@ -114,21 +175,44 @@ def _run_faults(args: argparse.Namespace) -> int:
     from teg_plugin.benchmarks.faults import run_faults
     from teg_plugin.spaces import space_name
 
-    for name, value, minimum in (("--workers", args.workers, 1), ("--budget", args.budget, 1), ("--max-kills", args.max_kills, 0)):
+    for name, value, minimum in (
+        ("--workers", args.workers, 1),
+        ("--budget", args.budget, 1),
+        ("--max-kills", args.max_kills, 0),
+    ):
         if value is not None and value < minimum:
             raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    if not (math.isfinite(args.kill_every) and args.kill_every > 0) or not (math.isfinite(args.timeout) and args.timeout > 0):
+    if not (math.isfinite(args.kill_every) and args.kill_every > 0) or not (
+        math.isfinite(args.timeout) and args.timeout > 0
+    ):
         raise ValueError("--kill-every and --timeout must be positive numbers of seconds")
     if args.cache is not None or args.no_cache:
-        raise ValueError("bench faults gives each run a fresh SQLite score cache in --workdir; leave out --cache/--no-cache")
+        raise ValueError(
+            "bench faults gives each run a fresh SQLite score cache in --workdir; leave out --cache/--no-cache"
+        )
     args.space = space_name(args.space)
     args.no_cache = True  # the scorer here only computes the fingerprint the workers' cache keys carry
     scorer = make_scorer(args)
     workdir = Path(args.workdir).expanduser()
     workdir.mkdir(parents=True, exist_ok=True)
-    options = ["--space", args.space, "--strategy", args.strategy, "--seed", str(args.seed), "--batch-size",
-               str(args.batch_size), "--repeat", str(args.repeat), "--score-seed", str(args.score_seed), "--init",
-               args.init, "--device", args.device]
+    options = [
+        "--space",
+        args.space,
+        "--strategy",
+        args.strategy,
+        "--seed",
+        str(args.seed),
+        "--batch-size",
+        str(args.batch_size),
+        "--repeat",
+        str(args.repeat),
+        "--score-seed",
+        str(args.score_seed),
+        "--init",
+        args.init,
+        "--device",
+        args.device,
+    ]
     if args.dataset is not None:
         options += ["--dataset", args.dataset]
     if args.data_root is not None:
@@ -138,21 +222,55 @@ def _run_faults(args: argparse.Namespace) -> int:
         storage = _fault_storage(kind, workdir)
         if not args.quiet:
             print(f"teg-nas: bench faults on {hide_password(storage)} ...", file=sys.stderr)
-        reports.append(run_faults(storage, workdir=workdir, search_options=options, fingerprint=scorer.fingerprint,
-                                  space_name=args.space, workers=args.workers, budget=args.budget,
-                                  kill_every=args.kill_every, max_kills=args.max_kills, seed=args.seed,
-                                  timeout=args.timeout))
+        reports.append(
+            run_faults(
+                storage,
+                workdir=workdir,
+                search_options=options,
+                fingerprint=scorer.fingerprint,
+                space_name=args.space,
+                workers=args.workers,
+                budget=args.budget,
+                kill_every=args.kill_every,
+                max_kills=args.max_kills,
+                seed=args.seed,
+                timeout=args.timeout,
+            )
+        )
     rows = [r.to_dict() for r in reports]
     if args.format == "json":
-        print(json.dumps({"data": scorer.data.source, "environment": environment(scorer.device), "runs": rows}, indent=2))
+        print(
+            json.dumps({"data": scorer.data.source, "environment": environment(scorer.device), "runs": rows}, indent=2)
+        )
     else:
-        print(f"# {args.workers} workers, budget {args.budget}, a kill every ~{args.kill_every:g} s; "
-              f"data: {scorer.data.source}\n# {_environment_line(scorer.device)}")
+        print(
+            f"# {args.workers} workers, budget {args.budget}, a kill every ~{args.kill_every:g} s; "
+            f"data: {scorer.data.source}\n# {_environment_line(scorer.device)}"
+        )
         for row in rows:
             row["worker_errors"] = len(row["worker_errors"])
-        print(render(rows, "table", ("storage", "kills", "restarts", "counted", "failed", "left_running", "duplicates",
-                                     "lost", "bad_attributes", "cache_rows", "cache_integrity", "worker_errors",
-                                     "wall_s", "ok")))
+        print(
+            render(
+                rows,
+                "table",
+                (
+                    "storage",
+                    "kills",
+                    "restarts",
+                    "counted",
+                    "failed",
+                    "left_running",
+                    "duplicates",
+                    "lost",
+                    "bad_attributes",
+                    "cache_rows",
+                    "cache_integrity",
+                    "worker_errors",
+                    "wall_s",
+                    "ok",
+                ),
+            )
+        )
     for report in reports:
         for error in report.worker_errors:
             print(f"teg-nas: {report.storage}: {error}", file=sys.stderr)
@@ -217,31 +335,79 @@ def _run_correlation(args: argparse.Namespace) -> int:
         }
         for r in report.rows
     ]
-    top = {"fraction": report.top_fraction, "count": report.top_count,
-           "ceiling_accuracy": report.top_ceiling, "sample_mean_accuracy": report.sample_mean}
+    top = {
+        "fraction": report.top_fraction,
+        "count": report.top_count,
+        "ceiling_accuracy": report.top_ceiling,
+        "sample_mean_accuracy": report.sample_mean,
+    }
     checks = [_check_dict(c) for c in report.proxy_checks]
     if args.format == "json":
-        print(json.dumps({"truth_column": args.truth_column, "data": scorer.data.source,
-                          "environment": environment(scorer.device), "top": top, "rows": dicts,
-                          "proxy_checks": checks}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "truth_column": args.truth_column,
+                    "data": scorer.data.source,
+                    "environment": environment(scorer.device),
+                    "top": top,
+                    "rows": dicts,
+                    "proxy_checks": checks,
+                },
+                indent=2,
+            )
+        )
     else:
         print(f"# {args.sample} NB201 archs (seed {args.seed}) vs {args.truth_column}; data: {scorer.data.source}")
         print(f"# {_environment_line(scorer.device)}")
-        print(f"# top {report.top_fraction:g} = {report.top_count} archs: kendall_tau_top is tau among the most accurate "
-              f"(n_top of them have a prediction); top_mean_accuracy is the mean {args.truth_column} of the "
-              f"{report.top_count} each predictor ranks best (at most {report.top_ceiling:.2f}; "
-              f"the sample's mean {report.sample_mean:.2f})")
+        print(
+            f"# top {report.top_fraction:g} = {report.top_count} archs: kendall_tau_top is tau among the most accurate "
+            f"(n_top of them have a prediction); top_mean_accuracy is the mean {args.truth_column} of the "
+            f"{report.top_count} each predictor ranks best (at most {report.top_ceiling:.2f}; "
+            f"the sample's mean {report.sample_mean:.2f})"
+        )
         for row in dicts:
             lo, hi = row["kendall_tau_ci95"]
             row["kendall_tau_ci95"] = "" if lo is None or hi is None else f"[{lo:.3f}, {hi:.3f}]"
-        print(render(dicts, "table", ("predictor", "n", "kendall_tau", "kendall_tau_ci95", "spearman_rho",
-                                      "n_top", "kendall_tau_top", "top_mean_accuracy")))
+        print(
+            render(
+                dicts,
+                "table",
+                (
+                    "predictor",
+                    "n",
+                    "kendall_tau",
+                    "kendall_tau_ci95",
+                    "spearman_rho",
+                    "n_top",
+                    "kendall_tau_top",
+                    "top_mean_accuracy",
+                ),
+            )
+        )
         if checks:
-            print("\n# computed proxies vs the published ones, on the n archs where both are defined (n_bad: "
-                  "computed ones flagged); seconds: median per arch here, published_seconds: the table's median")
-            print(render(checks, "table", ("proxy", "published", "n", "n_bad", "spearman_vs_published",
-                                           "kendall_tau", "kendall_tau_published", "kendall_tau_difference",
-                                           "seconds", "published_seconds", "within_3x_time")))
+            print(
+                "\n# computed proxies vs the published ones, on the n archs where both are defined (n_bad: "
+                "computed ones flagged); seconds: median per arch here, published_seconds: the table's median"
+            )
+            print(
+                render(
+                    checks,
+                    "table",
+                    (
+                        "proxy",
+                        "published",
+                        "n",
+                        "n_bad",
+                        "spearman_vs_published",
+                        "kendall_tau",
+                        "kendall_tau_published",
+                        "kendall_tau_difference",
+                        "seconds",
+                        "published_seconds",
+                        "within_3x_time",
+                    ),
+                )
+            )
     return 0
 
 
@@ -269,7 +435,9 @@ def _run_search(args: argparse.Namespace) -> int:
     if args.seeds < 1 or args.budget < 1:
         raise ValueError("--seeds and --budget must be at least 1")
     if args.strategy == "prune" and args.rule != PAPER_RULE:
-        raise ValueError("--rule sets how evolution, reinforce and random rank; pruning ranks each removal by the paper's rule")
+        raise ValueError(
+            "--rule sets how evolution, reinforce and random rank; pruning ranks each removal by the paper's rule"
+        )
     if args.strategy == "prune" and args.seeds > 1 and not args.vary_score_seed:
         print(
             "teg-plugin: pruning is deterministic for one score seed, so its seeds pick the same architecture; "
@@ -316,8 +484,12 @@ def _run_search(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(result, indent=2))
         return 0
-    final = (f"final choice: best {summary.confirm_top} re-ranked over {summary.confirm_seeds} further score seeds "
-             f"({summary.confirm_rule})" if summary.confirm_top and summary.confirm_seeds else "no final choice")
+    final = (
+        f"final choice: best {summary.confirm_top} re-ranked over {summary.confirm_seeds} further score seeds "
+        f"({summary.confirm_rule})"
+        if summary.confirm_top and summary.confirm_seeds
+        else "no final choice"
+    )
     print(
         f"# {summary.strategy} ranking by {summary.search_rule}, budget {summary.budget}, {args.seeds} seeds; {final}; init {scorer.config.init}, "
         f"ntk {scorer.config.ntk}; data: {scorer.data.source}\n"
@@ -326,12 +498,31 @@ def _run_search(args: argparse.Namespace) -> int:
         f"(valid {summary.mean('valid_accuracy'):.2f}; before the final choice {summary.mean('before_confirmation_test_accuracy'):.2f}, "
         f"valid {summary.mean('before_confirmation_valid_accuracy'):.2f}; {summary.seconds_mean:.0f} s per seed)"
     )
-    rows = [{"seed": r.seed, "score_seed": r.score_seed, **{PICK_FIELDS[f]: getattr(r, f) for f in PICK_FIELDS},
-             "n_distinct": r.n_distinct, "seconds": r.seconds, "best_arch": r.best_arch} for r in summary.runs]
-    mean_row = {"seed": "mean", **{PICK_FIELDS[f]: picks[f] for f in PICK_FIELDS},
-                "n_distinct": statistics.fmean(r.n_distinct for r in summary.runs), "seconds": summary.seconds_mean,
-                "best_arch": "" if largest is None else f"largest in space: {largest[1]:.2f}"}
-    print(render([*rows, mean_row], "table", ("seed", "score_seed", *PICK_FIELDS.values(), "n_distinct", "seconds", "best_arch")))
+    rows = [
+        {
+            "seed": r.seed,
+            "score_seed": r.score_seed,
+            **{PICK_FIELDS[f]: getattr(r, f) for f in PICK_FIELDS},
+            "n_distinct": r.n_distinct,
+            "seconds": r.seconds,
+            "best_arch": r.best_arch,
+        }
+        for r in summary.runs
+    ]
+    mean_row = {
+        "seed": "mean",
+        **{PICK_FIELDS[f]: picks[f] for f in PICK_FIELDS},
+        "n_distinct": statistics.fmean(r.n_distinct for r in summary.runs),
+        "seconds": summary.seconds_mean,
+        "best_arch": "" if largest is None else f"largest in space: {largest[1]:.2f}",
+    }
+    print(
+        render(
+            [*rows, mean_row],
+            "table",
+            ("seed", "score_seed", *PICK_FIELDS.values(), "n_distinct", "seconds", "best_arch"),
+        )
+    )
     return 0
 
 

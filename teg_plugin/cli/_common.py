@@ -64,20 +64,44 @@ def add_scoring_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"{', '.join(DATASET_NAMES)}, or an image-folder path (default: cifar10 if found, else the embedded sample)",
     )
-    group.add_argument("--data-root", default=None, help="folder holding the dataset files (default: $TEG_DATA_ROOT or ./data)")
+    group.add_argument(
+        "--data-root", default=None, help="folder holding the dataset files (default: $TEG_DATA_ROOT or ./data)"
+    )
     group.add_argument("--download", action="store_true", help="download the dataset into --data-root if missing")
-    group.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per NTK batch (default: %(default)s)")
-    group.add_argument("--repeat", type=int, default=defaults.repeat, help="random initialisations averaged (default: %(default)s)")
-    group.add_argument("--score-seed", type=int, default=defaults.seed, help="seed of the scoring inputs and weights (default: %(default)s)")
-    group.add_argument("--init", choices=INIT_SCHEMES, default=defaults.init,
-                       help="weight initialisation: torch-default (PyTorch's, which the released TE-NAS and TEG-NAS "
-                            "code runs) or kaiming-normal (the paper's text) (default: %(default)s)")
-    group.add_argument("--ntk", choices=NTK_MODES, default=defaults.ntk,
-                       help="NTK Jacobians for T and G: exact (BatchNorm in train mode across the batch) or frozen-bn "
-                            "(BatchNorm's batch statistics held fixed: per-sample gradients, much faster) (default: %(default)s)")
+    group.add_argument(
+        "--batch-size", type=int, default=defaults.batch_size, help="images per NTK batch (default: %(default)s)"
+    )
+    group.add_argument(
+        "--repeat", type=int, default=defaults.repeat, help="random initialisations averaged (default: %(default)s)"
+    )
+    group.add_argument(
+        "--score-seed",
+        type=int,
+        default=defaults.seed,
+        help="seed of the scoring inputs and weights (default: %(default)s)",
+    )
+    group.add_argument(
+        "--init",
+        choices=INIT_SCHEMES,
+        default=defaults.init,
+        help="weight initialisation: torch-default (PyTorch's, which the released TE-NAS and TEG-NAS "
+        "code runs) or kaiming-normal (the paper's text) (default: %(default)s)",
+    )
+    group.add_argument(
+        "--ntk",
+        choices=NTK_MODES,
+        default=defaults.ntk,
+        help="NTK Jacobians for T and G: exact (BatchNorm in train mode across the batch) or frozen-bn "
+        "(BatchNorm's batch statistics held fixed: per-sample gradients, much faster) (default: %(default)s)",
+    )
     group.add_argument("--device", default="auto", choices=DEVICES, help="where to compute (default: %(default)s)")
     cache = group.add_mutually_exclusive_group()
-    cache.add_argument("--cache", default=None, metavar="PATH|URL", help="score cache: a SQLite file or a SQLAlchemy URL (default: $TEG_CACHE or ~/.cache/teg-plugin/scores.sqlite)")
+    cache.add_argument(
+        "--cache",
+        default=None,
+        metavar="PATH|URL",
+        help="score cache: a SQLite file or a SQLAlchemy URL (default: $TEG_CACHE or ~/.cache/teg-plugin/scores.sqlite)",
+    )
     cache.add_argument("--no-cache", action="store_true", help="do not read or write the persistent score cache")
 
 
@@ -86,16 +110,31 @@ def add_final_choice_options(parser: argparse.ArgumentParser) -> None:
     from teg_plugin.confirm import DEFAULT_CONFIRM_RULE, DEFAULT_CONFIRM_SEEDS, DEFAULT_CONFIRM_TOP, SEARCH_CONFIRM_TOP
 
     group = parser.add_argument_group("final choice (re-rank the best candidates over further score seeds)")
-    group.add_argument("--confirm-top", type=count_arg, default=SEARCH_CONFIRM_TOP, metavar="K",
-                       help=f"best distinct candidates re-ranked after the search, e.g. {DEFAULT_CONFIRM_TOP}; 0: no final "
-                            "choice (default: %(default)s)")
-    group.add_argument("--confirm-seeds", type=count_arg, default=DEFAULT_CONFIRM_SEEDS, metavar="M",
-                       help="further score seeds (new inputs and initial weights) per candidate, ranks averaged "
-                            "with the search's own; 0: none (default: %(default)s)")
-    group.add_argument("--confirm-rule", type=rank_rule_arg, default=DEFAULT_CONFIRM_RULE, metavar="RULE",
-                       help="how candidates are ranked under each seed: term=weight pairs of the indicators, params "
-                            "(the parameter count) and zero-cost proxies (computed under each seed), e.g. "
-                            "'ntk_cond,regions,kr_mse' for the paper's rank-sum (default: %(default)s)")
+    group.add_argument(
+        "--confirm-top",
+        type=count_arg,
+        default=SEARCH_CONFIRM_TOP,
+        metavar="K",
+        help=f"best distinct candidates re-ranked after the search, e.g. {DEFAULT_CONFIRM_TOP}; 0: no final "
+        "choice (default: %(default)s)",
+    )
+    group.add_argument(
+        "--confirm-seeds",
+        type=count_arg,
+        default=DEFAULT_CONFIRM_SEEDS,
+        metavar="M",
+        help="further score seeds (new inputs and initial weights) per candidate, ranks averaged "
+        "with the search's own; 0: none (default: %(default)s)",
+    )
+    group.add_argument(
+        "--confirm-rule",
+        type=rank_rule_arg,
+        default=DEFAULT_CONFIRM_RULE,
+        metavar="RULE",
+        help="how candidates are ranked under each seed: term=weight pairs of the indicators, params "
+        "(the parameter count) and zero-cost proxies (computed under each seed), e.g. "
+        "'ntk_cond,regions,kr_mse' for the paper's rank-sum (default: %(default)s)",
+    )
 
 
 def count_arg(text: str) -> int:
@@ -120,11 +159,12 @@ def rank_rule_arg(text: str) -> RankRule:
 def make_scorer(args: argparse.Namespace) -> TEGScorer:
     from teg_plugin.cache import ScoreCache
     from teg_plugin.data import load_data
-
     from teg_plugin.spaces import get_space
 
     space = get_space(args.space)
-    config = TEGConfig.for_space(space, batch_size=args.batch_size, repeat=args.repeat, seed=args.score_seed, init=args.init, ntk=args.ntk)
+    config = TEGConfig.for_space(
+        space, batch_size=args.batch_size, repeat=args.repeat, seed=args.score_seed, init=args.init, ntk=args.ntk
+    )
     cache = None if args.no_cache else ScoreCache(args.cache)  # before the data: a bad cache fails fast
     data = load_data(args.dataset, args.data_root, download=args.download)
     return TEGScorer(space, data, config, device=args.device, cache=cache)

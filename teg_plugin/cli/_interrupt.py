@@ -88,9 +88,7 @@ class StopBetweenTrials:
     def __enter__(self) -> StopBetweenTrials:
         logging.getLogger(OPTIMIZE_LOGGER).addFilter(self._quiet)
         self._previous = {
-            signum: previous
-            for signum in self._SIGNALS
-            if (previous := take_over(signum, self._handle)) is not None
+            signum: previous for signum in self._SIGNALS if (previous := take_over(signum, self._handle)) is not None
         }
         return self
 

@@ -23,11 +23,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "files (HTML embeds plotly.js, so it opens offline). Reads only the trials' TEG user attrs."
         ),
     )
-    parser.add_argument("--storage", required=True, metavar="URL", help="Optuna storage URL (sqlite:///teg.sqlite) or a SQLite file path")
-    parser.add_argument("--study-name", default=None, metavar="NAME", help="study to plot (default: the only study in the storage)")
-    parser.add_argument("--out", default=".", metavar="DIR", help="output folder, created if missing (default: current folder)")
     parser.add_argument(
-        "--format", choices=("html", "png"), default="html",
+        "--storage",
+        required=True,
+        metavar="URL",
+        help="Optuna storage URL (sqlite:///teg.sqlite) or a SQLite file path",
+    )
+    parser.add_argument(
+        "--study-name", default=None, metavar="NAME", help="study to plot (default: the only study in the storage)"
+    )
+    parser.add_argument(
+        "--out", default=".", metavar="DIR", help="output folder, created if missing (default: current folder)"
+    )
+    parser.add_argument(
+        "--format",
+        choices=("html", "png"),
+        default="html",
         help="html (standalone, offline) or png (needs the kaleido package and a Chrome) (default: %(default)s)",
     )
     parser.set_defaults(run=run)
@@ -40,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             import kaleido  # noqa: F401
         except ImportError:
-            raise ValueError("--format png needs the kaleido package (pip install kaleido); use --format html") from None
+            raise ValueError(
+                "--format png needs the kaleido package (pip install kaleido); use --format html"
+            ) from None
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder (created if missing)")
@@ -81,7 +94,9 @@ def load_study(storage: str, study_name: str | None) -> optuna.Study:
         raise ValueError(f"storage {storage!r} holds no study")
     if study_name is None:
         if len(names) > 1:
-            raise ValueError(f"storage {storage!r} holds several studies; pick one with --study-name: {', '.join(sorted(names))}")
+            raise ValueError(
+                f"storage {storage!r} holds several studies; pick one with --study-name: {', '.join(sorted(names))}"
+            )
         study_name = names[0]
     elif study_name not in names:
         raise ValueError(f"no study {study_name!r} in {storage!r}; available: {', '.join(sorted(names))}")
@@ -102,7 +117,7 @@ def storage_url(storage: str) -> str:
             raise FileNotFoundError(f"no such SQLite file: {storage}")
         return f"sqlite:///{path.resolve()}"
     if storage.startswith("sqlite:///"):
-        target = storage[len("sqlite:///"):].split("?", 1)[0]
+        target = storage[len("sqlite:///") :].split("?", 1)[0]
         if target and target != ":memory:" and not os.path.isfile(target):
             raise FileNotFoundError(f"no such SQLite file: {target} (from {storage})")
     return storage

@@ -34,20 +34,39 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     # "extend": a repeated flag adds its values (--index 1 --index 2 scores both, as --index 1 2 does).
     which.add_argument("--arch", nargs="+", action="extend", metavar="STR", help="architecture strings (repeatable)")
-    which.add_argument("--index", nargs="+", action="extend", type=int, metavar="N",
-                       help="benchmark indices (NAS-Bench-201; repeatable)")
+    which.add_argument(
+        "--index",
+        nargs="+",
+        action="extend",
+        type=int,
+        metavar="N",
+        help="benchmark indices (NAS-Bench-201; repeatable)",
+    )
     which.add_argument("--sample", type=int, metavar="K", help="score K different random architectures")
-    parser.add_argument("--seed", type=seed_arg, default=None, help="seed that draws the --sample architectures (default: 0)")
+    parser.add_argument(
+        "--seed", type=seed_arg, default=None, help="seed that draws the --sample architectures (default: 0)"
+    )
     add_scoring_options(parser)
-    parser.add_argument("--proxies", default=None, metavar="NAMES",
-                        help="also compute zero-cost proxies, a column each (comma-separated: params, flops, synflow, "
-                             "snip, grasp, fisher, grad_norm, jacov, nwot, epe_nas, l2_norm, zen; or all)")
-    parser.add_argument("--rule", type=rank_rule_arg, default=None, metavar="RULE",
-                        help="rank (the rank and rank_sum columns) by this rank rule: term=weight pairs of the "
-                             "indicators, params (the parameter count) and proxies, e.g. 'nwot' or "
-                             "'ntk_cond,regions,kr_mse,synflow=0.5'; the proxies it names get a column each "
-                             "(default: the paper's rank-sum, ntk_cond,regions,kr_mse)")
-    parser.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format (default: %(default)s)")
+    parser.add_argument(
+        "--proxies",
+        default=None,
+        metavar="NAMES",
+        help="also compute zero-cost proxies, a column each (comma-separated: params, flops, synflow, "
+        "snip, grasp, fisher, grad_norm, jacov, nwot, epe_nas, l2_norm, zen; or all)",
+    )
+    parser.add_argument(
+        "--rule",
+        type=rank_rule_arg,
+        default=None,
+        metavar="RULE",
+        help="rank (the rank and rank_sum columns) by this rank rule: term=weight pairs of the "
+        "indicators, params (the parameter count) and proxies, e.g. 'nwot' or "
+        "'ntk_cond,regions,kr_mse,synflow=0.5'; the proxies it names get a column each "
+        "(default: the paper's rank-sum, ntk_cond,regions,kr_mse)",
+    )
+    parser.add_argument(
+        "--format", choices=("table", "json", "csv"), default="table", help="output format (default: %(default)s)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
@@ -56,8 +75,10 @@ def run(args: argparse.Namespace) -> int:
     from teg_plugin.spaces import get_space
 
     if args.seed is not None and args.sample is None:
-        raise UsageError("--seed only chooses the architectures of --sample; --score-seed seeds the scoring "
-                         "(inputs and initial weights)")
+        raise UsageError(
+            "--seed only chooses the architectures of --sample; --score-seed seeds the scoring "
+            "(inputs and initial weights)"
+        )
     space = get_space(args.space)
     proxies: tuple[str, ...] = ()
     if args.proxies is not None:

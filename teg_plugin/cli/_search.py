@@ -45,16 +45,41 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Run a training-free, TEG-guided architecture search stored in an Optuna study.",
     )
     add_space_option(parser)
-    parser.add_argument("--strategy", choices=STRATEGIES, default="evolution", help="search strategy (default: %(default)s)")
-    parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET, help="architectures (trials) the study holds when done (default: %(default)s)")
-    parser.add_argument("--storage", default=DEFAULT_STORAGE_URL, help="Optuna storage URL, or journal:PATH (default: %(default)s)")
-    parser.add_argument("--study-name", default=None, help="study name (default: teg-<space>-<strategy>[-multi]-seed<seed>); an existing study made with the same settings resumes")
+    parser.add_argument(
+        "--strategy", choices=STRATEGIES, default="evolution", help="search strategy (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--budget",
+        type=int,
+        default=DEFAULT_BUDGET,
+        help="architectures (trials) the study holds when done (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--storage", default=DEFAULT_STORAGE_URL, help="Optuna storage URL, or journal:PATH (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--study-name",
+        default=None,
+        help="study name (default: teg-<space>-<strategy>[-multi]-seed<seed>); an existing study made with the same settings resumes",
+    )
     parser.add_argument("--seed", type=seed_arg, default=0, help="search seed (default: %(default)s)")
-    parser.add_argument("--objective", choices=("rank", "multi"), default="rank", help="rank: one rank-based objective; multi: three objectives (T, E, G) for a Pareto front (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the study and the score cache (default: %(default)s)")
+    parser.add_argument(
+        "--objective",
+        choices=("rank", "multi"),
+        default="rank",
+        help="rank: one rank-based objective; multi: three objectives (T, E, G) for a Pareto front (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes sharing the study and the score cache (default: %(default)s)",
+    )
     add_scoring_options(parser)
     add_final_choice_options(parser)
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="result format (default: %(default)s)")
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="result format (default: %(default)s)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
@@ -65,8 +90,10 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
     if args.workers > 1 and _in_memory(args.storage):
-        raise ValueError(f"--workers {args.workers} needs a storage every worker process can open; {args.storage} is an "
-                         "in-memory database of one process (use --storage sqlite:///FILE.db or journal:FILE)")
+        raise ValueError(
+            f"--workers {args.workers} needs a storage every worker process can open; {args.storage} is an "
+            "in-memory database of one process (use --storage sqlite:///FILE.db or journal:FILE)"
+        )
     if args.study_name is not None and not args.study_name.strip():
         raise ValueError("--study-name must not be empty (leave it out for the default name)")
     args.space = space_name(args.space)  # an alias ("nb201") names the same default study
@@ -100,8 +127,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"teg-nas: warning: {len(failed)} worker(s) exited with status {failed}", file=sys.stderr)
     from teg_plugin.optuna import run_final_choice
 
-    final = run_final_choice(study, scorer, top=args.confirm_top, seeds=args.confirm_seeds, rule=args.confirm_rule,
-                             progress=not args.quiet)
+    final = run_final_choice(
+        study, scorer, top=args.confirm_top, seeds=args.confirm_seeds, rule=args.confirm_rule, progress=not args.quiet
+    )
     summary = _summarise(study, scorer, args, time.perf_counter() - start, final)
     _save_to_study(study, summary, use_final_choice=_uses_final_choice(args))
     if args.format == "json":
@@ -136,7 +164,14 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = F
     import optuna
 
     from teg_plugin.cli._interrupt import StopBetweenTrials
-    from teg_plugin.optuna import METRIC_NAMES, BudgetReached, TEGSampler, create_storage, within_budget, zero_cost_objective
+    from teg_plugin.optuna import (
+        METRIC_NAMES,
+        BudgetReached,
+        TEGSampler,
+        create_storage,
+        within_budget,
+        zero_cost_objective,
+    )
     from teg_plugin.optuna._attrs import stored_arch
     from teg_plugin.optuna._objective import study_directions
     from teg_plugin.strategies import PruningStrategy
@@ -145,7 +180,9 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = F
     scorer = make_scorer(args)
     scorer.show_supernet_progress = show_progress
     if args.strategy == "prune":
-        scorer.expected_supernet_evaluations = PruningStrategy(scorer.space, scorer.score_mask_repeats).planned_evaluations
+        scorer.expected_supernet_evaluations = PruningStrategy(
+            scorer.space, scorer.score_mask_repeats
+        ).planned_evaluations
     storage = create_storage(args.storage)
     sampler = TEGSampler(scorer.space, scorer, strategy=args.strategy, seed=args.seed)
     multi = args.objective == "multi"
@@ -163,8 +200,11 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = F
     remaining = max(args.budget - done, 0)
     if remaining == 0:
         if not worker:
-            print(f"teg-nas: note: study {study.study_name!r} already holds {done} finished trials (--budget "
-                  f"{args.budget}); nothing to add (raise --budget to search further)", file=sys.stderr)
+            print(
+                f"teg-nas: note: study {study.study_name!r} already holds {done} finished trials (--budget "
+                f"{args.budget}); nothing to add (raise --budget to search further)",
+                file=sys.stderr,
+            )
         return study, scorer
     callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [
         optuna.study.MaxTrialsCallback(args.budget, states=finished)
@@ -184,7 +224,9 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = F
         callbacks.append(advance)
     try:
         with StopBetweenTrials(study) as stopper:
-            objective = within_budget(zero_cost_objective(scorer.space, scorer, multi_objective=multi), scorer.space, args.budget)
+            objective = within_budget(
+                zero_cost_objective(scorer.space, scorer, multi_objective=multi), scorer.space, args.budget
+            )
             study.optimize(
                 stopper.objective(objective),
                 n_trials=remaining,
@@ -209,9 +251,15 @@ def _check_resumable(study: Any, args: argparse.Namespace, directions: Sequence[
             f"{where} exists with {len(found)} objective(s) {found}; --objective {args.objective} needs {directions}: "
             "choose another --study-name"
         )
-    settings = {"space": scorer.space.name, "strategy": args.strategy, "seed": args.seed,
-                "objective": args.objective, "scoring_fingerprint": scorer.fingerprint,  # protocol, data, inputs
-                "init": scorer.config.init, "ntk": scorer.config.ntk}
+    settings = {
+        "space": scorer.space.name,
+        "strategy": args.strategy,
+        "seed": args.seed,
+        "objective": args.objective,
+        "scoring_fingerprint": scorer.fingerprint,  # protocol, data, inputs
+        "init": scorer.config.init,
+        "ntk": scorer.config.ntk,
+    }
     stored = study.user_attrs.get(SEARCH_SETTINGS_ATTR)
     if stored is None:
         trials = study.get_trials(deepcopy=False)
@@ -226,13 +274,19 @@ def _check_resumable(study: Any, args: argparse.Namespace, directions: Sequence[
         return
     # Studies of teg-nas 0.1 stored neither init nor ntk: theirs were kaiming-normal and exact.
     stored = {"init": LEGACY_INIT, "ntk": EXACT, **stored}
-    differ = [f"{key} {stored.get(key)!r} (now {value!r})" for key, value in settings.items() if stored.get(key) != value]
+    differ = [
+        f"{key} {stored.get(key)!r} (now {value!r})" for key, value in settings.items() if stored.get(key) != value
+    ]
     if differ:
         if stored.get("scoring_fingerprint") != settings["scoring_fingerprint"]:
-            differ.append("the scoring fingerprint covers --dataset, --data-root, --batch-size, --repeat, --score-seed, --init and --ntk")
+            differ.append(
+                "the scoring fingerprint covers --dataset, --data-root, --batch-size, --repeat, --score-seed, --init and --ntk"
+            )
         if stored["init"] != settings["init"] and settings["init"] == TEGConfig().init:
-            differ.append(f"teg-plugin 0.2 changed the default --init to {settings['init']}: pass --init {stored['init']} "
-                          "to resume this study")
+            differ.append(
+                f"teg-plugin 0.2 changed the default --init to {settings['init']}: pass --init {stored['init']} "
+                "to resume this study"
+            )
         raise ValueError(
             f"{where} was searched with other settings: {'; '.join(differ)}. Resume it with the same settings, or "
             "choose another --study-name"
@@ -279,9 +333,13 @@ def _summarise(study: Any, scorer: Any, args: argparse.Namespace, seconds: float
     summary.update(_benchmark_report(scorer, teg.arch))
     if final is not None:
         summary["n_measured_here"] += final.n_measured
-        summary["final_choice"] = {"candidates": len(final.candidates), "seeds": list(final.seeds), "rule": str(final.rule),
-                                   "search_rank_of_pick": final.pick.search_rank,
-                                   "pick_before": final.candidates[0].text}
+        summary["final_choice"] = {
+            "candidates": len(final.candidates),
+            "seeds": list(final.seeds),
+            "rule": str(final.rule),
+            "search_rank_of_pick": final.pick.search_rank,
+            "pick_before": final.candidates[0].text,
+        }
     return summary
 
 
@@ -350,8 +408,10 @@ def _final_choice_line(final: dict[str, Any] | None) -> str | None:
     seeds = len(final["seeds"])
     if final["search_rank_of_pick"] == 1:
         return f"  final choice     the search's best stayed first among its best {final['candidates']} over {seeds} score seeds"
-    return (f"  final choice     rank {final['search_rank_of_pick']} of the search's best {final['candidates']}, first over "
-            f"{seeds} score seeds (the search's own best: {final['pick_before']})")
+    return (
+        f"  final choice     rank {final['search_rank_of_pick']} of the search's best {final['candidates']}, first over "
+        f"{seeds} score seeds (the search's own best: {final['pick_before']})"
+    )
 
 
 def _dashboard_command(storage: str) -> str | None:

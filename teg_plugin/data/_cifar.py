@@ -51,8 +51,15 @@ def load_cifar(name: str, root: Path, *, download: bool) -> ImageData:
     data = np.asarray(dataset.data, dtype=np.uint8)  # (N, 32, 32, 3)
     images = torch.from_numpy(data).permute(0, 3, 1, 2).contiguous()
     labels = torch.as_tensor(np.asarray(dataset.targets), dtype=torch.int64)
-    return ImageData(name=name, images=images, labels=labels, num_classes=len(dataset.classes),
-                     mean=mean, std=std, source=str((root / folder).resolve()))
+    return ImageData(
+        name=name,
+        images=images,
+        labels=labels,
+        num_classes=len(dataset.classes),
+        mean=mean,
+        std=std,
+        source=str((root / folder).resolve()),
+    )
 
 
 def _not_found(display: str, path: Path) -> DataNotFoundError:

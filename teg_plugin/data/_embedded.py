@@ -25,7 +25,13 @@ def load_embedded() -> ImageData:
         labels = np.asarray(npz["labels"], dtype=np.int64)
     if pixels.ndim != 4 or pixels.shape[3] != 3:
         raise ValueError(f"embedded sample {RESOURCE}: expected images of shape (N, H, W, 3); got {pixels.shape}")
-    return ImageData(name="embedded", images=torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(),
-                     labels=torch.from_numpy(labels), num_classes=NUM_CLASSES, mean=CIFAR10_MEAN, std=CIFAR10_STD,
-                     source=f"embedded CIFAR-10 sample ({pixels.shape[0]} train images decoded from JPEG, "
-                            f"teg_plugin/_resources/{RESOURCE})")
+    return ImageData(
+        name="embedded",
+        images=torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(),
+        labels=torch.from_numpy(labels),
+        num_classes=NUM_CLASSES,
+        mean=CIFAR10_MEAN,
+        std=CIFAR10_STD,
+        source=f"embedded CIFAR-10 sample ({pixels.shape[0]} train images decoded from JPEG, "
+        f"teg_plugin/_resources/{RESOURCE})",
+    )

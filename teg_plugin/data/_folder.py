@@ -30,22 +30,23 @@ def load_folder(root: Path, *, image_size: int) -> ImageData:
         raise DataNotFoundError(f"image folder {root} does not exist (expected {root}/<class>/<image>.png)")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise DataNotFoundError(f"image folder {root} has no class subfolders "
-                                f"(expected {root}/<class>/<image>.png)")
+        raise DataNotFoundError(f"image folder {root} has no class subfolders (expected {root}/<class>/<image>.png)")
     if len(classes) < 2:
-        raise ValueError(f"image folder {root} has one class subfolder ({classes[0]}); G needs labelled "
-                         f"images of at least 2 classes (expected {root}/<class>/<image>.png per class)")
+        raise ValueError(
+            f"image folder {root} has one class subfolder ({classes[0]}); G needs labelled "
+            f"images of at least 2 classes (expected {root}/<class>/<image>.png per class)"
+        )
     files: list[tuple[Path, int]] = []
     empty: list[str] = []
     for label, cls in enumerate(classes):
-        found = sorted(p for p in (root / cls).rglob("*")
-                       if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        found = sorted(p for p in (root / cls).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
         if not found:
             empty.append(cls)
         files.extend((p, label) for p in found)
     if empty:
-        raise DataNotFoundError(f"image folder {root}: no image ({', '.join(IMAGE_EXTENSIONS)}) in class "
-                                f"subfolder(s) {', '.join(empty)}")
+        raise DataNotFoundError(
+            f"image folder {root}: no image ({', '.join(IMAGE_EXTENSIONS)}) in class subfolder(s) {', '.join(empty)}"
+        )
     pixels = np.stack([_read_image(path, image_size) for path, _ in files])  # (N, H, W, 3)
     scaled = pixels.astype(np.float64) / 255.0
     mean = tuple(float(m) for m in scaled.mean(axis=(0, 1, 2)))
@@ -53,8 +54,15 @@ def load_folder(root: Path, *, image_size: int) -> ImageData:
     std = tuple(float(s) if s > 0 else 1.0 for s in scaled.std(axis=(0, 1, 2)))
     images = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
     labels = torch.tensor([label for _, label in files], dtype=torch.int64)
-    return ImageData(name="folder", images=images, labels=labels, num_classes=len(classes),
-                     mean=mean, std=std, source=str(root.resolve()))
+    return ImageData(
+        name="folder",
+        images=images,
+        labels=labels,
+        num_classes=len(classes),
+        mean=mean,
+        std=std,
+        source=str(root.resolve()),
+    )
 
 
 def _read_image(path: Path, size: int) -> np.ndarray:
@@ -70,8 +78,10 @@ def _read_image(path: Path, size: int) -> np.ndarray:
             with Image.open(path) as img:
                 rgb = img.convert("RGB")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ValueError(f"cannot read image {path}: it claims more pixels than Pillow's safety limit "
-                         f"({Image.MAX_IMAGE_PIXELS}); resize it, or remove it from the folder") from err
+        raise ValueError(
+            f"cannot read image {path}: it claims more pixels than Pillow's safety limit "
+            f"({Image.MAX_IMAGE_PIXELS}); resize it, or remove it from the folder"
+        ) from err
     except OSError as err:
         raise ValueError(f"cannot read image {path}: {err}") from err
     width, height = rgb.size

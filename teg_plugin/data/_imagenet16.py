@@ -26,10 +26,14 @@ _STD = (0.2605, 0.2533, 0.2683)
 # The files only need numpy's array reconstructors; refusing every other global means a tampered
 # file cannot run code when unpickled.
 _ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
     ("_codecs", "encode"),  # how Python 3 writes bytes at pickle protocol 2
 }
 
@@ -37,8 +41,10 @@ _ALLOWED_GLOBALS = {
 class _ArrayUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays, lists "
-                                         f"and dicts are expected in an ImageNet16 file")
+            raise pickle.UnpicklingError(
+                f"refusing to load {module}.{name}: only numpy arrays, lists "
+                f"and dicts are expected in an ImageNet16 file"
+            )
         return super().find_class(module, name)
 
 
@@ -61,9 +67,15 @@ def load_imagenet16_120(root: Path) -> ImageData:
     all_labels = np.concatenate(labels)
     if all_images.shape[0] == 0:
         raise ValueError(f"ImageNet16 files in {folder} hold no image with a label in 1..{NUM_CLASSES}")
-    return ImageData(name="imagenet16-120", images=torch.from_numpy(np.ascontiguousarray(all_images)),
-                     labels=torch.from_numpy(all_labels.astype(np.int64)), num_classes=NUM_CLASSES,
-                     mean=_MEAN, std=_STD, source=str(folder.resolve()))
+    return ImageData(
+        name="imagenet16-120",
+        images=torch.from_numpy(np.ascontiguousarray(all_images)),
+        labels=torch.from_numpy(all_labels.astype(np.int64)),
+        num_classes=NUM_CLASSES,
+        mean=_MEAN,
+        std=_STD,
+        source=str(folder.resolve()),
+    )
 
 
 def _find_folder(root: Path) -> Path:

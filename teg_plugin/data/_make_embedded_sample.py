@@ -40,9 +40,11 @@ def select_sample(source: Path, per_class: int = PER_CLASS) -> dict[str, np.ndar
             raise ValueError(f"{source}: class {label} has {members.size} images, fewer than {per_class}")
         rows.append(members[:per_class])
     index = np.concatenate(rows)
-    return {"images": np.ascontiguousarray(images[index], dtype=np.uint8),
-            "labels": labels[index].astype(np.uint8),
-            "source_index": index.astype(np.int64)}
+    return {
+        "images": np.ascontiguousarray(images[index], dtype=np.uint8),
+        "labels": labels[index].astype(np.uint8),
+        "source_index": index.astype(np.int64),
+    }
 
 
 def write_npz(arrays: dict[str, np.ndarray], output: Path) -> None:
@@ -75,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args[1]) if len(args) == 2 else DEFAULT_OUTPUT
     source_sha = sha256(source)
     if source_sha != EXPECTED_SOURCE_SHA256:
-        print(f"warning: {source} has SHA-256 {source_sha}, not the documented {EXPECTED_SOURCE_SHA256}",
-              file=sys.stderr)
+        print(
+            f"warning: {source} has SHA-256 {source_sha}, not the documented {EXPECTED_SOURCE_SHA256}", file=sys.stderr
+        )
     arrays = select_sample(source)
     write_npz(arrays, output)
     print(f"wrote {output} ({output.stat().st_size} bytes, {arrays['images'].shape[0]} images)")

@@ -15,6 +15,12 @@ def load_synthetic() -> ImageData:
     generator = torch.Generator().manual_seed(_SEED)
     images = torch.randint(0, 256, (_N, *_SHAPE), dtype=torch.uint8, generator=generator)
     labels = torch.arange(_N, dtype=torch.int64) % NUM_CLASSES
-    return ImageData(name="synthetic", images=images, labels=labels, num_classes=NUM_CLASSES,
-                     mean=(0.5,) * 3, std=(0.5,) * 3,
-                     source=f"synthetic: {_N} random uint8 images, torch seed {_SEED}")
+    return ImageData(
+        name="synthetic",
+        images=images,
+        labels=labels,
+        num_classes=NUM_CLASSES,
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+        source=f"synthetic: {_N} random uint8 images, torch seed {_SEED}",
+    )

@@ -43,11 +43,13 @@ class ImageData:
     def __post_init__(self) -> None:
         images, labels = self.images, self.labels
         if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
-            raise ValueError(f"ImageData {self.name!r}: images must be a uint8 tensor of shape (N, C, H, W); "
-                             f"got {_describe(images)}")
+            raise ValueError(
+                f"ImageData {self.name!r}: images must be a uint8 tensor of shape (N, C, H, W); got {_describe(images)}"
+            )
         if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.dim() != 1:
-            raise ValueError(f"ImageData {self.name!r}: labels must be an int64 tensor of shape (N,); "
-                             f"got {_describe(labels)}")
+            raise ValueError(
+                f"ImageData {self.name!r}: labels must be an int64 tensor of shape (N,); got {_describe(labels)}"
+            )
         n = images.shape[0]
         if n < 1:
             raise ValueError(f"ImageData {self.name!r}: needs at least one image; got N=0")
@@ -55,17 +57,22 @@ class ImageData:
             raise ValueError(f"ImageData {self.name!r}: {n} images but {labels.shape[0]} labels")
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 2:
             # With one class the centred one-hot targets of G (kernel regression) are all zero.
-            raise ValueError(f"ImageData {self.name!r}: num_classes must be an int >= 2 (a classification task; "
-                             f"G regresses on centred one-hot labels); got {self.num_classes!r}")
+            raise ValueError(
+                f"ImageData {self.name!r}: num_classes must be an int >= 2 (a classification task; "
+                f"G regresses on centred one-hot labels); got {self.num_classes!r}"
+            )
         low, high = int(labels.min()), int(labels.max())
         if low < 0 or high >= self.num_classes:
-            raise ValueError(f"ImageData {self.name!r}: labels must lie in [0, {self.num_classes}); "
-                             f"got values in [{low}, {high}]")
+            raise ValueError(
+                f"ImageData {self.name!r}: labels must lie in [0, {self.num_classes}); got values in [{low}, {high}]"
+            )
         channels = images.shape[1]
         mean, std = _floats(self.name, "mean", self.mean), _floats(self.name, "std", self.std)
         if len(mean) != channels or len(std) != channels:
-            raise ValueError(f"ImageData {self.name!r}: mean and std need one value per channel ({channels}); "
-                             f"got len(mean)={len(mean)}, len(std)={len(std)}")
+            raise ValueError(
+                f"ImageData {self.name!r}: mean and std need one value per channel ({channels}); "
+                f"got len(mean)={len(mean)}, len(std)={len(std)}"
+            )
         if not all(math.isfinite(m) for m in mean):
             raise ValueError(f"ImageData {self.name!r}: every mean must be finite; got {mean}")
         if not all(math.isfinite(s) and s > 0 for s in std):
@@ -101,8 +108,9 @@ class ImageData:
         idx = idx.reshape(-1).to(device=self.images.device, dtype=torch.int64)
         n = len(self)
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= n):
-            raise IndexError(f"ImageData.batch: indices must lie in [0, {n}); "
-                             f"got values in [{int(idx.min())}, {int(idx.max())}]")
+            raise IndexError(
+                f"ImageData.batch: indices must lie in [0, {n}); got values in [{int(idx.min())}, {int(idx.max())}]"
+            )
         c = self.images.shape[1]
         device = self.images.device
         mean = torch.tensor(self.mean, dtype=torch.float32, device=device).view(1, c, 1, 1)
@@ -116,15 +124,18 @@ class ImageData:
         ``source`` is left out (paths differ between machines). The digest is the same in every
         process and on every machine for the same content.
         """
-        header = json.dumps({
-            "name": self.name,
-            "images_shape": list(self.images.shape),
-            "labels_shape": list(self.labels.shape),
-            "num_classes": self.num_classes,
-            # float.hex is exact, so no rounding can make two different statistics collide.
-            "mean": [float(m).hex() for m in self.mean],
-            "std": [float(s).hex() for s in self.std],
-        }, sort_keys=True)
+        header = json.dumps(
+            {
+                "name": self.name,
+                "images_shape": list(self.images.shape),
+                "labels_shape": list(self.labels.shape),
+                "num_classes": self.num_classes,
+                # float.hex is exact, so no rounding can make two different statistics collide.
+                "mean": [float(m).hex() for m in self.mean],
+                "std": [float(s).hex() for s in self.std],
+            },
+            sort_keys=True,
+        )
         digest = hashlib.sha256()
         digest.update(header.encode("utf-8"))
         digest.update(self.images.detach().cpu().contiguous().numpy().tobytes())
@@ -133,8 +144,10 @@ class ImageData:
 
     def __repr__(self) -> str:
         c, h, w = self.image_shape
-        return (f"ImageData(name={self.name!r}, n={len(self)}, shape=({c}, {h}, {w}), "
-                f"num_classes={self.num_classes}, source={self.source!r})")
+        return (
+            f"ImageData(name={self.name!r}, n={len(self)}, shape=({c}, {h}, {w}), "
+            f"num_classes={self.num_classes}, source={self.source!r})"
+        )
 
 
 def _floats(name: str, field: str, values: object) -> tuple[float, ...]:

@@ -22,9 +22,15 @@ logger = logging.getLogger(__name__)
 DATASET_NAMES: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16-120", "folder", "synthetic", "embedded")
 
 #: Number of classes of each named dataset whose class count is fixed (``folder`` depends on the folder).
-NUM_CLASSES = MappingProxyType({
-    "cifar10": 10, "cifar100": 100, "imagenet16-120": 120, "synthetic": 10, "embedded": 10,
-})
+NUM_CLASSES = MappingProxyType(
+    {
+        "cifar10": 10,
+        "cifar100": 100,
+        "imagenet16-120": 120,
+        "synthetic": 10,
+        "embedded": 10,
+    }
+)
 
 # Spellings people commonly use, mapped to canonical names (after lower-casing and "_" -> "-").
 _ALIASES = {"cifar-10": "cifar10", "cifar-100": "cifar100"}
@@ -38,8 +44,13 @@ def default_data_root() -> Path:
     return Path(os.environ.get(DATA_ROOT_ENV) or "data")
 
 
-def load_data(name: str | os.PathLike[str] | None = None, root: str | os.PathLike[str] | None = None, *,
-              download: bool = False, image_size: int = 32) -> ImageData:
+def load_data(
+    name: str | os.PathLike[str] | None = None,
+    root: str | os.PathLike[str] | None = None,
+    *,
+    download: bool = False,
+    image_size: int = 32,
+) -> ImageData:
     """The TRAINING split of a dataset: the pool scorers draw their batches from.
 
     Args:
@@ -109,28 +120,34 @@ def dataset_kind(name: str | os.PathLike[str]) -> str:
     if isinstance(name, os.PathLike):  # a path object always means an image folder
         return "path"
     if not isinstance(name, str):
-        raise TypeError(f"dataset must be a name ({', '.join(DATASET_NAMES)}), an image-folder path or None; "
-                        f"got a {type(name).__module__}.{type(name).__qualname__}")
+        raise TypeError(
+            f"dataset must be a name ({', '.join(DATASET_NAMES)}), an image-folder path or None; "
+            f"got a {type(name).__module__}.{type(name).__qualname__}"
+        )
     key = name.strip().lower().replace("_", "-")
     key = _ALIASES.get(key, key)
     if key in DATASET_NAMES:
         return key
     if Path(name).is_dir():
         return "path"
-    raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(DATASET_NAMES)}, "
-                     f"or the path of an existing image folder")
+    raise ValueError(
+        f"unknown dataset {name!r}: expected one of {', '.join(DATASET_NAMES)}, or the path of an existing image folder"
+    )
 
 
 def _check_named_root(root: Path, *, download: bool) -> None:
     """A data root the caller named must exist (unless a download will create it) and be a folder:
     falling back to the embedded sample would hide the typo."""
     if root.is_file():
-        raise DataNotFoundError(f"the data root {str(root)!r} (--data-root) is a file; give the folder holding "
-                                "the dataset files")
+        raise DataNotFoundError(
+            f"the data root {str(root)!r} (--data-root) is a file; give the folder holding the dataset files"
+        )
     if not root.exists() and not download:
-        raise DataNotFoundError(f"the data root {str(root)!r} (--data-root) does not exist; give the folder holding "
-                                "the dataset files, add --download to fetch CIFAR-10 into it, or leave "
-                                "--data-root out for the embedded sample")
+        raise DataNotFoundError(
+            f"the data root {str(root)!r} (--data-root) does not exist; give the folder holding "
+            "the dataset files, add --download to fetch CIFAR-10 into it, or leave "
+            "--data-root out for the embedded sample"
+        )
 
 
 def _load_default(root: Path, *, download: bool) -> ImageData:
@@ -139,6 +156,9 @@ def _load_default(root: Path, *, download: bool) -> ImageData:
     except DataNotFoundError:
         if download:  # asked for CIFAR-10 explicitly: a failed download is an error, not a fallback
             raise
-        logger.warning("teg-plugin: CIFAR-10 not found under %s; using the embedded 500-image CIFAR-10 "
-                       "sample (pass --data-root/--dataset to change)", root.resolve())
+        logger.warning(
+            "teg-plugin: CIFAR-10 not found under %s; using the embedded 500-image CIFAR-10 "
+            "sample (pass --data-root/--dataset to change)",
+            root.resolve(),
+        )
         return load_embedded()

@@ -25,7 +25,9 @@ from teg_plugin.indicators.ntk import NonFiniteError, check_logits
 BATCH_NORMS: tuple[type[nn.Module], ...] = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
-def batch_norm_statistics(model: nn.Module, inputs: torch.Tensor) -> tuple[torch.Tensor, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+def batch_norm_statistics(
+    model: nn.Module, inputs: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
     """The train-mode logits of ``model`` on ``inputs``, and each BatchNorm's batch mean and biased
     variance (what train mode normalises with), by module name.
 

@@ -133,7 +133,9 @@ def measure_repeats(
         tasks: list[Callable[[], torch.Tensor | float]] = []
         for rep in repeats:
             tasks += [rep.train_jacobian, rep.val_jacobian]
-        tasks += [functools.partial(_regions, networks, config, inputs.repeats[r], r, device) for r in range(config.repeat)]
+        tasks += [
+            functools.partial(_regions, networks, config, inputs.repeats[r], r, device) for r in range(config.repeat)
+        ]
         results = _run_tasks(tasks, device)
     except NonFiniteError as err:
         flagged = TEGScore.flagged(str(err), (time.perf_counter() - start) / config.repeat)
@@ -160,7 +162,9 @@ def measure_repeats(
             reasons.append(_UNDEFINED_KAPPA)
         if math.isnan(mse):
             reasons.append(_SINGULAR_KERNEL)
-        scores.append(TEGScore(kappa, regions, mse, bad=bool(reasons), reason="; ".join(reasons) or None, seconds=seconds))
+        scores.append(
+            TEGScore(kappa, regions, mse, bad=bool(reasons), reason="; ".join(reasons) or None, seconds=seconds)
+        )
     return tuple(scores)
 
 
@@ -190,7 +194,9 @@ class _ProxyRepeat:
     def build(
         cls, networks: CandidateNetworks, inputs: ScoringInputs, config: TEGConfig, repeat: int, device: torch.device
     ) -> _ProxyRepeat:
-        net = _prepare(networks.proxy(), networks.initialise, stable_seed(config.seed, "proxy", repeat), config.init, device)
+        net = _prepare(
+            networks.proxy(), networks.initialise, stable_seed(config.seed, "proxy", repeat), config.init, device
+        )
         batch = inputs.repeats[repeat].to(device)
         named = select_parameters(net, is_weight)
         # G's parameters are a subset of T's: its training-batch Jacobian is a column slice of T's.
@@ -203,7 +209,9 @@ class _ProxyRepeat:
             raise ValueError("no proxy-network weight is selected for G (generalization_parameter)")
         g_names = [name for name, _ in named if networks.generalization_parameter(name)]
         val_net = copy.deepcopy(net) if config.ntk == FROZEN_BN else net
-        return cls(net, val_net, batch, [n for n, _ in named], g_names, torch.cat(columns), config.ntk, config.singular_rtol)
+        return cls(
+            net, val_net, batch, [n for n, _ in named], g_names, torch.cat(columns), config.ntk, config.singular_rtol
+        )
 
     def train_jacobian(self) -> torch.Tensor:
         return self._jacobian(self.net, self.batch.train_x, self.t_names)
@@ -241,7 +249,9 @@ def _regions(
     if thin is None:
         # No thin network: a fresh copy of the proxy network (hooks on the one whose Jacobians other
         # threads compute would record their passes too), with its weights, on the repeat's images.
-        net = _prepare(networks.proxy(), networks.initialise, stable_seed(config.seed, "proxy", repeat), config.init, device)
+        net = _prepare(
+            networks.proxy(), networks.initialise, stable_seed(config.seed, "proxy", repeat), config.init, device
+        )
         patterns = activation_patterns(net, (batch.train_x.to(device), batch.val_x.to(device)))
     else:
         thin = _prepare(thin, networks.initialise, stable_seed(config.seed, "thin", repeat), config.init, device)

@@ -15,6 +15,7 @@ from torch import nn
 
 from teg_plugin.config import TEGConfig
 from teg_plugin.nni._hints import model_space_hint
+from teg_plugin.nni._user_space import ThinFromSample, load_thin, model_space_name, sample_text
 from teg_plugin.nni.metrics import (
     RESULT_LOG,
     log_and_rank,
@@ -23,7 +24,6 @@ from teg_plugin.nni.metrics import (
     teg_metrics,
     trial_experiment_dir,
 )
-from teg_plugin.nni._user_space import ThinFromSample, load_thin, model_space_name, sample_text
 from teg_plugin.scores import TEGScore
 from teg_plugin.spaces import SearchSpace, get_space
 
@@ -156,8 +156,10 @@ class TEGEvaluator(Evaluator):
             from teg_plugin.proxies import parse_proxy_names
 
             if self.space_name is None:
-                raise ValueError("proxies need a registered space (space='nas-bench-201', ...); space=None scores "
-                                 "models as built, which the proxies' benchmark networks do not apply to")
+                raise ValueError(
+                    "proxies need a registered space (space='nas-bench-201', ...); space=None scores "
+                    "models as built, which the proxies' benchmark networks do not apply to"
+                )
             self._proxy_names = parse_proxy_names(self.proxies)
         self._space: SearchSpace | None = None if self.space_name is None else get_space(self.space_name)
         # Fail early, in this process, on a bad setting: inside a trial of the "ts" engine the error

@@ -152,7 +152,9 @@ class TEGPruning(TEGStrategy):
         restored = len(algorithm.finished_rounds)
         if remaining:
             progress_logger.info(
-                "TEG pruning %s: %d supernet evaluations to go%s", self.space.name, remaining,
+                "TEG pruning %s: %d supernet evaluations to go%s",
+                self.space.name,
+                remaining,
                 f" (resuming after round {restored - 1})" if restored else "",
             )
         bar = None
@@ -169,7 +171,10 @@ class TEGPruning(TEGStrategy):
                 bar.close()
         progress_logger.info(
             "TEG pruning %s: pruned to %s after %d rounds (%d supernet evaluations in this run)",
-            self.space.name, self.space.format(found), len(algorithm.finished_rounds), algorithm.n_supernet_evaluations,
+            self.space.name,
+            self.space.format(found),
+            len(algorithm.finished_rounds),
+            algorithm.n_supernet_evaluations,
         )
 
     def _round_finished(self, finished: PruneRound) -> None:
@@ -179,7 +184,10 @@ class TEGPruning(TEGStrategy):
         dropped = ", ".join(f"{key}: {option}" for key, option in finished.dropped.items())
         progress_logger.info(
             "TEG pruning round %d done (%d supernet evaluations, %d to go): dropped %s",
-            finished.index, done, left, dropped,
+            finished.index,
+            done,
+            left,
+            dropped,
         )
 
     # -- checkpoints -----------------------------------------------------------------------------
@@ -236,5 +244,3 @@ def _scorer_of(evaluator: Any, space: SearchSpace) -> Any:
             f"use TEGEvaluator(space={space.name!r})"
         )
     return evaluator.scorer
-
-

@@ -20,10 +20,10 @@ from nni.nas.space import ExecutableModelSpace, ModelStatus
 from nni.nas.strategy import Strategy as NNIStrategy
 
 from teg_plugin._checks import check_int
-from teg_plugin.nni._hints import model_space_hint
-from teg_plugin.nni.metrics import score_from_metrics
-from teg_plugin.nni._user_space import NNIChoiceSpace, space_from_model_space
 from teg_plugin.confirm import Confirmation, FinalChoice, confirm, top_candidates
+from teg_plugin.nni._hints import model_space_hint
+from teg_plugin.nni._user_space import NNIChoiceSpace, space_from_model_space
+from teg_plugin.nni.metrics import score_from_metrics
 from teg_plugin.scorer import TEGScorer
 from teg_plugin.scores import PAPER_RULE, RankRule, TEGScore, distinct_order
 from teg_plugin.spaces import SearchSpace, get_space
@@ -252,26 +252,44 @@ class TEGStrategy(NNIStrategy):
             return
         scorer = self._scorer()
         if not isinstance(scorer, TEGScorer) or scorer.space.name != self.space.name:
-            _logger.warning("TEG strategy: no final choice: it needs a TEGScorer of %s (FinalChoice(scorer=...))", self.space.name)
+            _logger.warning(
+                "TEG strategy: no final choice: it needs a TEGScorer of %s (FinalChoice(scorer=...))", self.space.name
+            )
             return
         with self._lock:
             archs = [arch for _, arch, _ in self._results]
             scores = [score for _, _, score in self._results]
-        candidates = top_candidates(self.space, archs, scores, self.final_choice.top, rule=self.algorithm.rule,
-                                    extra=self.algorithm.extra_values(archs))
+        candidates = top_candidates(
+            self.space,
+            archs,
+            scores,
+            self.final_choice.top,
+            rule=self.algorithm.rule,
+            extra=self.algorithm.extra_values(archs),
+        )
         if not candidates:
             return
         known = {(self.space.format(a), scorer.config.seed): s for a, s in zip(archs, scores)}
-        _logger.info("TEG strategy: final choice among the best %d over %d further score seeds", len(candidates), self.final_choice.seeds)
-        self.final = confirm(scorer, candidates, seeds=self.final_choice.seeds, rule=self.final_choice.rule, known=known)
-        _logger.info("TEG strategy: final choice %s (rank %d in the search)", self.final.pick.text, self.final.pick.search_rank)
+        _logger.info(
+            "TEG strategy: final choice among the best %d over %d further score seeds",
+            len(candidates),
+            self.final_choice.seeds,
+        )
+        self.final = confirm(
+            scorer, candidates, seeds=self.final_choice.seeds, rule=self.final_choice.rule, known=known
+        )
+        _logger.info(
+            "TEG strategy: final choice %s (rank %d in the search)", self.final.pick.text, self.final.pick.search_rank
+        )
 
     def _tell_missing_results(self) -> None:
         """Tell, as bad, the models that ended successfully but whose result never arrived."""
         with self._lock:
             leftovers, self._awaiting_result = list(self._awaiting_result.values()), {}
             for model, arch in leftovers:
-                _logger.warning("TEG strategy: the trial of %s ended without a result; it counts as bad", self._text(arch))
+                _logger.warning(
+                    "TEG strategy: the trial of %s ended without a result; it counts as bad", self._text(arch)
+                )
                 self._tell(model, arch, TEGScore.flagged("trial ended without a result"))
 
     def _forget_leftover_parameter(self, previous: Any) -> None:
@@ -320,7 +338,8 @@ class TEGStrategy(NNIStrategy):
             status = event.status.value
             _logger.warning(
                 "TEG strategy: the trial of %s ended %s without a result (its trial log says why); it counts as bad",
-                self._text(entry[1]), status,
+                self._text(entry[1]),
+                status,
             )
             self._tell(entry[0], entry[1], TEGScore.flagged(f"trial ended {status} without a result"))
 
@@ -436,7 +455,13 @@ class TEGRandom(TEGStrategy):
         rule: RankRule | str | None = None,
     ) -> None:
         super().__init__(
-            "random", space=space, seed=seed, budget=budget, final_choice=final_choice, rule=rule, max_redraws=max_redraws
+            "random",
+            space=space,
+            seed=seed,
+            budget=budget,
+            final_choice=final_choice,
+            rule=rule,
+            max_redraws=max_redraws,
         )
 
 

@@ -199,5 +199,3 @@ def _variant_name(sample: Mapping[str, Any]) -> str:
     """A module name for a ``Mutable*`` layer built at ``sample`` (no dots, which module names forbid)."""
     text = ",".join(f"{label}={json.dumps(value, default=repr)}" for label, value in sample.items())
     return re.sub(r"[.\s]", "_", text)
-
-

@@ -174,7 +174,8 @@ class TEGTuner(Tuner):
             if told == "result":
                 _logger.warning(
                     "TEGTuner: parameter %s already has a result; the repeated result %r is ignored",
-                    parameter_id, value,
+                    parameter_id,
+                    value,
                 )
                 return
             reported, problem = self._arch_from_params(parameters)
@@ -183,19 +184,25 @@ class TEGTuner(Tuner):
                 if reported is None:
                     _logger.error(
                         "TEGTuner: result of parameter %s ignored: the tuner did not generate it and its parameters "
-                        "are no %s architecture (%s)", parameter_id, self.space.name, problem,
+                        "are no %s architecture (%s)",
+                        parameter_id,
+                        self.space.name,
+                        problem,
                     )
                     return
                 _logger.warning(
                     "TEGTuner: parameter %s was not generated since the search space was last set; its result is "
-                    "told for the architecture of its parameters", parameter_id,
+                    "told for the architecture of its parameters",
+                    parameter_id,
                 )
                 arch = reported
             elif reported != arch:
                 _logger.warning(
                     "TEGTuner: the parameters of %s do not match the architecture generated for it (%s); the "
-                    "result is told for the generated %s", parameter_id,
-                    problem or f"got {self.space.format(reported)}", self.space.format(arch),
+                    "result is told for the generated %s",
+                    parameter_id,
+                    problem or f"got {self.space.format(reported)}",
+                    self.space.format(arch),
                 )
             try:
                 score = score_from_metrics(value)
@@ -211,8 +218,13 @@ class TEGTuner(Tuner):
             self._told[parameter_id] = "result"
             _logger.info(
                 "TEGTuner: result %d (parameter %s) %s: ntk_cond=%s regions=%s kr_mse=%s bad=%s",
-                len(self._results), parameter_id, self.space.format(arch),
-                score.ntk_cond, score.regions, score.kr_mse, score.bad,
+                len(self._results),
+                parameter_id,
+                self.space.format(arch),
+                score.ntk_cond,
+                score.regions,
+                score.kr_mse,
+                score.bad,
             )
 
     def trial_end(self, parameter_id: int, success: bool, **kwargs: Any) -> None:
@@ -235,7 +247,8 @@ class TEGTuner(Tuner):
             if arch is None:
                 _logger.warning(
                     "TEGTuner: trial_end of parameter %s, which was not generated since the search space was "
-                    "last set; ignored", parameter_id,
+                    "last set; ignored",
+                    parameter_id,
                 )
                 return
             score = TEGScore.flagged("trial ended without a result" + ("" if success else " (failed)"))
@@ -267,7 +280,8 @@ class TEGTuner(Tuner):
                 if not isinstance(entry, Mapping) or "parameter" not in entry or "value" not in entry:
                     _logger.warning(
                         "TEGTuner: imported record %d skipped: not a dict with 'parameter' and 'value' (%r)",
-                        index, entry,
+                        index,
+                        entry,
                     )
                     continue
                 arch, problem = self._arch_from_params(entry["parameter"])

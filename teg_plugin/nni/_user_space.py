@@ -31,10 +31,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nni.mutable import Categorical, CategoricalMultiple, Constraint, Numerical
-from nni.common.serializer import is_traceable
-from nni.nas.space import ExecutableModelSpace, SimplifiedModelSpace
 import torch
+from nni.common.serializer import is_traceable
+from nni.mutable import Categorical, CategoricalMultiple, Constraint, Numerical
+from nni.nas.space import ExecutableModelSpace, SimplifiedModelSpace
 from torch import nn
 
 from teg_plugin.nni._supernet import BUILD_LOCK, build_supernet, supernet_problem
@@ -272,7 +272,9 @@ class NNIChoiceSpace(ChoiceSpace):
 
     def kept_values(self, kept: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
         """A mask (label -> kept options) as NNI sample values (an ``InputChoice``'s: index lists)."""
-        return {label: [self._nni_choices[label].value(option) for option in options] for label, options in kept.items()}
+        return {
+            label: [self._nni_choices[label].value(option) for option in options] for label, options in kept.items()
+        }
 
     def supernet_problem(self, images: torch.Tensor, crops: torch.Tensor | None = None) -> str | None:
         """Why this space's supernet (every option kept) cannot be built or run on ``images`` (and its

@@ -20,9 +20,7 @@ from __future__ import annotations
 try:
     import optuna as _optuna  # noqa: F401
 except ImportError as exc:  # pragma: no cover - optuna is a dependency; this guards broken installs
-    raise ImportError(
-        "teg_plugin.optuna needs Optuna: pip install 'optuna>=4.0' (or reinstall teg-plugin)"
-    ) from exc
+    raise ImportError("teg_plugin.optuna needs Optuna: pip install 'optuna>=4.0' (or reinstall teg-plugin)") from exc
 
 from teg_plugin._database import JOURNAL_PREFIX
 from teg_plugin.optuna._attrs import (

@@ -41,7 +41,9 @@ _WAIT_NOTICE_S = 15.0
 _logger = logging.getLogger(__name__)
 
 
-def within_budget(objective: Callable[[optuna.Trial], Any], space: SearchSpace, budget: int) -> Callable[[optuna.Trial], Any]:
+def within_budget(
+    objective: Callable[[optuna.Trial], Any], space: SearchSpace, budget: int
+) -> Callable[[optuna.Trial], Any]:
     """``objective``, run only if the study can still use the trial: workers sharing a study never
     finish more than ``budget`` trials (``MaxTrialsCallback`` alone stops each worker only after its
     own trial, so two workers each finishing one more trial overshoot).
@@ -139,7 +141,12 @@ class _BudgetGate:
             "heartbeat (journal), so a trial whose worker died never ends. Stopping at %d of %d "
             "trials. If no worker runs it, fail it (study.tell(%d, state=optuna.trial.TrialState.FAIL)) "
             "and resume, or use an SQL storage, whose heartbeat does that",
-            running, study.study_name, _UNEXPIRABLE_WAIT_S, done, self._budget, running[0],
+            running,
+            study.study_name,
+            _UNEXPIRABLE_WAIT_S,
+            done,
+            self._budget,
+            running[0],
         )
 
     def _explain_wait(self, ahead: list[FrozenTrial]) -> None:
@@ -150,7 +157,8 @@ class _BudgetGate:
             "then this search goes on). A trial started outside study.optimize (study.ask) has no "
             "heartbeat and is never failed: if no worker runs it, fail it "
             "(study.tell(%d, state=optuna.trial.TrialState.FAIL))",
-            running, running[0],
+            running,
+            running[0],
         )
 
     def _pause(self, study: optuna.Study) -> None:
@@ -254,8 +262,11 @@ def _fail_trials_of_dead_workers(study: optuna.Study, ahead: list[optuna.trial.F
             continue
     if not failed:
         return False
-    _logger.warning("teg-nas: trial(s) %s of study %r were RUNNING in a process that no longer exists; "
-                    "marked them FAIL", [t.number for t in failed], study.study_name)
+    _logger.warning(
+        "teg-nas: trial(s) %s of study %r were RUNNING in a process that no longer exists; marked them FAIL",
+        [t.number for t in failed],
+        study.study_name,
+    )
     if heartbeat_enabled(storage):
         callback = stale_trial_callback(storage)
         if callback is not None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Literal
 
 import optuna
 
+from teg_plugin.confirm import DEFAULT_CONFIRM_RULE
 from teg_plugin.optuna._attrs import (
     SCORE_ATTRS,
     checked_proxy_names,
@@ -17,9 +18,8 @@ from teg_plugin.optuna._attrs import (
     teg_trials,
     teg_user_attrs,
 )
-from teg_plugin.optuna._suggest import suggest
 from teg_plugin.optuna._final import current_final_choice, run_final_choice
-from teg_plugin.confirm import DEFAULT_CONFIRM_RULE
+from teg_plugin.optuna._suggest import suggest
 from teg_plugin.scores import INDICATORS, RankRule, best_distinct_index
 
 if TYPE_CHECKING:

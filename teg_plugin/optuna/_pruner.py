@@ -83,7 +83,9 @@ class TEGPruner(BasePruner):
     ) -> None:
         _check_options(quantile, n_warmup_trials)
         if training_pruner is not None and not isinstance(training_pruner, BasePruner):
-            raise TypeError(f"training_pruner must be an Optuna pruner (e.g. optuna.pruners.MedianPruner()), got {training_pruner!r}")
+            raise TypeError(
+                f"training_pruner must be an Optuna pruner (e.g. optuna.pruners.MedianPruner()), got {training_pruner!r}"
+            )
         self._scorer = scorer
         self._quantile = float(quantile)
         self._n_warmup_trials = int(n_warmup_trials)

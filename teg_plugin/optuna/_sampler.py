@@ -12,7 +12,13 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import TrialState
 
 from teg_plugin._checks import check_int, check_seed
-from teg_plugin.optuna._attrs import checked_proxy_names, proxy_user_attrs, score_from_user_attrs, teg_user_attrs, write_user_attrs
+from teg_plugin.optuna._attrs import (
+    checked_proxy_names,
+    proxy_user_attrs,
+    score_from_user_attrs,
+    teg_user_attrs,
+    write_user_attrs,
+)
 from teg_plugin.optuna._compat import fixed_params, keep_in_cached_trial
 from teg_plugin.optuna._suggest import search_space as _search_space
 from teg_plugin.scores import TEGScore, rank_sums
@@ -387,7 +393,9 @@ class _GuidedPolicy:
     trial gets the best architecture of the steps so far that no trial has had. The steps depend on
     nothing but the seed and their number: a rebuilt sampler replays them."""
 
-    def __init__(self, strategies: _StrategyMaker, archs: _TrialArchs, scores: _ScoreMemo, steps_per_trial: int) -> None:
+    def __init__(
+        self, strategies: _StrategyMaker, archs: _TrialArchs, scores: _ScoreMemo, steps_per_trial: int
+    ) -> None:
         self._strategies = strategies
         self._archs = archs
         self._scores = scores

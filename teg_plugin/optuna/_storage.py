@@ -11,8 +11,6 @@ import optuna
 from optuna.storages import BaseStorage
 
 from teg_plugin._checks import check_int
-from teg_plugin.optuna._compat import retry_stale_trials
-from teg_plugin.optuna._journal import JOURNAL_RECORD_START
 from teg_plugin._database import (
     DEFAULT_STORAGE_URL,
     describe,
@@ -23,6 +21,8 @@ from teg_plugin._database import (
     make_sqlite_folder,
     parse_database_url,
 )
+from teg_plugin.optuna._compat import retry_stale_trials
+from teg_plugin.optuna._journal import JOURNAL_RECORD_START
 
 
 def create_storage(
@@ -77,7 +77,11 @@ def create_storage(
     if not isinstance(url, str) or not url.strip():
         raise ValueError(f"storage URL must be a non-empty string, got {url!r}")
     url = url.strip()
-    for name, value, minimum in (("heartbeat_interval", heartbeat_interval, 1), ("grace_period", grace_period, 1), ("max_retry", max_retry, 0)):
+    for name, value, minimum in (
+        ("heartbeat_interval", heartbeat_interval, 1),
+        ("grace_period", grace_period, 1),
+        ("max_retry", max_retry, 0),
+    ):
         if value is not None:
             check_int(name, value, minimum=minimum)
 
@@ -96,7 +100,9 @@ def _journal_storage(path_text: str) -> BaseStorage:
         raise ValueError("journal storage needs a file path: 'journal:PATH', e.g. 'journal:teg-nas.log'")
     path = Path(path_text).expanduser()
     if path.is_dir():
-        raise ValueError(f"journal storage {path_text!r} is a folder: give a file path, e.g. 'journal:{path / 'teg-nas.log'}'")
+        raise ValueError(
+            f"journal storage {path_text!r} is a folder: give a file path, e.g. 'journal:{path / 'teg-nas.log'}'"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _check_journal_file(path)
@@ -133,7 +139,9 @@ def _check_journal_file(path: Path) -> None:
 _CREATE_ATTEMPTS = 5
 
 
-def _rdb_storage(url: str, heartbeat_interval: int | None, grace_period: int | None, max_retry: int | None) -> BaseStorage:
+def _rdb_storage(
+    url: str, heartbeat_interval: int | None, grace_period: int | None, max_retry: int | None
+) -> BaseStorage:
     from sqlalchemy.exc import DBAPIError
 
     parsed = parse_database_url(url, what="storage")
@@ -163,4 +171,3 @@ def _rdb_storage(url: str, heartbeat_interval: int | None, grace_period: int | N
                     raise ValueError(f"cannot open the storage {describe(parsed)}: {error_text(exc)}") from exc
                 time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable")
-

@@ -82,8 +82,10 @@ class Proxy:
 
     def __post_init__(self) -> None:
         if self.name not in PROXY_HIGHER_IS_BETTER:
-            raise ValueError(f"proxy {self.name!r} is not listed in teg_plugin._proxy_table.PROXY_HIGHER_IS_BETTER; "
-                             "add it there with its direction")
+            raise ValueError(
+                f"proxy {self.name!r} is not listed in teg_plugin._proxy_table.PROXY_HIGHER_IS_BETTER; "
+                "add it there with its direction"
+            )
 
     @property
     def higher_is_better(self) -> bool:
@@ -107,8 +109,9 @@ def layer_weights(net: nn.Module) -> list[torch.Tensor]:
     return list(seen.values())
 
 
-def cross_entropy_gradients(net: nn.Module, x: torch.Tensor, y: torch.Tensor, weights: list[torch.Tensor],
-                            *, create_graph: bool = False) -> tuple[torch.Tensor, ...]:
+def cross_entropy_gradients(
+    net: nn.Module, x: torch.Tensor, y: torch.Tensor, weights: list[torch.Tensor], *, create_graph: bool = False
+) -> tuple[torch.Tensor, ...]:
     """Gradients of the mean cross-entropy of ``net`` on ``(x, y)`` w.r.t. ``weights`` (zeros for an
     unused weight, e.g. the conv of an op no path reaches)."""
     loss = nn.functional.cross_entropy(net(x), y)

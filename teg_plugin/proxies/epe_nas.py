@@ -33,5 +33,9 @@ def compute(inputs: ProxyInputs) -> float:
     return finite(total, "epe_nas")
 
 
-PROXY = Proxy("epe_nas", compute, needs_data=True,
-              summary="EPE-NAS: sum over classes of |sum log(|corr| + k)| of the per-class Jacobians")
+PROXY = Proxy(
+    "epe_nas",
+    compute,
+    needs_data=True,
+    summary="EPE-NAS: sum over classes of |sum log(|corr| + k)| of the per-class Jacobians",
+)

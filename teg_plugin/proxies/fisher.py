@@ -47,5 +47,9 @@ def compute(inputs: ProxyInputs) -> float:
     return finite(total, "fisher")
 
 
-PROXY = Proxy("fisher", compute, needs_data=True,
-              summary="Fisher channel saliency 0.5 mean_n (sum a dL/da)^2, weighted by weights per channel")
+PROXY = Proxy(
+    "fisher",
+    compute,
+    needs_data=True,
+    summary="Fisher channel saliency 0.5 mean_n (sum a dL/da)^2, weighted by weights per channel",
+)

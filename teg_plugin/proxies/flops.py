@@ -24,5 +24,6 @@ def compute(inputs: ProxyInputs) -> float:
     return count_flops(inputs.meta_network(), inputs.image_shape) / 1e6
 
 
-PROXY = Proxy("flops", compute, needs_data=False,
-              summary="forward FLOPs of one image (millions), counted on shapes only")
+PROXY = Proxy(
+    "flops", compute, needs_data=False, summary="forward FLOPs of one image (millions), counted on shapes only"
+)

@@ -22,5 +22,4 @@ def compute(inputs: ProxyInputs) -> float:
     return finite(sum(float(torch.linalg.vector_norm(g)) for g in grads), "grad_norm")
 
 
-PROXY = Proxy("grad_norm", compute, needs_data=True,
-              summary="sum over layers of ||dL/dW||")
+PROXY = Proxy("grad_norm", compute, needs_data=True, summary="sum over layers of ||dL/dW||")

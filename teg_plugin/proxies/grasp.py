@@ -30,5 +30,4 @@ def compute(inputs: ProxyInputs) -> float:
     return finite(sum(float((-w.detach() * h).sum()) for w, h in zip(weights, hg) if h is not None), "grasp")
 
 
-PROXY = Proxy("grasp", compute, needs_data=True,
-              summary="GraSP: sum -w * (H g) over conv and linear weights")
+PROXY = Proxy("grasp", compute, needs_data=True, summary="GraSP: sum -w * (H g) over conv and linear weights")

@@ -44,5 +44,9 @@ def compute(inputs: ProxyInputs) -> float:
     return score_correlation(jacobian_correlation(input_jacobian(inputs.network(), inputs.x)))
 
 
-PROXY = Proxy("jacov", compute, needs_data=True,
-              summary="Jacobian covariance: -sum(log(v+k) + 1/(v+k)), v eigenvalues of corr(dy/dx)")
+PROXY = Proxy(
+    "jacov",
+    compute,
+    needs_data=True,
+    summary="Jacobian covariance: -sum(log(v+k) + 1/(v+k)), v eigenvalues of corr(dy/dx)",
+)

@@ -22,5 +22,4 @@ def compute(inputs: ProxyInputs) -> float:
     return finite(sum(float(torch.linalg.vector_norm(w.double())) for w in layer_weights(net)), "l2_norm")
 
 
-PROXY = Proxy("l2_norm", compute, needs_data=False,
-              summary="sum of the layers' weight norms at initialisation")
+PROXY = Proxy("l2_norm", compute, needs_data=False, summary="sum of the layers' weight norms at initialisation")

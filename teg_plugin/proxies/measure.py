@@ -60,7 +60,12 @@ class ProxyResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``value`` (``None`` when bad), ``bad``, ``reason``, ``seconds``."""
-        return {"value": None if self.bad else self.value, "bad": self.bad, "reason": self.reason, "seconds": self.seconds}
+        return {
+            "value": None if self.bad else self.value,
+            "bad": self.bad,
+            "reason": self.reason,
+            "seconds": self.seconds,
+        }
 
 
 def network_shape(space: SearchSpace, config: TEGConfig) -> tuple[int, int]:
@@ -113,8 +118,15 @@ def proxy_inputs(
 
     batch = inputs.repeats[0]
     n = min(batch_size, batch.train_x.shape[0])
-    return ProxyInputs(network, meta_network, batch.train_x[:n].to(device), batch.train_y[:n].to(device),
-                       inputs.num_classes, seed, device)
+    return ProxyInputs(
+        network,
+        meta_network,
+        batch.train_x[:n].to(device),
+        batch.train_y[:n].to(device),
+        inputs.num_classes,
+        seed,
+        device,
+    )
 
 
 def measure_proxies(names: Sequence[str], inputs: ProxyInputs) -> dict[str, ProxyResult]:

@@ -32,7 +32,7 @@ def hamming_kernel(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
     def add_codes(_module: nn.Module, args: tuple[torch.Tensor, ...], _out: torch.Tensor) -> None:
         nonlocal kernel
-        codes = (args[0].detach().reshape(n, -1) > 0)
+        codes = args[0].detach().reshape(n, -1) > 0
         units = codes.shape[1]
         dtype = torch.float32 if units < _EXACT_FLOAT32 else torch.float64
         c = codes.to(dtype)
@@ -61,5 +61,4 @@ def compute(inputs: ProxyInputs) -> float:
     return finite(logdet, "nwot")
 
 
-PROXY = Proxy("nwot", compute, needs_data=True,
-              summary="NASWOT: log|det K_H| of the ReLU codes' Hamming kernel")
+PROXY = Proxy("nwot", compute, needs_data=True, summary="NASWOT: log|det K_H| of the ReLU codes' Hamming kernel")

@@ -23,5 +23,6 @@ def compute(inputs: ProxyInputs) -> float:
     return sum(p.numel() for p in net.parameters() if p.requires_grad) / 1e6
 
 
-PROXY = Proxy("params", compute, needs_data=False,
-              summary="number of parameters (millions), counted without running the network")
+PROXY = Proxy(
+    "params", compute, needs_data=False, summary="number of parameters (millions), counted without running the network"
+)

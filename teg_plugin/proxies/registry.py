@@ -25,8 +25,10 @@ from teg_plugin.proxies._base import Proxy
 _MODULES = (params, flops, synflow, snip, grasp, fisher, grad_norm, jacov, nwot, epe_nas, l2_norm, zen)
 _BY_NAME = {module.PROXY.name: module.PROXY for module in _MODULES}
 if set(_BY_NAME) != set(PROXY_HIGHER_IS_BETTER):  # a proxy module and the torch-free table disagree
-    raise ImportError(f"the proxy modules ({', '.join(sorted(_BY_NAME))}) and teg_plugin._proxy_table "
-                      f"({', '.join(sorted(PROXY_HIGHER_IS_BETTER))}) must list the same proxies")
+    raise ImportError(
+        f"the proxy modules ({', '.join(sorted(_BY_NAME))}) and teg_plugin._proxy_table "
+        f"({', '.join(sorted(PROXY_HIGHER_IS_BETTER))}) must list the same proxies"
+    )
 
 #: Every proxy, by name, in NAS-Bench-Suite-Zero's order (then ``zen``): the order and the directions
 #: of :data:`teg_plugin._proxy_table.PROXY_HIGHER_IS_BETTER`, which rank rules read without torch.

@@ -55,8 +55,14 @@ class ProxyScorer:
         (['params', 'synflow'], True)
     """
 
-    def __init__(self, scorer: TEGScorer, *, shape: tuple[int, int] | None = None,
-                 batch_size: int = PROXY_BATCH_SIZE, init: str = PROXY_INIT) -> None:
+    def __init__(
+        self,
+        scorer: TEGScorer,
+        *,
+        shape: tuple[int, int] | None = None,
+        batch_size: int = PROXY_BATCH_SIZE,
+        init: str = PROXY_INIT,
+    ) -> None:
         from teg_plugin.config import INIT_SCHEMES
 
         if init not in INIT_SCHEMES:
@@ -72,8 +78,9 @@ class ProxyScorer:
         #: How many (architecture, proxy) values this scorer computed (cache misses).
         self.n_measured = 0
 
-    def measure(self, archs: Iterable[Hashable | str | dict], names: str | Iterable[str], *,
-                progress: bool = False) -> list[dict[str, ProxyResult]]:
+    def measure(
+        self, archs: Iterable[Hashable | str | dict], names: str | Iterable[str], *, progress: bool = False
+    ) -> list[dict[str, ProxyResult]]:
         """Per architecture (as :meth:`TEGScorer.score` takes them), in order, the result of each
         proxy of ``names`` (``"synflow,nwot"`` or a list), in the order asked.
 
@@ -98,13 +105,23 @@ class ProxyScorer:
         bar = progress_bar(len(todo), progress, "proxies", "arch")
         try:
             for text, missing in todo.items():
-                inputs = proxy_inputs(space, space.mask_of(by_text[text]), self.scorer.inputs, self.scorer.config,
-                                      self.scorer.device, shape=self.shape, batch_size=self.batch_size, init=self.init)
+                inputs = proxy_inputs(
+                    space,
+                    space.mask_of(by_text[text]),
+                    self.scorer.inputs,
+                    self.scorer.config,
+                    self.scorer.device,
+                    shape=self.shape,
+                    batch_size=self.batch_size,
+                    init=self.init,
+                )
                 for name, result in measure_proxies(missing, inputs).items():
                     self._memo[(text, name)] = result
                     self.n_measured += 1
                     if cache is not None:
-                        cache.put_proxy_value(self._key(text), name, result.value, result.bad, result.reason, result.seconds)
+                        cache.put_proxy_value(
+                            self._key(text), name, result.value, result.bad, result.reason, result.seconds
+                        )
                 if bar is not None:
                     bar.update()
         finally:
@@ -112,8 +129,9 @@ class ProxyScorer:
                 bar.close()
         return [{n: self._memo[(t, n)] for n in names} for t in texts]
 
-    def values(self, archs: Iterable[Hashable | str | dict], names: str | Iterable[str], *,
-               progress: bool = False) -> list[dict[str, float]]:
+    def values(
+        self, archs: Iterable[Hashable | str | dict], names: str | Iterable[str], *, progress: bool = False
+    ) -> list[dict[str, float]]:
         """As :meth:`measure`, the values only (NaN where a proxy is flagged bad): the shape rank
         aggregation over proxies takes."""
         return [{n: r.value for n, r in row.items()} for row in self.measure(archs, names, progress=progress)]
@@ -125,8 +143,11 @@ class ProxyScorer:
         batch = self.scorer.inputs.repeats[0]
         n = min(self.batch_size, batch.train_x.shape[0])
         digest = hashlib.sha256()
-        digest.update(json.dumps([PROXY_VERSION, list(self.shape), self.init, self.scorer.config.seed,
-                                  self.scorer.inputs.num_classes, n]).encode())
+        digest.update(
+            json.dumps(
+                [PROXY_VERSION, list(self.shape), self.init, self.scorer.config.seed, self.scorer.inputs.num_classes, n]
+            ).encode()
+        )
         for tensor in (batch.train_x[:n], batch.train_y[:n]):
             digest.update(str(tensor.dtype).encode() + str(tuple(tensor.shape)).encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
@@ -134,5 +155,3 @@ class ProxyScorer:
 
     def _key(self, text: str) -> CacheKey:
         return CacheKey(self.scorer.space.name, text, self._fingerprint)
-
-

@@ -22,5 +22,4 @@ def compute(inputs: ProxyInputs) -> float:
     return finite(sum(float((w.detach() * g).abs().sum()) for w, g in zip(weights, grads)), "snip")
 
 
-PROXY = Proxy("snip", compute, needs_data=True,
-              summary="SNIP: sum |w * dL/dw| over conv and linear weights")
+PROXY = Proxy("snip", compute, needs_data=True, summary="SNIP: sum |w * dL/dw| over conv and linear weights")

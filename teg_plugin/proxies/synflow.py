@@ -21,7 +21,15 @@ import math
 
 import torch
 
-from teg_plugin.proxies._base import NonFiniteProxy, Proxy, ProxyInputs, check_finite, finite, layer_weights, without_batch_norm
+from teg_plugin.proxies._base import (
+    NonFiniteProxy,
+    Proxy,
+    ProxyInputs,
+    check_finite,
+    finite,
+    layer_weights,
+    without_batch_norm,
+)
 
 
 def compute(inputs: ProxyInputs) -> float:
@@ -41,5 +49,9 @@ def compute(inputs: ProxyInputs) -> float:
     return finite(math.log(total), "synflow")
 
 
-PROXY = Proxy("synflow", compute, needs_data=False,
-              summary="synaptic flow: ln sum |w * dR/dw|, abs weights, all-ones input, no BN, float64")
+PROXY = Proxy(
+    "synflow",
+    compute,
+    needs_data=False,
+    summary="synaptic flow: ln sum |w * dR/dw|, abs weights, all-ones input, no BN, float64",
+)

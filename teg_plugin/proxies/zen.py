@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from teg_plugin.indicators.init import stable_seed
-from teg_plugin.proxies._base import NonFiniteProxy, Proxy, ProxyInputs, WEIGHT_LAYERS, check_finite, finite
+from teg_plugin.proxies._base import WEIGHT_LAYERS, NonFiniteProxy, Proxy, ProxyInputs, check_finite, finite
 
 #: Zen-NAS's perturbation scale (``mixup_gamma``).
 MIXUP_GAMMA = 1e-2
@@ -73,8 +73,11 @@ def compute(inputs: ProxyInputs) -> float:
         a = args[0].transpose(0, 1).reshape(args[0].shape[1], -1).double()
         variances.append(float(a.var(dim=1, unbiased=True).mean()))
 
-    handles = [m.register_forward_pre_hook(keep_variance) for m in net.modules()
-               if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    handles = [
+        m.register_forward_pre_hook(keep_variance)
+        for m in net.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+    ]
     if pooling is not None:
         handles.append(pooling.register_forward_pre_hook(keep_features))
     try:
@@ -95,5 +98,9 @@ def compute(inputs: ProxyInputs) -> float:
     return finite(math.log(float(delta)) + sum(0.5 * math.log(v) for v in running), "zen")
 
 
-PROXY = Proxy("zen", compute, needs_data=False,
-              summary="Zen-score: log E|f(x) - f(x + 0.01 e)| + sum log sigma_BN, Gaussian weights and inputs")
+PROXY = Proxy(
+    "zen",
+    compute,
+    needs_data=False,
+    summary="Zen-score: log E|f(x) - f(x + 0.01 e)| + sum log sigma_BN, Gaussian weights and inputs",
+)
