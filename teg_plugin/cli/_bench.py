@@ -14,6 +14,7 @@ from teg_plugin._checks import check_fraction
 from teg_plugin.benchmarks.correlation import DEFAULT_BOOTSTRAP, DEFAULT_TOP_FRACTION
 from teg_plugin.benchmarks.environment import environment
 from teg_plugin.cli._common import (
+    STRATEGY_CHOICES,
     add_final_choice_options,
     add_scoring_options,
     add_space_option,
@@ -92,7 +93,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     speed.set_defaults(run=_run_speed)
 
     search = which.add_parser("search", help="accuracy of the architecture each strategy finds, over several seeds")
-    search.add_argument("--strategy", choices=("evolution", "reinforce", "prune", "random"), default="evolution")
+    search.add_argument("--strategy", choices=STRATEGY_CHOICES, default="evolution")
     search.add_argument(
         "--seeds", type=int, default=5, help="number of seeds: S..S+N-1 for --first-seed S (default: %(default)s)"
     )
@@ -158,7 +159,7 @@ def _add_faults_parser(which: argparse._SubParsersAction) -> None:
     faults.add_argument(
         "--seed", type=seed_arg, default=0, help="search seed; also picks victims and intervals (default: %(default)s)"
     )
-    faults.add_argument("--strategy", choices=("evolution", "reinforce", "random"), default="evolution")
+    faults.add_argument("--strategy", choices=[s for s in STRATEGY_CHOICES if s != "prune"], default="evolution")
     faults.add_argument(
         "--workdir", default="teg-faults", help="folder for the storages, caches and worker logs (default: %(default)s)"
     )

@@ -18,6 +18,11 @@ from teg_plugin.data import DATASET_NAMES
 from teg_plugin.scorer import DEVICES, TEGScorer
 from teg_plugin.scores import RankRule
 from teg_plugin.spaces import space_names
+from teg_plugin.strategies import STRATEGY_NAMES
+
+#: ``--strategy`` choices in the order the help lists them: :data:`STRATEGY_NAMES` with the unguided
+#: random baseline moved last, so that the TEG-guided ones, led by the default (evolution), come first.
+STRATEGY_CHOICES: tuple[str, ...] = tuple(sorted(STRATEGY_NAMES, key=lambda name: name == "random"))
 
 
 class UsageError(Exception):

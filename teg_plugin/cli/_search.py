@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from teg_plugin._database import DEFAULT_STORAGE_URL, is_sqlite_memory, journal_path, parse_database_url
 from teg_plugin.cli._common import (
+    STRATEGY_CHOICES,
     add_final_choice_options,
     add_scoring_options,
     add_space_option,
@@ -29,13 +30,9 @@ if TYPE_CHECKING:
     import optuna
 
     from teg_plugin.scorer import TEGScorer
-from teg_plugin.strategies import STRATEGY_NAMES
 
 #: Default budget: ~10 minutes of scoring on a 2-core CPU at the paper's protocol (3 repeats).
 DEFAULT_BUDGET = 60
-#: ``--strategy`` choices in the order the help lists them: :data:`STRATEGY_NAMES` with the unguided
-#: random baseline moved last, so that the TEG-guided ones, led by the default (evolution), come first.
-STRATEGIES: tuple[str, ...] = tuple(sorted(STRATEGY_NAMES, key=lambda name: name == "random"))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_space_option(parser)
     parser.add_argument(
-        "--strategy", choices=STRATEGIES, default="evolution", help="search strategy (default: %(default)s)"
+        "--strategy", choices=STRATEGY_CHOICES, default="evolution", help="search strategy (default: %(default)s)"
     )
     parser.add_argument(
         "--budget",
