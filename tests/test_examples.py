@@ -54,7 +54,9 @@ def test_zero_cost_search_example(tmp_path: Path) -> None:
     assert study.trials[int(winner.group(1))].user_attrs["arch"] == winner.group(2)
     import optuna_dashboard
 
-    noted_trial = optuna.trial.Trial(study, study.trials[int(noted.group(1))]._trial_id)
+    from teg_plugin.optuna._compat import trial_id_of
+
+    noted_trial = optuna.trial.Trial(study, trial_id_of(study.trials[int(noted.group(1))]))
     assert winner.group(2) in optuna_dashboard.get_note(noted_trial)  # the note names the TEG winner
 
 

@@ -21,6 +21,7 @@ from teg_plugin.optuna import (
     run_final_choice,
     zero_cost_objective,
 )
+from teg_plugin.optuna._attrs import SEARCH_SETTINGS_ATTR
 from teg_plugin.scores import PAPER_RULE, RULE_TERMS, RankRule, TEGScore, best_index, distinct_order, rank_sums
 
 FAST = ["--dataset", "synthetic", "--repeat", "1", "--batch-size", "8", "--quiet"]
@@ -274,9 +275,9 @@ def test_search_refuses_an_old_default_study_with_a_one_line_hint(capsys, tmp_pa
     assert main([*base, "--budget", "1", "--init", "kaiming-normal"]) == 0
     name = json.loads(capsys.readouterr().out)["study_name"]
     study = optuna.load_study(study_name=name, storage=storage)
-    settings = dict(study.user_attrs["teg_search_settings"])
+    settings = dict(study.user_attrs[SEARCH_SETTINGS_ATTR])
     del settings["init"], settings["ntk"]  # as teg-nas 0.1 stored them
-    study.set_user_attr("teg_search_settings", settings)
+    study.set_user_attr(SEARCH_SETTINGS_ATTR, settings)
     assert main([*base, "--budget", "2"]) == 2
     err = capsys.readouterr().err
     assert "pass --init kaiming-normal to resume this study" in err and err.count("\n") == 1
