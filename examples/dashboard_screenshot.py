@@ -213,10 +213,10 @@ def make_demo_study(storage: str, name: str, k: int):  # noqa: ANN201
     cell is pruned after its user attrs are written (as ``teg_plugin.optuna``'s objective does).
     """
     import optuna
-    from teg_plugin.spaces import NB201Space
 
     from teg_plugin.config import TEGConfig
     from teg_plugin.scorer import TEGScorer
+    from teg_plugin.spaces import NB201Space
 
     space = NB201Space()
     scorer = TEGScorer(space, "embedded", TEGConfig(repeat=1, batch_size=16), device="cpu", cache=None)

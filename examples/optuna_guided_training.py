@@ -29,13 +29,13 @@ import sys
 
 import optuna
 import torch
-from teg_plugin.spaces.nb201 import build_network
 from torch import nn
 
 from teg_plugin.config import TEGConfig
 from teg_plugin.data import load_data
 from teg_plugin.optuna import TEGPruner, TEGSampler, create_storage, suggest
 from teg_plugin.scorer import TEGScorer
+from teg_plugin.spaces.nb201 import build_network
 
 #: ``--small``: one initialisation, 8-image NTK batches, 2 x 64 crops for the linear regions.
 SMALL_CONFIG = TEGConfig(repeat=1, batch_size=8, regions_batch_size=64, regions_batches=2)

@@ -57,12 +57,12 @@ _CACHE: dict = {}
 
 def _work(job: tuple[int, str, str, int]) -> dict:
     import torch
-    from teg_plugin.spaces.nb201 import NB201Space
 
     from teg_plugin.config import TEGConfig
     from teg_plugin.data import load_data
     from teg_plugin.indicators.measure import measure_repeats, space_networks
     from teg_plugin.inputs import ScoringInputs
+    from teg_plugin.spaces.nb201 import NB201Space
 
     torch.set_num_threads(1)
     index, init, ntk, seed = job

@@ -8,9 +8,8 @@ import random
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from teg_plugin.spaces._base import Mask, SearchSpace, param_key_problem
-
 from teg_plugin._checks import shown
+from teg_plugin.spaces._base import Mask, SearchSpace, param_key_problem
 
 if TYPE_CHECKING:
     from torch import nn

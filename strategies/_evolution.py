@@ -8,10 +8,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic
 
-from teg_plugin.strategies._base import ArchT, Strategy
-
 from teg_plugin._checks import check_int
 from teg_plugin.scores import PAPER_RULE, RankRule, TEGScore, best_index
+from teg_plugin.strategies._base import ArchT, Strategy
 
 if TYPE_CHECKING:
     from teg_plugin.spaces._base import SearchSpace

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.stats import rankdata
-from teg_plugin.strategies._base import ArchT, Strategy
 
 from teg_plugin.scores import INDICATORS, TEGScore
+from teg_plugin.strategies._base import ArchT, Strategy
 
 if TYPE_CHECKING:
     from teg_plugin.spaces._base import Mask, SearchSpace

@@ -6,10 +6,9 @@ import random
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from teg_plugin.strategies._base import ArchT, Strategy
-
 from teg_plugin._checks import check_int
 from teg_plugin.scores import PAPER_RULE, RankRule, TEGScore
+from teg_plugin.strategies._base import ArchT, Strategy
 
 if TYPE_CHECKING:
     from teg_plugin.spaces._base import SearchSpace

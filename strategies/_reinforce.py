@@ -11,12 +11,12 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
-from teg_plugin.strategies._adam import Adam
-from teg_plugin.strategies._base import ArchT, Strategy
-from teg_plugin.strategies._reward import BAD_REWARD, DEFAULT_WINDOW, TEGReward
 
 from teg_plugin._checks import check_real
 from teg_plugin.scores import PAPER_RULE, RankRule, TEGScore
+from teg_plugin.strategies._adam import Adam
+from teg_plugin.strategies._base import ArchT, Strategy
+from teg_plugin.strategies._reward import BAD_REWARD, DEFAULT_WINDOW, TEGReward
 
 if TYPE_CHECKING:
     from teg_plugin.spaces._base import SearchSpace

@@ -17,11 +17,11 @@ from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from teg_plugin.spaces.nb201 import EDGE_NAMES, OPS, NB201Arch, NB201Space  # noqa: E402
 
 from teg_plugin.config import TEGConfig  # noqa: E402
 from teg_plugin.data import ImageData, load_data  # noqa: E402
 from teg_plugin.inputs import ScoringInputs  # noqa: E402
+from teg_plugin.spaces.nb201 import EDGE_NAMES, OPS, NB201Arch, NB201Space  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]) if os.environ["OMP_NUM_THREADS"].isdigit() else 1)
 

@@ -6,12 +6,12 @@ import random
 import re
 
 import pytest
-from teg_plugin.spaces import ChoiceArch, ChoiceSpace
-from teg_plugin.strategies import make_strategy
 from torch import nn
 
 from teg_plugin.config import TEGConfig
 from teg_plugin.scorer import TEGScorer
+from teg_plugin.spaces import ChoiceArch, ChoiceSpace
+from teg_plugin.strategies import make_strategy
 
 CHOICES = {"width": [4, 8], "kernel": [1, 3], "act": ["relu", "relu6"], "scale": [0.5, 1.0]}
 

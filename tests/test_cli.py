@@ -17,9 +17,9 @@ from collections.abc import Callable
 import optuna
 import pytest
 import torch
-from teg_plugin.spaces.nb201 import NB201Space
 
 from teg_plugin.cli import main
+from teg_plugin.spaces.nb201 import NB201Space
 
 FAST = ["--dataset", "synthetic", "--repeat", "1", "--batch-size", "8", "--quiet"]
 KEYS = {"arch", "index", "ntk_cond", "regions", "kr_mse", "bad", "rank", "seconds"}
@@ -524,12 +524,11 @@ def test_bench_search_first_seed_and_search_rule(capsys, shared_data) -> None:
 
 def test_bench_search_with_a_proxy_rule_picks_by_the_proxy(capsys, shared_data) -> None:
     """``--rule nwot``: the strategy ranks by nwot alone, computed by the scorer (no TEG rank)."""
-    from teg_plugin.strategies import make_strategy
-
     from teg_plugin.benchmarks.truth import read_truth
     from teg_plugin.config import TEGConfig
     from teg_plugin.scorer import TEGScorer
     from teg_plugin.scores import RankRule, best_distinct_index
+    from teg_plugin.strategies import make_strategy
 
     rule = RankRule.parse("nwot")
     result, _ = _bench_search(

@@ -17,6 +17,12 @@ from typing import Any
 import optuna
 import pytest
 import torch
+
+from teg_plugin.cli import main
+from teg_plugin.config import TEGConfig
+from teg_plugin.optuna import DIRECTIONS, TEGSampler, best_trial, zero_cost_objective
+from teg_plugin.scorer import TEGScorer
+from teg_plugin.scores import TEGScore
 from teg_plugin.spaces.darts import (
     DARTS_V1,
     DARTS_V2,
@@ -25,12 +31,6 @@ from teg_plugin.spaces.darts import (
     GenotypeError,
     count_parameters,
 )
-
-from teg_plugin.cli import main
-from teg_plugin.config import TEGConfig
-from teg_plugin.optuna import DIRECTIONS, TEGSampler, best_trial, zero_cost_objective
-from teg_plugin.scorer import TEGScorer
-from teg_plugin.scores import TEGScore
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -196,6 +196,7 @@ def test_every_nni_sample_is_a_darts_genotype(nni_api: Any, model_space: Any) ->
 def test_freeze_gives_the_eval_network_with_count_parameters(nni_api: Any, model_space: Any) -> None:
     import torch
     from nni.nas.space import SimplifiedModelSpace
+
     from teg_plugin.spaces.darts import DartsEvalNetwork
 
     simplified = SimplifiedModelSpace.from_model(model_space, None)
@@ -284,6 +285,7 @@ def test_docstring_examples_of_the_nni_darts_module(nni_api: Any) -> None:
 @pytest.mark.parametrize("name", ["evolution", "reinforce", "random"])
 def test_nni_experiment_searches_darts(nni_api: Any, evaluator: Any, nni_home: Path, name: str) -> None:
     from nni.nas.experiment import NasExperiment, NasExperimentConfig
+
     from teg_plugin.strategies import make_strategy
 
     budget = 3

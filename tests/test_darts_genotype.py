@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from teg_plugin.spaces.darts import DARTS_V1, DARTS_V2, GENOTYPE_OPS, OPS, DartsGenotype, GenotypeError, parse_genotype
 
 # Written out as DARTS's genotypes.py prints them (the DARTS paper's cells).

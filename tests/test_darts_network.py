@@ -6,6 +6,11 @@ import random
 
 import pytest
 import torch
+from torch import nn
+
+from teg_plugin.config import TEGConfig
+from teg_plugin.indicators.init import init_network
+from teg_plugin.scorer import TEGScorer
 from teg_plugin.spaces.darts import (
     DARTS_V1,
     DARTS_V2,
@@ -19,11 +24,6 @@ from teg_plugin.spaces.darts import (
     count_parameters,
 )
 from teg_plugin.spaces.darts._ops import make_op
-from torch import nn
-
-from teg_plugin.config import TEGConfig
-from teg_plugin.indicators.init import init_network
-from teg_plugin.scorer import TEGScorer
 
 #: DARTS_V2 at C=36, 20 layers, 10 classes: DARTS's own training log reports "param size = 3.349342MB".
 V2_PARAMS = 3_349_342

@@ -9,6 +9,10 @@ import statistics
 from collections.abc import Mapping, Sequence
 
 import pytest
+
+from teg_plugin.config import TEGConfig
+from teg_plugin.scorer import TEGScorer
+from teg_plugin.scores import TEGScore, best_index
 from teg_plugin.spaces.darts import DARTS_V2, MASK_KEYS, DartsGenotype, DartsSpace
 from teg_plugin.strategies import (
     EvolutionStrategy,
@@ -18,10 +22,6 @@ from teg_plugin.strategies import (
     Strategy,
     make_strategy,
 )
-
-from teg_plugin.config import TEGConfig
-from teg_plugin.scorer import TEGScorer
-from teg_plugin.scores import TEGScore, best_index
 
 SPACE = DartsSpace()
 #: The fake objective's per-op quality (all different, sep_conv_3x3 the best).

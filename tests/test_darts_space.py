@@ -6,10 +6,10 @@ import random
 from collections import Counter
 
 import pytest
-from teg_plugin.spaces import DartsSpace, get_space, space_names
-from teg_plugin.spaces.darts import DARTS_V1, DARTS_V2, GENOTYPE_OPS, MASK_KEYS, DartsGenotype, GenotypeError
 
 from teg_plugin.config import TEGConfig
+from teg_plugin.spaces import DartsSpace, get_space, space_names
+from teg_plugin.spaces.darts import DARTS_V1, DARTS_V2, GENOTYPE_OPS, MASK_KEYS, DartsGenotype, GenotypeError
 
 
 @pytest.fixture(scope="module")

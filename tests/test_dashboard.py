@@ -19,11 +19,10 @@ import pytest
 
 optuna_dashboard = pytest.importorskip("optuna_dashboard")
 
-from teg_plugin.spaces.nb201 import EDGE_NAMES as EDGES  # noqa: E402
-
 from teg_plugin import dashboard  # noqa: E402
 from teg_plugin.optuna._compat import open_trial  # noqa: E402
 from teg_plugin.plots import FIGURE_IDS  # noqa: E402
+from teg_plugin.spaces.nb201 import EDGE_NAMES as EDGES  # noqa: E402
 
 # (op per edge, index, kappa, regions, kr_mse); trial 4 is best on all three, trial 2 is bad (pruned).
 TRIALS = [

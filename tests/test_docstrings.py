@@ -7,10 +7,10 @@ import importlib
 import pkgutil
 
 import pytest
-import teg_plugin.spaces
-import teg_plugin.strategies
 
 import teg_plugin
+import teg_plugin.spaces
+import teg_plugin.strategies
 
 # Optional integrations are covered by their own tests when their extra is installed.
 _OPTIONAL = ("teg_plugin.nni",)

@@ -12,7 +12,6 @@ from dataclasses import replace
 
 import pytest
 import torch
-from teg_plugin.spaces.nb201 import NB201Space
 
 from teg_plugin.config import TEGConfig
 from teg_plugin.data import ImageData
@@ -20,6 +19,7 @@ from teg_plugin.indicators.measure import measure_mask
 from teg_plugin.inputs import ScoringInputs
 from teg_plugin.reference.plain import plain_score
 from teg_plugin.scores import TEGScore
+from teg_plugin.spaces.nb201 import NB201Space
 
 CPU = torch.device("cpu")
 

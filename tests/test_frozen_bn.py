@@ -10,7 +10,6 @@ from dataclasses import replace
 
 import pytest
 import torch
-from teg_plugin.spaces.nb201 import NB201Space
 from torch import nn
 
 from teg_plugin.config import TEGConfig
@@ -19,6 +18,7 @@ from teg_plugin.indicators.measure import measure_mask
 from teg_plugin.indicators.ntk import NonFiniteError
 from teg_plugin.inputs import ScoringInputs
 from teg_plugin.reference.plain import plain_score
+from teg_plugin.spaces.nb201 import NB201Space
 
 CPU = torch.device("cpu")
 

@@ -6,10 +6,10 @@ import math
 
 import pytest
 import torch
-from teg_plugin.spaces.nb201 import NB201Space
 from torch import nn
 
 from teg_plugin.indicators.init import init_network, stable_seed
+from teg_plugin.spaces.nb201 import NB201Space
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|"
 

@@ -6,12 +6,12 @@ import warnings
 
 import pytest
 import torch
-from teg_plugin.spaces import NB201Space
 from torch import nn
 
 from teg_plugin.config import TEGConfig
 from teg_plugin.modules import ModuleScorer, NoReLUError, score_module
 from teg_plugin.scorer import TEGScorer
+from teg_plugin.spaces import NB201Space
 
 CONFIG = TEGConfig(repeat=2, batch_size=8, regions_batch_size=64, regions_batches=2)
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from teg_plugin.spaces.nb201._arch import ArchStringError
-from teg_plugin.spaces.nb201._index import arch_at
 
 from teg_plugin.benchmarks import nb201_accuracy
 from teg_plugin.benchmarks._make_accuracy_resource import read_columns, write_npz
 from teg_plugin.benchmarks.nb201_accuracy import NB201Accuracy
+from teg_plugin.spaces.nb201._arch import ArchStringError
+from teg_plugin.spaces.nb201._index import arch_at
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 GROUND_TRUTH = SHARED_DATA / "nb201" / "nb201_ground_truth.csv"

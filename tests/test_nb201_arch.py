@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from teg_plugin.spaces.nb201._arch import EDGE_NAMES, EDGES, OPS, ArchStringError, NB201Arch
 from teg_plugin.spaces.nb201._index import all_archs
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from teg_plugin.spaces.nb201._arch import NB201Arch
 from teg_plugin.spaces.nb201._index import NUM_ARCHS, all_archs, arch_at, index_of
 from teg_plugin.spaces.nb201._isomorphism import canonical_arch, canonical_key

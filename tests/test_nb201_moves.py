@@ -6,6 +6,7 @@ import random
 from collections import Counter
 
 import pytest
+
 from teg_plugin.spaces.nb201._arch import EDGE_NAMES, OPS, ArchStringError, NB201Arch
 from teg_plugin.spaces.nb201._moves import choices, from_params, mutate, neighbours, sample, to_params
 

@@ -6,10 +6,11 @@ import random
 
 import pytest
 import torch
+from torch import nn
+
 from teg_plugin.spaces import count_flops
 from teg_plugin.spaces.nb201 import OPS, NB201Arch, NB201Space, build_network, build_thin_network
 from teg_plugin.spaces.nb201._network import NB201Network, full_mask, single_path_mask
-from torch import nn
 
 #: Parameters at C=16, N=5, 10 classes: 73,306 outside the cells (stem 464, reductions 14,464 and
 #: 57,600, last BN 128, classifier 650); each nor_conv_1x1 edge adds 5 x (288 + 1,088 + 4,224) and

@@ -23,9 +23,8 @@ import pytest
 pytest.importorskip("nni", reason='NNI is not installed: pip install "teg-plugin[nni]"')
 yaml = pytest.importorskip("yaml", reason="PyYAML (an NNI dependency) is missing")
 
-from teg_plugin.spaces import NB201Space  # noqa: E402
-
 from teg_plugin.nni import score_from_metrics  # noqa: E402
+from teg_plugin.spaces import NB201Space  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "nnictl"
 SMALL = {"repeat": 1, "batch_size": 8, "regions_batch_size": 64, "regions_batches": 2}

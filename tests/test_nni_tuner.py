@@ -202,8 +202,9 @@ def test_import_data_and_update_search_space_check_their_input(caplog: pytest.Lo
 def test_search_space_of_a_user_space_with_options_of_mixed_types() -> None:
     # A ChoiceSpace's options may be int or None: the check compared them with str() of NNI's values
     # (never equal to an int) and sorted them (TypeError between None and str).
-    from teg_plugin.spaces import ChoiceSpace
     from torch import nn
+
+    from teg_plugin.spaces import ChoiceSpace
 
     space = ChoiceSpace("mixed", {"width": [4, 8], "act": ["relu", None]}, lambda c: nn.Linear(3, c["width"]))
     tuner = TEGTuner("random", seed=0, space=space)

@@ -11,8 +11,6 @@ from collections.abc import Hashable, Iterable, Mapping
 import optuna
 import pytest
 from optuna.trial import TrialState
-from teg_plugin.spaces import NB201Space
-from teg_plugin.strategies import STRATEGY_NAMES
 
 from teg_plugin.optuna import (
     TEG_ATTRS,
@@ -24,6 +22,8 @@ from teg_plugin.optuna import (
     zero_cost_objective,
 )
 from teg_plugin.scores import TEGScore, rank_sums
+from teg_plugin.spaces import NB201Space
+from teg_plugin.strategies import STRATEGY_NAMES
 
 
 class FakeScorer:

@@ -13,12 +13,12 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from teg_plugin.spaces import NB201Space
 
 from teg_plugin.config import TEGConfig
 from teg_plugin.optuna import DEFAULT_STORAGE_URL, TEG_ATTRS, TEGSampler, create_storage, suggest
 from teg_plugin.optuna._compat import retried_trial_number
 from teg_plugin.scorer import TEGScorer
+from teg_plugin.spaces import NB201Space
 
 # A worker process: scores with the small protocol and runs N zero-cost trials of study "s".
 WORKER = textwrap.dedent(

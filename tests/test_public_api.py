@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
-import teg_plugin.strategies
 
 import teg_plugin
+import teg_plugin.strategies
 
 
 def test_top_level_names_are_imported_on_first_use() -> None:
@@ -102,9 +102,8 @@ def test_nni_exports_what_examples_and_docs_use() -> None:
 
 def test_nni_strategies_default_to_the_strategies_defaults() -> None:
     pytest.importorskip("nni", reason='NNI is not installed: pip install "teg-plugin[nni]"')
-    from teg_plugin.strategies import EvolutionStrategy, RandomStrategy, ReinforceStrategy
-
     from teg_plugin.nni import TEGEvolution, TEGRandom, TEGReinforce
+    from teg_plugin.strategies import EvolutionStrategy, RandomStrategy, ReinforceStrategy
 
     for nni_class, strategy_class, names in [
         (TEGRandom, RandomStrategy, ["max_redraws"]),

@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-from teg_plugin.spaces.nb201 import NB201Space
 
 from teg_plugin.cache import CacheKey, ScoreCache
 from teg_plugin.cli import main
 from teg_plugin.data import load_data
 from teg_plugin.data.errors import DataNotFoundError
 from teg_plugin.scores import TEGScore
+from teg_plugin.spaces.nb201 import NB201Space
 
 FAST = ["--dataset", "synthetic", "--repeat", "1", "--batch-size", "8", "--quiet"]
 SPACE = NB201Space()

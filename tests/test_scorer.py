@@ -14,8 +14,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from teg_plugin.spaces.nb201 import NB201Arch
-from teg_plugin.spaces.nb201._isomorphism import canonical_key
 
 from teg_plugin.cache import CacheKey, ScoreCache
 from teg_plugin.config import TEGConfig
@@ -34,6 +32,8 @@ from teg_plugin.scores import (
     indicator_ranks,
     rank_sums,
 )
+from teg_plugin.spaces.nb201 import NB201Arch
+from teg_plugin.spaces.nb201._isomorphism import canonical_key
 
 GOOD = [6111, 11472, 100]  # NB201 indices of three healthy architectures
 ALL_NONE = NB201Arch(("none",) * 6)

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 import teg_plugin.strategies as strategies_pkg
+from teg_plugin.scores import RankRule, TEGScore, best_index, rank_sums
 from teg_plugin.spaces import ChoiceSpace, DartsSpace, Mask, NB201Space
 from teg_plugin.spaces.nb201 import OPS, NB201Arch
 from teg_plugin.strategies import (
@@ -26,8 +28,6 @@ from teg_plugin.strategies import (
     make_strategy,
 )
 from teg_plugin.strategies._reward import BAD_REWARD
-
-from teg_plugin.scores import RankRule, TEGScore, best_index, rank_sums
 
 SPACE = NB201Space()
 CONV3 = "nor_conv_3x3"

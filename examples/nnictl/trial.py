@@ -29,13 +29,13 @@ from typing import Any
 
 import nni
 import torch
-from teg_plugin.spaces import NB201Space
-from teg_plugin.spaces.nb201 import build_network
 
 from teg_plugin.config import TEGConfig
 from teg_plugin.data import load_data
 from teg_plugin.nni.metrics import RESULT_LOG, log_and_rank, rank_default, teg_metrics, trial_experiment_dir
 from teg_plugin.scorer import TEGScorer
+from teg_plugin.spaces import NB201Space
+from teg_plugin.spaces.nb201 import build_network
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

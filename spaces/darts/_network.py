@@ -16,11 +16,12 @@ from collections.abc import Mapping, Sequence
 from typing import cast
 
 import torch
+from torch import nn
+
 from teg_plugin.spaces._supernet import edge_mean
 from teg_plugin.spaces.darts._genotype import NODES, DartsGenotype, as_genotype
 from teg_plugin.spaces.darts._mask import EDGE_NAMES, cell_edges, check_mask, genotype_mask
 from teg_plugin.spaces.darts._ops import FactorizedReduce, ReLUConvBN, batch_norm, make_op
-from torch import nn
 
 #: Per edge of one cell (``"3<-1"``), the active ops.
 EdgeMask = Mapping[str, Sequence[str]]

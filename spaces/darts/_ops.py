@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from teg_plugin.spaces.darts._genotype import OPS
 from torch import nn
+
+from teg_plugin.spaces.darts._genotype import OPS
 
 
 def batch_norm(channels: int, running_stats: bool) -> nn.BatchNorm2d:

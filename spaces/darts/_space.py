@@ -6,11 +6,12 @@ import random
 from collections.abc import Mapping
 from typing import ClassVar
 
+from torch import nn
+
 from teg_plugin.spaces._base import Mask, SearchSpace
 from teg_plugin.spaces.darts import _mask, _moves
 from teg_plugin.spaces.darts._genotype import DartsGenotype
 from teg_plugin.spaces.darts._network import DartsEvalNetwork, DartsNetwork, count_parameters
-from torch import nn
 
 
 class DartsSpace(SearchSpace[DartsGenotype]):

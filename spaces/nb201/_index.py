@@ -13,9 +13,8 @@ import itertools
 import random
 from functools import lru_cache
 
-from teg_plugin.spaces.nb201._arch import EDGES, OPS, NB201Arch
-
 from teg_plugin._checks import check_int
+from teg_plugin.spaces.nb201._arch import EDGES, OPS, NB201Arch
 
 #: Number of cells in NAS-Bench-201 (5 ops on 6 edges).
 NUM_ARCHS: int = len(OPS) ** len(EDGES)

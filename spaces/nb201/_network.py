@@ -17,9 +17,10 @@ from collections.abc import Mapping, Sequence
 from typing import cast
 
 import torch
+from torch import nn
+
 from teg_plugin.spaces._supernet import edge_mean
 from teg_plugin.spaces.nb201._arch import EDGE_NAMES, EDGES, NUM_NODES, OPS, NB201Arch
-from torch import nn
 
 #: Per edge, the ops that are active in a (possibly partly pruned) supernet cell.
 EdgeMask = Mapping[str, Sequence[str]]

@@ -6,11 +6,12 @@ import random
 from collections.abc import Mapping
 from typing import ClassVar
 
+from torch import nn
+
 from teg_plugin.spaces._base import Mask, SearchSpace
 from teg_plugin.spaces.nb201 import _index, _isomorphism, _moves
 from teg_plugin.spaces.nb201._arch import NB201Arch
 from teg_plugin.spaces.nb201._network import NB201Cell, NB201Network
-from torch import nn
 
 
 class NB201Space(SearchSpace[NB201Arch]):
