@@ -184,3 +184,32 @@ def make_teg_study() -> Callable[..., Any]:
         return study
 
     return make
+
+
+#: ``teg-nas bench faults``, short: 3 workers, budget 16, a kill every ~3 s, at most 2 kills, the
+#: small protocol (tests/test_faults.py, and tests/test_postgres.py on PostgreSQL).
+_SHORT_FAULTS = [
+    *("--workers", "3", "--budget", "16", "--kill-every", "3", "--max-kills", "2"),
+    *("--dataset", "synthetic", "--repeat", "1", "--batch-size", "8", "--quiet", "--format", "json"),
+]
+
+
+@pytest.fixture(scope="session")
+def run_short_faults() -> Callable[..., tuple[int, dict[str, Any], str]]:
+    """``run_short_faults(storage, workdir, *extra)``: the short ``teg-nas bench faults`` on ``storage``
+    with ``extra`` options; returns its exit status, its one run's report and its stderr. Call it with
+    ``capsys`` active: the report is read from the captured stdout."""
+
+    def run(
+        capsys: pytest.CaptureFixture[str], storage: str, workdir: Path, *extra: str
+    ) -> tuple[int, dict[str, Any], str]:
+        import json
+
+        from teg_plugin.cli import main
+
+        code = main(["bench", "faults", "--storage", storage, "--workdir", str(workdir), *_SHORT_FAULTS, *extra])
+        out, err = capsys.readouterr()
+        (report,) = json.loads(out)["runs"]
+        return code, report, err
+
+    return run

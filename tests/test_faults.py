@@ -8,7 +8,6 @@ tests/test_postgres.py, beside the server it needs.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 
 import pytest
@@ -17,40 +16,11 @@ from teg_plugin.cli import main
 
 pytestmark = pytest.mark.slow
 
-#: The reduced run: 3 workers, budget 16, a kill every ~3 s, at most 2 kills, the small protocol.
-SHORT = [
-    "--workers",
-    "3",
-    "--budget",
-    "16",
-    "--kill-every",
-    "3",
-    "--max-kills",
-    "2",
-    "--dataset",
-    "synthetic",
-    "--repeat",
-    "1",
-    "--batch-size",
-    "8",
-    "--quiet",
-    "--format",
-    "json",
-]
-
-
-def run_short(capsys, tmp_path, storage: str) -> dict:
-    """``teg-nas bench faults`` (short) on ``storage``; returns its one run's report."""
-    code = main(["bench", "faults", "--storage", storage, "--workdir", str(tmp_path), *SHORT])
-    out, err = capsys.readouterr()
-    (report,) = json.loads(out)["runs"]
-    assert code == (0 if report["ok"] else 1), err
-    return report
-
 
 @pytest.mark.parametrize("storage", ["sqlite", "journal"])
-def test_killed_workers_lose_and_duplicate_nothing(capsys, tmp_path, storage: str) -> None:
-    report = run_short(capsys, tmp_path, storage)
+def test_killed_workers_lose_and_duplicate_nothing(capsys, tmp_path, run_short_faults, storage: str) -> None:
+    code, report, err = run_short_faults(capsys, storage, tmp_path)
+    assert code == (0 if report["ok"] else 1), err
     assert report["kills"] == 2 and report["restarts"] == 2
     assert report["counted"] == 16 and report["duplicates"] == 0 and report["lost"] == 0
     assert report["bad_attributes"] == 0 and report["worker_errors"] == [] and not report["timed_out"]
@@ -62,10 +32,9 @@ def test_killed_workers_lose_and_duplicate_nothing(capsys, tmp_path, storage: st
     conn.close()
 
 
-def test_the_checks_can_fail(capsys, tmp_path) -> None:
+def test_the_checks_can_fail(capsys, tmp_path, run_short_faults) -> None:
     """A study that ends short of its budget (here: the workers stopped by a timeout) is reported."""
-    code = main(["bench", "faults", "--storage", "sqlite", "--workdir", str(tmp_path), *SHORT, "--timeout", "1"])
-    (report,) = json.loads(capsys.readouterr().out)["runs"]
+    code, report, _ = run_short_faults(capsys, "sqlite", tmp_path, "--timeout", "1")
     assert code == 1 and report["ok"] is False and report["timed_out"] is True and report["counted"] < 16
 
 

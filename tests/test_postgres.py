@@ -344,32 +344,11 @@ def test_two_processes_fill_one_postgres_score_cache(pg_url: str) -> None:
         assert x.ntk_cond == pytest.approx(y.ntk_cond, rel=1e-12) and x.regions == y.regions
 
 
-def test_killed_search_workers_on_postgres_lose_and_duplicate_nothing(pg_url: str, tmp_path: Path, capsys) -> None:
+def test_killed_search_workers_on_postgres_lose_and_duplicate_nothing(
+    pg_url: str, tmp_path: Path, capsys, run_short_faults
+) -> None:
     """The short fault-injection run (tests/test_faults.py) on PostgreSQL: workers SIGKILLed mid-transaction."""
-    from teg_plugin.cli import main
-
-    short = [
-        "--workers",
-        "3",
-        "--budget",
-        "16",
-        "--kill-every",
-        "3",
-        "--max-kills",
-        "2",
-        "--dataset",
-        "synthetic",
-        "--repeat",
-        "1",
-        "--batch-size",
-        "8",
-        "--quiet",
-        "--format",
-        "json",
-    ]
-    code = main(["bench", "faults", "--storage", pg_url, "--workdir", str(tmp_path), *short])
-    out, err = capsys.readouterr()
-    (report,) = json.loads(out)["runs"]
+    code, report, err = run_short_faults(capsys, pg_url, tmp_path)
     assert code == 0 and report["ok"] is True, (report, err)
     assert report["kills"] == 2 and report["counted"] == 16 and report["duplicates"] == 0 and report["lost"] == 0
     assert report["bad_attributes"] == 0 and report["cache_integrity"] == "ok"
