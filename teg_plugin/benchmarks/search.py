@@ -13,6 +13,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
+from teg_plugin._progress import progress_bar
 from teg_plugin.benchmarks.truth import read_truth
 from teg_plugin.confirm import DEFAULT_CONFIRM_RULE, confirm, top_candidates
 from teg_plugin.scorer import TEGScorer
@@ -131,11 +132,7 @@ def run_search_benchmark(
         search = make_strategy(strategy, scorer.space, seed=seed, score_mask=scorer.score_mask_repeats, **options)
         scorer.show_supernet_progress = progress
         scorer.expected_supernet_evaluations = getattr(search, "planned_evaluations", None)
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=budget, desc=f"{strategy} seed {seed}", unit="arch")
+        bar = progress_bar(budget, progress, f"{strategy} seed {seed}", "arch")
         proposed = []
         for _ in range(budget):
             arch = search.ask()

@@ -9,13 +9,13 @@ experiment's model.
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from nni.nas.space import ExecutableModelSpace
 
 from teg_plugin._checks import check_int
+from teg_plugin._progress import progress_bar
 from teg_plugin.nni._evaluator import TEGEvaluator
 from teg_plugin.nni._strategy import TEGStrategy
 from teg_plugin.nni._user_space import NNIChoiceSpace, ThinSpace, space_from_model_space
@@ -157,11 +157,8 @@ class TEGPruning(TEGStrategy):
                 remaining,
                 f" (resuming after round {restored - 1})" if restored else "",
             )
-        bar = None
-        if self.progress and remaining:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=remaining, desc="TEG pruning", unit="supernet", file=sys.stderr, dynamic_ncols=True)
+        bar = progress_bar(remaining, self.progress, "TEG pruning", "supernet")
+        if bar is not None:
             self._counted = bar.update
         try:
             found = algorithm.run()
