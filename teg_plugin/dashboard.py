@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from teg_plugin.scores import INDICATORS
+from teg_plugin.scores import INDICATORS, PAPER_RULE, RankRule
 
 if TYPE_CHECKING:
     import optuna
@@ -96,14 +96,15 @@ def publish_to_dashboard(
     """
     dashboard = _require_dashboard()
     from teg_plugin.optuna import current_final_choice
-    from teg_plugin.optuna._attrs import describe_score_attrs
+    from teg_plugin.optuna._attrs import describe_score_attrs, study_rule
     from teg_plugin.plots import best_record, rank_records, records_from_study, study_figures
 
     records = records_from_study(study)
     if not records:
         raise ValueError(f"study {study.study_name!r} has no TEG trials ({describe_score_attrs()})")
+    rule = study_rule(study)
     if figures is None:
-        figures = study_figures(records, for_dashboard=True)
+        figures = study_figures(records, for_dashboard=True, rule=rule)
     items = (
         list(figures.items()) if isinstance(figures, dict) else [(f"teg-figure-{i}", f) for i, f in enumerate(figures)]
     )
@@ -111,12 +112,12 @@ def publish_to_dashboard(
     for graph_id, fig in items:
         ids.append(dashboard.save_plotly_graph_object(study, fig, graph_object_id=graph_id))
 
-    ranked = rank_records(records)
+    ranked = rank_records(records, rule)
     final = current_final_choice(study) if use_final_choice else None
     best = best_record(ranked, arch=None if final is None else final["pick"])
     text = None
     if best is not None and (note or study_note):
-        text = best_trial_note(ranked, study_name=study.study_name, final_choice=final)
+        text = best_trial_note(ranked, study_name=study.study_name, final_choice=final, rule=rule)
         if note:
             dashboard.save_note(_trial_handle(study, best.order), text)
         if study_note:
@@ -130,11 +131,19 @@ def publish_to_dashboard(
 
 
 def best_trial_note(
-    ranked: list[RankedRecord], *, study_name: str | None = None, final_choice: dict[str, Any] | None = None
+    ranked: list[RankedRecord],
+    *,
+    study_name: str | None = None,
+    final_choice: dict[str, Any] | None = None,
+    rule: RankRule | None = None,
 ) -> str:
-    """The Markdown note on the best architecture of ``ranked`` (:func:`teg_plugin.plots.rank_records`):
-    the pick of ``final_choice`` (a study's :data:`~teg_plugin.optuna.FINAL_CHOICE_ATTR`) when given."""
+    """The Markdown note on the best architecture of ``ranked`` (:func:`teg_plugin.plots.rank_records`,
+    ranked under ``rule``, default the paper's): the pick of ``final_choice`` (a study's
+    :data:`~teg_plugin.optuna.FINAL_CHOICE_ATTR`) when given."""
     from teg_plugin.plots import best_record
+
+    rule = PAPER_RULE if rule is None else rule
+    total_weight = sum(weight for _, weight in rule.weights)
 
     best = best_record(ranked, arch=None if final_choice is None else final_choice["pick"])
     if best is None:
@@ -153,8 +162,8 @@ def best_trial_note(
         lines += [f"**NAS-Bench-201 index:** {record.index}", ""]
     lines += [
         f"**TEG rank:** {best.rank} of {len(distinct)} scored architectures "
-        f"({n_good} good, {n_bad} flagged bad) — TEG rank-sum **{best.rank_sum:g}** "
-        f"(lowest possible {3:d}, highest possible {3 * n_good:g}).",
+        f"({n_good} good, {n_bad} flagged bad) — {'TEG rank-sum' if rule == PAPER_RULE else 'rank-sum'} "
+        f"**{best.rank_sum:g}** (lowest possible {total_weight:g}, highest possible {total_weight * n_good:g}).",
         "",
         "| indicator | measure | better | value | rank among the good ones |",
         "|---|---|---|---|---|",
@@ -163,21 +172,41 @@ def best_trial_note(
         name, measure, better = _INDICATOR_ROWS[key]
         value = getattr(record, key)
         lines.append(f"| {name} | {measure} | {better} | {_fmt(value)} | {rank:g} of {n_good} |")
+    if rule.extra_terms:
+        values = dict(record.extra)
+        shown = ", ".join(f"{term} {_fmt(values.get(term))}" for term in rule.extra_terms)
+        lines += ["", f"**The rank rule's other terms** (rule `{rule}`): {shown}."]
     evaluated = [r.order for r in ranked if r.arch == record.arch]
     lines += [
         "",
         f"Evaluated at trial {evaluated[0]}"
         + (f" (again at trial(s) {', '.join(map(str, evaluated[1:]))})." if len(evaluated) > 1 else "."),
         "",
-        "**How it was chosen:** every distinct architecture evaluated in the study was ranked on each "
-        "indicator separately (κ ascending, linear regions descending, kernel-regression MSE ascending; "
-        "ties share the average rank); the three ranks were summed, and the lowest rank-sum wins (ties: "
-        "the first evaluated). Architectures with an undefined indicator are flagged bad and rank last. "
-        "Training-free: no accuracy was used.",
+        _how_chosen(rule),
     ]
     if final_choice is not None:
         lines += ["", *_final_choice_lines(final_choice)]
     return "\n".join(lines) + "\n"
+
+
+def _how_chosen(rule: RankRule) -> str:
+    """The note's account of the ranking: the paper's rank-sum, or ``rule``'s weighted sum."""
+    if rule == PAPER_RULE:
+        how = (
+            "ranked on each indicator separately (κ ascending, linear regions descending, kernel-regression "
+            "MSE ascending; ties share the average rank); the three ranks were summed"
+        )
+    else:
+        how = (
+            f"ranked on each term of the study's rank rule `{rule}` separately (κ and kernel-regression MSE "
+            "ascending, linear regions, the parameter count and every zero-cost proxy descending; ties share the "
+            "average rank; an undefined proxy value ranks last); the ranks were summed with the rule's weights"
+        )
+    return (
+        f"**How it was chosen:** every distinct architecture evaluated in the study was {how}, and the lowest "
+        "rank-sum wins (ties: the first evaluated). Architectures with an undefined indicator are flagged bad and "
+        "rank last. Training-free: no accuracy was used."
+    )
 
 
 def _final_choice_lines(final: dict[str, Any]) -> list[str]:

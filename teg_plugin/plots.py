@@ -7,7 +7,8 @@ user attrs ``arch``, ``index``, ``ntk_cond``, ``regions``, ``kr_mse``, ``bad``; 
 :func:`as_records` also accepts dicts, :class:`~teg_plugin.scores.TEGScore` objects and the
 ``RankedArch`` results of :meth:`TEGScorer.rank <teg_plugin.scorer.TEGScorer.rank>`.
 
-Ranks are the paper's TEG rank-sum (see :mod:`teg_plugin.scores`) over the **distinct** architectures
+Ranks are the rank-sum under a rank rule (the paper's TEG rank-sum unless ``rule=`` says otherwise;
+a study's own rule for a study, see :mod:`teg_plugin.scores`) over the **distinct** architectures
 of the records (an architecture evaluated twice counts once; its first evaluation gives its values).
 Rank 1 is best; bad architectures rank after every good one. No accuracy is ever read.
 
@@ -25,7 +26,15 @@ from typing import TYPE_CHECKING, Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from teg_plugin.scores import INDICATORS, TEGScore, final_ranks, first_occurrences, indicator_ranks, rank_sums
+from teg_plugin.scores import (
+    INDICATORS,
+    RankRule,
+    TEGScore,
+    final_ranks,
+    first_occurrences,
+    indicator_ranks,
+    rank_sums,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -72,6 +81,8 @@ class TEGRecord:
         index: its NAS-Bench-201 index, when known.
         order: its place in the search trajectory (the Optuna trial number).
         state: the Optuna trial state name (``"COMPLETE"``, ``"PRUNED"``, ...), when known.
+        extra: ``(term, value)`` pairs of a rank rule's extra terms (its ``params`` and proxies;
+            NaN where undefined), which :func:`rank_records` ranks by when its rule names them.
     """
 
     arch: str
@@ -82,6 +93,7 @@ class TEGRecord:
     index: int | None = None
     order: int = 0
     state: str | None = None
+    extra: tuple[tuple[str, float], ...] = ()
 
     @property
     def is_bad(self) -> bool:
@@ -183,13 +195,17 @@ def records_from_study(study: optuna.Study) -> list[TEGRecord]:
     """The TEG records of ``study``'s trials, in trial-number order.
 
     Reads only the TEG user attrs ``arch``, ``index``, ``ntk_cond``, ``regions``, ``kr_mse`` and ``bad``
-    (never an accuracy), through :func:`teg_plugin.optuna._attrs.teg_trials`: a trial counts once it
+    and the values of the extra terms of the study's rank rule (``extra``; ``proxy_<name>``,
+    ``complexity``), never an accuracy, through :func:`teg_plugin.optuna._attrs.teg_trials`: a trial counts once it
     has ``arch``, the three indicators (``None`` = undefined) and ``bad``, and failed trials are left
     out (a trial retried after a crash keeps its attributes in the retry). Complete and pruned trials
     (the TEG objective prunes bad architectures) and running ones are kept. ``order`` is the trial number.
     """
-    from teg_plugin.optuna._attrs import teg_trials  # imports optuna: only here, never with this module
+    # These import optuna: only here, never with this module.
+    from teg_plugin.optuna._attrs import rule_extra, study_rule, teg_trials
 
+    trials = teg_trials(study)
+    extra = rule_extra([trial.user_attrs for trial, _ in trials], study_rule(study)) or [{} for _ in trials]
     return [
         TEGRecord(
             arch=teg.arch,
@@ -200,18 +216,23 @@ def records_from_study(study: optuna.Study) -> list[TEGRecord]:
             index=teg.index,
             order=trial.number,
             state=trial.state.name,
+            extra=tuple(values.items()),
         )
-        for trial, teg in teg_trials(study)
+        for (trial, teg), values in zip(trials, extra, strict=True)
     ]
 
 
-def rank_records(scores_or_records: Iterable[Any]) -> list[RankedRecord]:
-    """Every record (sorted by ``order``) with its architecture's TEG rank among the distinct ones."""
+def rank_records(scores_or_records: Iterable[Any], rule: RankRule | None = None) -> list[RankedRecord]:
+    """Every record (sorted by ``order``) with its architecture's rank among the distinct ones, by
+    rank-sum under ``rule`` (default: the paper's; the values of its extra terms from each record's
+    ``extra``, NaN where a record has none)."""
     records = sorted(as_records(scores_or_records), key=lambda r: r.order)
     distinct = [records[i] for i in first_occurrences([r.arch for r in records])]
     scores = [r.score() for r in distinct]
-    sums = rank_sums(scores)
-    positions = final_ranks(scores)
+    terms = () if rule is None else rule.extra_terms
+    extra = [{term: dict(r.extra).get(term, math.nan) for term in terms} for r in distinct] if terms else None
+    sums = rank_sums(scores, rule, extra)
+    positions = final_ranks(scores, rule, extra)
     per_indicator = indicator_ranks(scores)
     by_arch = {
         r.arch: (float(s), int(p), tuple(float(x) for x in row))
@@ -244,6 +265,7 @@ def teg_landscape(
     *,
     trajectory: bool = True,
     title: str = "TEG landscape",
+    rule: RankRule | None = None,
 ) -> go.Figure:
     """The TEG landscape: each evaluated architecture at (log10 κ, regions, KR MSE), in 3-D.
 
@@ -252,9 +274,10 @@ def teg_landscape(
     colorbar), ``"bad"`` (grey x markers, present when any is bad; an undefined coordinate is put at
     the worst edge of that axis, just beyond the good points) and ``"best"`` (the lowest rank-sum
     architecture; 3-D plotly has no star symbol, so a large diamond labelled ★). Hovering a point
-    shows its architecture, index, the three values, rank and rank-sum.
+    shows its architecture, index, the three values, rank and rank-sum. Ranks are under ``rule``
+    (:func:`rank_records`).
     """
-    ranked = rank_records(scores_or_records)
+    ranked = rank_records(scores_or_records, rule)
     coords = _coordinates(ranked)
     good = [r for r in ranked if not r.record.is_bad]
     bad = [r for r in ranked if r.record.is_bad]
@@ -337,6 +360,7 @@ def teg_landscape_2d(
     trajectory: bool = True,
     title: str = "TEG landscape (2-D projections)",
     columns: int = 3,
+    rule: RankRule | None = None,
 ) -> go.Figure:
     """The landscape as three 2-D panels: κ–regions, κ–MSE, regions–MSE (κ as log10 κ).
 
@@ -344,10 +368,11 @@ def teg_landscape_2d(
     ``"bad"``, ``"best"`` — here a real star), with ``legendgroup`` linking the panels; panel ``k``'s
     traces use axes ``x{k}``/``y{k}`` (``x``/``y`` for the first). ``columns=3`` puts the panels in
     one row; ``columns=2`` in a 2×2 grid (for narrow places such as an optuna-dashboard card).
+    Ranks are under ``rule`` (:func:`rank_records`).
     """
     if columns not in (2, 3):
         raise ValueError(f"columns must be 2 or 3, got {columns}")
-    ranked = rank_records(scores_or_records)
+    ranked = rank_records(scores_or_records, rule)
     coords = _coordinates(ranked)
     good = [r for r in ranked if not r.record.is_bad]
     bad = [r for r in ranked if r.record.is_bad]
@@ -453,7 +478,11 @@ def teg_landscape_2d(
 
 
 def search_progress(
-    scores_or_records: Iterable[Any], *, title: str = "TEG search progress", indicators: bool = True
+    scores_or_records: Iterable[Any],
+    *,
+    title: str = "TEG search progress",
+    indicators: bool = True,
+    rule: RankRule | None = None,
 ) -> go.Figure:
     """Best-so-far along the trajectory, against the trial number (four stacked panels).
 
@@ -462,8 +491,9 @@ def search_progress(
     it reaches 1 at the trial that found the final best). Panels 2–4 (with ``indicators=True``):
     each trial's log10 κ, regions and KR MSE (markers) and the best value so far of that indicator
     alone (min κ, max regions, min MSE; step lines). Bad trials are grey x markers in panel 1 only.
+    Ranks are under ``rule`` (:func:`rank_records`).
     """
-    ranked = rank_records(scores_or_records)
+    ranked = rank_records(scores_or_records, rule)
     titles = [
         "TEG rank (1 = best of the search)",
         "T: log10 κ (lower = better)",
@@ -663,15 +693,21 @@ def pruning_rounds(strategy_rounds: Any, *, title: str = "TEG supernet pruning")
 # --------------------------------------------------------------------------------------- bundles
 
 
-def study_figures(study_or_records: Any, *, for_dashboard: bool = False) -> dict[str, go.Figure]:
-    """The standard figures of a study (or of records), keyed by :data:`FIGURE_IDS`.
+def study_figures(
+    study_or_records: Any, *, for_dashboard: bool = False, rule: RankRule | None = None
+) -> dict[str, go.Figure]:
+    """The standard figures of a study (or of records), keyed by :data:`FIGURE_IDS`, ranked under
+    ``rule`` (default: a study's own rank rule, records' the paper's).
 
     ``for_dashboard=True`` fits them to optuna-dashboard's plot cards (half the page wide, 450 px
     high): no fixed height, the 2-D landscape as a 2×2 grid, the search progress as the rank panel only.
     """
     if hasattr(study_or_records, "get_trials"):
+        from teg_plugin.optuna._attrs import study_rule
+
         records = records_from_study(study_or_records)
         name = getattr(study_or_records, "study_name", None)
+        rule = study_rule(study_or_records) if rule is None else rule
     else:
         records = as_records(study_or_records)
         name = None
@@ -681,12 +717,12 @@ def study_figures(study_or_records: Any, *, for_dashboard: bool = False) -> dict
         raise ValueError(f"no TEG trials to plot: no trial has the {describe_score_attrs()}")
     suffix = f" — {name}" if name else ""
     figures = {
-        "teg-landscape": teg_landscape(records, title=f"TEG landscape{suffix}"),
+        "teg-landscape": teg_landscape(records, title=f"TEG landscape{suffix}", rule=rule),
         "teg-landscape-2d": teg_landscape_2d(
-            records, title=f"TEG landscape, 2-D projections{suffix}", columns=2 if for_dashboard else 3
+            records, title=f"TEG landscape, 2-D projections{suffix}", columns=2 if for_dashboard else 3, rule=rule
         ),
         "teg-search-progress": search_progress(
-            records, title=f"TEG search progress{suffix}", indicators=not for_dashboard
+            records, title=f"TEG search progress{suffix}", indicators=not for_dashboard, rule=rule
         ),
     }
     if for_dashboard:

@@ -339,6 +339,26 @@ RULE_TERMS: Mapping[str, bool] = MappingProxyType(
 PAPER_RULE = RankRule()
 
 
+def as_rank_rule(rule: RankRule | str | None) -> RankRule:
+    """``rule`` as a :class:`RankRule`: a rule as it is, its text form parsed, ``None`` the paper's.
+
+    Raises:
+        TypeError: ``rule`` is none of these.
+        ValueError: a text that does not parse (:meth:`RankRule.parse`).
+
+    Example:
+        >>> as_rank_rule("nwot") == RankRule.parse("nwot"), as_rank_rule(None) == PAPER_RULE
+        (True, True)
+    """
+    if isinstance(rule, str):
+        return RankRule.parse(rule)
+    if rule is None:
+        return PAPER_RULE
+    if not isinstance(rule, RankRule):
+        raise TypeError(f"rule must be a teg_plugin.scores.RankRule, its text (e.g. 'nwot') or None, got {rule!r}")
+    return rule
+
+
 def final_ranks(
     scores: Sequence[TEGScore], rule: RankRule | None = None, extra: Sequence[Mapping[str, float]] | None = None
 ) -> list[int]:

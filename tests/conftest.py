@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import math
 import os
 
 # One intra-op thread, here and in the subprocesses tests start (they inherit the environment): on a
 # small, shared CI machine two spinning OpenMP threads per process make these tiny networks 10x slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from collections.abc import Callable, Sequence  # noqa: E402
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -21,6 +23,7 @@ import torch  # noqa: E402
 from teg_plugin.config import TEGConfig  # noqa: E402
 from teg_plugin.data import ImageData, load_data  # noqa: E402
 from teg_plugin.inputs import ScoringInputs  # noqa: E402
+from teg_plugin.scores import TEGScore  # noqa: E402
 from teg_plugin.spaces.nb201 import EDGE_NAMES, OPS, NB201Arch, NB201Space  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]) if os.environ["OMP_NUM_THREADS"].isdigit() else 1)
@@ -213,3 +216,57 @@ def run_short_faults() -> Callable[..., tuple[int, dict[str, Any], str]]:
         return code, report, err
 
     return run
+
+
+# -- an instant scorer (Optuna sampler tests) --------------------------------------------------------
+
+
+class FakeScorer:
+    """A TEGScorer stand-in with instant, deterministic, isomorphism-invariant pseudo-scores, and
+    pseudo-proxies (any name; NaN, as a flagged proxy, for some architectures) whose calls it counts."""
+
+    def __init__(self, space: NB201Space) -> None:
+        self.space = space
+        self.n_measured = 0
+        self._memo: dict[str, TEGScore] = {}
+        #: Every architecture text :meth:`proxies` was asked for, in order.
+        self.proxied: list[str] = []
+
+    def score(self, arch: Hashable) -> TEGScore:
+        return self.score_many([arch])[0]
+
+    def score_many(self, archs: Iterable[Hashable]) -> list[TEGScore]:
+        return [self._of(self.space.format(self.space.canonical(arch))) for arch in archs]
+
+    def score_mask(self, mask: Mapping[str, tuple[str, ...]]) -> TEGScore:
+        return self._of(repr(sorted((k, sorted(v)) for k, v in mask.items())))
+
+    def proxies(self, archs: Iterable[Hashable], names: Iterable[str]) -> list[dict[str, float]]:
+        out = []
+        for arch in archs:
+            text = self.space.format(self.space.canonical(arch))
+            self.proxied.append(self.space.format(arch))
+            out.append({name: self.proxy(text, name) for name in names})
+        return out
+
+    @staticmethod
+    def proxy(text: str, name: str) -> float:
+        """The pseudo-proxy ``name`` of the architecture of canonical text ``text``."""
+        digest = hashlib.sha256(f"{name}:{text}".encode()).digest()
+        return math.nan if digest[1] % 11 == 0 else float(digest[0])
+
+    def _of(self, text: str) -> TEGScore:
+        if text not in self._memo:
+            self.n_measured += 1
+            digest = hashlib.sha256(text.encode()).digest()
+            if digest[3] % 13 == 0:
+                self._memo[text] = TEGScore.flagged("fake bad")
+            else:
+                self._memo[text] = TEGScore(1.0 + digest[0], float(digest[1]), digest[2] / 255.0)
+        return self._memo[text]
+
+
+@pytest.fixture()
+def fake(space: NB201Space) -> FakeScorer:
+    """A fresh :class:`FakeScorer` of NB201."""
+    return FakeScorer(space)

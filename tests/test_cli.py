@@ -609,6 +609,40 @@ def test_search_prune_end_to_end(capsys, tmp_path) -> None:
     assert len(rows) == 57 * 3
 
 
+def test_search_by_a_rank_rule_with_a_proxy_end_to_end(capsys, tmp_path) -> None:
+    from teg_plugin.optuna import best_trial
+    from teg_plugin.optuna._attrs import RANK_RULE_ATTR, SEARCH_SETTINGS_ATTR
+    from teg_plugin.scores import RankRule, TEGScore, best_distinct_index
+
+    storage = f"sqlite:///{tmp_path / 'rule.db'}"
+    base = ["search", "--storage", storage, *FAST, "--no-cache", "--budget", "6"]
+    code, out, err = _run(capsys, *base, "--rule", "nwot,regions=0.5", "--format", "json")
+    assert code == 0, err
+    summary = _strict_json(out)
+    assert summary["rule"] == "regions=0.5,nwot=1"
+    assert summary["study_name"] == "teg-nas-bench-201-evolution-rule-regions=0.5,nwot=1-seed0"
+    study = optuna.load_study(study_name=summary["study_name"], storage=storage)
+    assert study.user_attrs[RANK_RULE_ATTR] == "regions=0.5,nwot=1"
+    assert study.user_attrs[SEARCH_SETTINGS_ATTR]["rule"] == "regions=0.5,nwot=1"
+    complete = [t for t in sorted(study.trials, key=lambda t: t.number) if t.state.name == "COMPLETE"]
+    assert all(isinstance(t.user_attrs["proxy_nwot"], float) for t in complete)
+    # The answer: the best distinct architecture under the rule, from the stored values.
+    archs = [t.user_attrs["arch"] for t in complete]
+    scores = [TEGScore.from_dict(t.user_attrs) for t in complete]
+    rule = RankRule.parse("nwot,regions=0.5")
+    best = archs[best_distinct_index(archs, scores, rule, [{"nwot": t.user_attrs["proxy_nwot"]} for t in complete])]
+    assert summary["best_arch"] == best == best_trial(study).user_attrs["arch"]
+    assert summary["rule_values"] == {"nwot": complete[archs.index(best)].user_attrs["proxy_nwot"]}
+    # The text report names the rule; resuming under another rule is refused; prune takes no rule.
+    code, out, err = _run(capsys, *base, "--rule", "nwot,regions=0.5", "--budget", "7")
+    assert code == 0, err
+    assert "ranked by        regions=0.5,nwot=1   (nwot " in out and "7 trials" in out
+    code, out, err = _run(capsys, *base, "--study-name", summary["study_name"], "--budget", "8")
+    assert code == 2 and "rule 'regions=0.5,nwot=1' (now 'ntk_cond=1,regions=1,kr_mse=1')" in err
+    code, out, err = _run(capsys, *base, "--strategy", "prune", "--rule", "nwot")
+    assert code == 2 and "pruning ranks each removal by the paper's rule" in err
+
+
 def test_search_resumes_only_a_study_made_with_the_same_settings(capsys, tmp_path) -> None:
     storage = f"sqlite:///{tmp_path / 'resume.db'}"
     base = ["search", "--storage", storage, *FAST, "--no-cache", "--format", "json"]

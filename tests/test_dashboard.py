@@ -95,6 +95,34 @@ def test_publish_saves_figures_and_the_best_trial_note(study, url, arch_text):
     assert detail["trials"][BEST]["note"]["body"] == note
 
 
+def test_publish_ranks_by_the_study_rule(url, make_teg_study):
+    from teg_plugin.optuna._attrs import RANK_RULE_ATTR
+
+    plain = make_teg_study(url, "teg-dash", TRIALS)
+    study = optuna.create_study(study_name="teg-dash-rule", storage=url)
+    study.set_user_attr(RANK_RULE_ATTR, "regions=1,kr_mse=1,params=1")
+    for trial in plain.trials:  # the complexity term, as TEGSampler stores it: trial 5 is the largest
+        complexity = 10.0**6 if trial.number == 5 else float(trial.number)
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=trial.state,
+                params=trial.params,
+                distributions=trial.distributions,
+                value=trial.value,
+                user_attrs={**trial.user_attrs, "complexity": complexity},
+            )
+        )
+    published = dashboard.publish_to_dashboard(study)
+    # regions and kr_mse rank trial 4 first and trial 5 second, params trial 5 first and trial 4 sixth:
+    # 1 + 1 + 6 = 8 against 2 + 2 + 1 = 5.
+    assert dashboard.publish_to_dashboard(plain).best_trial_number == BEST == 4
+    assert published.best_trial_number == 5
+    note = published.note
+    assert "rank-sum **5**" in note and "(lowest possible 3, highest possible 27)" in note
+    assert "**The rank rule's other terms** (rule `regions=1,kr_mse=1,params=1`): params 1e+06." in note
+    assert "rank rule `regions=1,kr_mse=1,params=1` separately" in note and "summed with the rule's weights" in note
+
+
 def test_publish_again_replaces_and_takes_custom_figures(study, url):
     import plotly.graph_objects as go
 

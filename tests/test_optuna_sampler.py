@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 import warnings
-from collections.abc import Hashable, Iterable, Mapping
+from typing import Any
 
 import optuna
 import pytest
@@ -21,45 +20,12 @@ from teg_plugin.optuna import (
     suggest,
     zero_cost_objective,
 )
-from teg_plugin.scores import TEGScore, rank_sums
+from teg_plugin.scores import rank_sums
 from teg_plugin.spaces import NB201Space
 from teg_plugin.strategies import STRATEGY_NAMES
 
 
-class FakeScorer:
-    """A TEGScorer stand-in with instant, deterministic, isomorphism-invariant pseudo-scores."""
-
-    def __init__(self, space: NB201Space) -> None:
-        self.space = space
-        self.n_measured = 0
-        self._memo: dict[str, TEGScore] = {}
-
-    def score(self, arch: Hashable) -> TEGScore:
-        return self.score_many([arch])[0]
-
-    def score_many(self, archs: Iterable[Hashable]) -> list[TEGScore]:
-        return [self._of(self.space.format(self.space.canonical(arch))) for arch in archs]
-
-    def score_mask(self, mask: Mapping[str, tuple[str, ...]]) -> TEGScore:
-        return self._of(repr(sorted((k, sorted(v)) for k, v in mask.items())))
-
-    def _of(self, text: str) -> TEGScore:
-        if text not in self._memo:
-            self.n_measured += 1
-            digest = hashlib.sha256(text.encode()).digest()
-            if digest[3] % 13 == 0:
-                self._memo[text] = TEGScore.flagged("fake bad")
-            else:
-                self._memo[text] = TEGScore(1.0 + digest[0], float(digest[1]), digest[2] / 255.0)
-        return self._memo[text]
-
-
-@pytest.fixture()
-def fake(space: NB201Space) -> FakeScorer:
-    return FakeScorer(space)
-
-
-def _fake_objective(space: NB201Space, scorer: FakeScorer):
+def _fake_objective(space: NB201Space, scorer: Any):
     def objective(trial: optuna.Trial) -> float:
         score = scorer.score(suggest(space, trial))
         return math.inf if score.bad else score.ntk_cond

@@ -17,14 +17,15 @@ from teg_plugin.cli._common import (
     STRATEGY_CHOICES,
     add_final_choice_options,
     add_scoring_options,
+    add_search_rule_option,
     add_space_option,
+    check_search_rule,
     count_arg,
     make_scorer,
     rank_rule_arg,
     render,
     seed_arg,
 )
-from teg_plugin.scores import PAPER_RULE
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -100,16 +101,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     search.add_argument(
         "--first-seed", type=count_arg, default=0, metavar="S", help="the first seed (default: %(default)s)"
     )
-    search.add_argument(
-        "--rule",
-        type=rank_rule_arg,
-        default=PAPER_RULE,
-        metavar="RULE",
-        help="how the strategy ranks (tournaments, its best, the final choice's candidates): term=weight "
-        "pairs of the indicators, params (the parameter count) and zero-cost proxies (computed once "
-        "per arch), e.g. 'nwot' or 'ntk_cond,regions,kr_mse,synflow=0.5'; not for prune (default: "
-        "%(default)s, the paper's rank-sum)",
-    )
+    add_search_rule_option(search)
     search.add_argument(
         "--budget", type=int, default=100, help="architectures proposed per seed (default: %(default)s)"
     )
@@ -435,10 +427,7 @@ def _run_search(args: argparse.Namespace) -> int:
 
     if args.seeds < 1 or args.budget < 1:
         raise ValueError("--seeds and --budget must be at least 1")
-    if args.strategy == "prune" and args.rule != PAPER_RULE:
-        raise ValueError(
-            "--rule sets how evolution, reinforce and random rank; pruning ranks each removal by the paper's rule"
-        )
+    check_search_rule(args.strategy, args.rule)
     if args.strategy == "prune" and args.seeds > 1 and not args.vary_score_seed:
         print(
             "teg-plugin: pruning is deterministic for one score seed, so its seeds pick the same architecture; "

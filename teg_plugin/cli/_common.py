@@ -16,7 +16,7 @@ from teg_plugin._checks import MAX_SEED, check_seed
 from teg_plugin.config import INIT_SCHEMES, NTK_MODES, TEGConfig
 from teg_plugin.data import DATASET_NAMES
 from teg_plugin.scorer import DEVICES, TEGScorer
-from teg_plugin.scores import RankRule
+from teg_plugin.scores import PAPER_RULE, RankRule
 from teg_plugin.spaces import space_names
 from teg_plugin.strategies import STRATEGY_NAMES
 
@@ -140,6 +140,28 @@ def add_final_choice_options(parser: argparse.ArgumentParser) -> None:
         "(the parameter count) and zero-cost proxies (computed under each seed), e.g. "
         "'ntk_cond,regions,kr_mse' for the paper's rank-sum (default: %(default)s)",
     )
+
+
+def add_search_rule_option(parser: argparse.ArgumentParser) -> None:
+    """--rule: how a search ranks (``teg-nas search`` and ``teg-nas bench search``)."""
+    parser.add_argument(
+        "--rule",
+        type=rank_rule_arg,
+        default=PAPER_RULE,
+        metavar="RULE",
+        help="how the strategy ranks (tournaments, its best, the final choice's candidates): term=weight "
+        "pairs of the indicators, params (the parameter count) and zero-cost proxies (computed once "
+        "per arch), e.g. 'nwot' or 'ntk_cond,regions,kr_mse,synflow=0.5'; not for prune (default: "
+        "%(default)s, the paper's rank-sum)",
+    )
+
+
+def check_search_rule(strategy: str, rule: RankRule) -> None:
+    """Refuse ``--rule`` other than the paper's with ``--strategy prune``."""
+    if strategy == "prune" and rule != PAPER_RULE:
+        raise ValueError(
+            "--rule sets how evolution, reinforce and random rank; pruning ranks each removal by the paper's rule"
+        )
 
 
 def count_arg(text: str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import signal
 import sys
@@ -16,7 +17,9 @@ from teg_plugin.cli._common import (
     STRATEGY_CHOICES,
     add_final_choice_options,
     add_scoring_options,
+    add_search_rule_option,
     add_space_option,
+    check_search_rule,
     database_error_message,
     make_scorer,
     seed_arg,
@@ -24,6 +27,7 @@ from teg_plugin.cli._common import (
 )
 from teg_plugin.cli._signals import stop_on_sigterm
 from teg_plugin.config import EXACT, LEGACY_INIT, TEGConfig
+from teg_plugin.scores import PAPER_RULE
 from teg_plugin.spaces import space_name
 
 if TYPE_CHECKING:
@@ -45,6 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--strategy", choices=STRATEGY_CHOICES, default="evolution", help="search strategy (default: %(default)s)"
     )
+    add_search_rule_option(parser)
     parser.add_argument(
         "--budget",
         type=int,
@@ -57,7 +62,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--study-name",
         default=None,
-        help="study name (default: teg-<space>-<strategy>[-multi]-seed<seed>); an existing study made with the same settings resumes",
+        help="study name (default: teg-<space>-<strategy>[-multi][-rule-<rule>]-seed<seed>); an existing study made "
+        "with the same settings resumes",
     )
     parser.add_argument("--seed", type=seed_arg, default=0, help="search seed (default: %(default)s)")
     parser.add_argument(
@@ -93,10 +99,12 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.study_name is not None and not args.study_name.strip():
         raise ValueError("--study-name must not be empty (leave it out for the default name)")
+    check_search_rule(args.strategy, args.rule)
     args.space = space_name(args.space)  # an alias ("nb201") names the same default study
     if args.study_name is None:
         multi = "-multi" if args.objective == "multi" else ""
-        args.study_name = f"teg-{args.space}-{args.strategy}{multi}-seed{args.seed}"
+        rule = "" if args.rule == PAPER_RULE else f"-rule-{args.rule}"
+        args.study_name = f"teg-{args.space}-{args.strategy}{multi}{rule}-seed{args.seed}"
     start = time.perf_counter()
     extra = []
     if args.workers > 1:
@@ -181,7 +189,7 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = F
             scorer.space, scorer.score_mask_repeats
         ).planned_evaluations
     storage = create_storage(args.storage)
-    sampler = TEGSampler(scorer.space, scorer, strategy=args.strategy, seed=args.seed)
+    sampler = TEGSampler(scorer.space, scorer, strategy=args.strategy, seed=args.seed, rule=args.rule)
     multi = args.objective == "multi"
     directions = study_directions(multi)
     study = optuna.create_study(
@@ -222,7 +230,9 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = F
     try:
         with StopBetweenTrials(study) as stopper:
             objective = within_budget(
-                zero_cost_objective(scorer.space, scorer, multi_objective=multi), scorer.space, args.budget
+                zero_cost_objective(scorer.space, scorer, multi_objective=multi, rule=args.rule),
+                scorer.space,
+                args.budget,
             )
             study.optimize(
                 stopper.objective(objective),
@@ -251,6 +261,7 @@ def _check_resumable(study: Any, args: argparse.Namespace, directions: Sequence[
     settings = {
         "space": scorer.space.name,
         "strategy": args.strategy,
+        "rule": str(args.rule),
         "seed": args.seed,
         "objective": args.objective,
         "scoring_fingerprint": scorer.fingerprint,  # protocol, data, inputs
@@ -269,8 +280,9 @@ def _check_resumable(study: Any, args: argparse.Namespace, directions: Sequence[
             )
         study.set_user_attr(SEARCH_SETTINGS_ATTR, settings)  # a new study (or one of an earlier teg-nas version)
         return
-    # Studies of teg-nas 0.1 stored neither init nor ntk: theirs were kaiming-normal and exact.
-    stored = {"init": LEGACY_INIT, "ntk": EXACT, **stored}
+    # Studies of teg-nas 0.1 stored neither init nor ntk: theirs were kaiming-normal and exact; and
+    # studies made before --rule ranked by the paper's rule.
+    stored = {"init": LEGACY_INIT, "ntk": EXACT, "rule": str(PAPER_RULE), **stored}
     differ = [
         f"{key} {stored.get(key)!r} (now {value!r})" for key, value in settings.items() if stored.get(key) != value
     ]
@@ -302,7 +314,7 @@ def _summarise(study: Any, scorer: Any, args: argparse.Namespace, seconds: float
     import optuna
 
     from teg_plugin.optuna import best_trial
-    from teg_plugin.optuna._attrs import read_teg_attrs, stored_arch
+    from teg_plugin.optuna._attrs import read_teg_attrs, rule_extra, stored_arch
 
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     trials = study.get_trials(deepcopy=False, states=finished)
@@ -323,10 +335,14 @@ def _summarise(study: Any, scorer: Any, args: argparse.Namespace, seconds: float
         "n_measured_here": scorer.n_measured,
         "seconds": round(seconds, 2),
         "strategy": args.strategy,
+        "rule": str(args.rule),
         "study_name": study.study_name,
         "storage": args.storage,
         "data": scorer.data.source,
     }
+    extra = rule_extra([best.user_attrs], args.rule)
+    if extra is not None:  # the best architecture's values of the rule's params and proxies
+        summary["rule_values"] = {term: (v if math.isfinite(v) else None) for term, v in extra[0].items()}
     summary.update(_benchmark_report(scorer, teg.arch))
     if final is not None:
         summary["n_measured_here"] += final.n_measured
@@ -384,6 +400,7 @@ def _print_text(summary: dict[str, Any]) -> None:
         f"  T  ntk_cond      {_num(summary['ntk_cond'])}   (lower is better)",
         f"  E  regions       {_num(summary['regions'])}   (higher is better)",
         f"  G  kr_mse        {_num(summary['kr_mse'])}   (lower is better)",
+        _rule_line(summary),
         _final_choice_line(summary.get("final_choice")),
         (
             f"  NB201 CIFAR-10   valid {summary['benchmark_cifar10_valid']:.2f}%  test {summary['benchmark_cifar10_test']:.2f}%"
@@ -397,6 +414,14 @@ def _print_text(summary: dict[str, Any]) -> None:
         _dashboard_command(summary["storage"]),
     ]
     print("\n".join(line for line in lines if line is not None))
+
+
+def _rule_line(summary: dict[str, Any]) -> str | None:
+    """The rank rule, unless it is the paper's, with the best architecture's values of its extra terms."""
+    if summary["rule"] == str(PAPER_RULE):
+        return None
+    values = ", ".join(f"{term} {_num(value)}" for term, value in summary.get("rule_values", {}).items())
+    return f"  ranked by        {summary['rule']}" + (f"   ({values})" if values else "")
 
 
 def _final_choice_line(final: dict[str, Any] | None) -> str | None:

@@ -25,7 +25,7 @@ from teg_plugin.nni._hints import model_space_hint
 from teg_plugin.nni._user_space import NNIChoiceSpace, space_from_model_space
 from teg_plugin.nni.metrics import score_from_metrics
 from teg_plugin.scorer import TEGScorer
-from teg_plugin.scores import PAPER_RULE, RankRule, TEGScore, distinct_order
+from teg_plugin.scores import PAPER_RULE, RankRule, TEGScore, as_rank_rule, distinct_order
 from teg_plugin.spaces import SearchSpace, get_space
 from teg_plugin.strategies import Strategy as TEGAlgorithm
 from teg_plugin.strategies import make_strategy
@@ -106,14 +106,8 @@ class TEGStrategy(NNIStrategy):
         super().__init__()
         if final_choice is not None and not isinstance(final_choice, FinalChoice):
             raise TypeError(f"final_choice must be a teg_plugin.confirm.FinalChoice or None, got {final_choice!r}")
-        if isinstance(rule, str):
-            rule = RankRule.parse(rule)
-        elif rule is None:
-            rule = PAPER_RULE
-        elif not isinstance(rule, RankRule):
-            raise TypeError(f"rule must be a teg_plugin.scores.RankRule, its text (e.g. 'nwot') or None, got {rule!r}")
         #: How the algorithm ranks.
-        self.rule = rule
+        self.rule = as_rank_rule(rule)
         self.final_choice = final_choice
         #: The outcome of the final choice, once made.
         self.final: Confirmation | None = None

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from teg_plugin._proxy_table import keyed_proxy_values
 from teg_plugin.scores import INDICATORS, TEGScore, rank_sums
 
 __all__ = [
@@ -87,9 +88,7 @@ def proxy_metrics(values: Mapping[str, float]) -> dict[str, float | None]:
         >>> proxy_metrics({"synflow": 90.5, "nwot": float("nan")})
         {'proxy_synflow': 90.5, 'proxy_nwot': None}
     """
-    from teg_plugin.proxies import proxy_key
-
-    return {proxy_key(name): (float(v) if math.isfinite(v) else None) for name, v in values.items()}
+    return keyed_proxy_values(values)
 
 
 def score_from_metrics(metric: Any) -> TEGScore:

@@ -28,8 +28,10 @@ from teg_plugin.optuna._attrs import (
     BAD_ATTR,
     INDEX_ATTR,
     INDICATOR_ATTRS,
+    RANK_RULE_ATTR,
     TEG_ATTRS,
     score_from_user_attrs,
+    study_rule,
     teg_user_attrs,
 )
 from teg_plugin.optuna._budget import BudgetReached, within_budget
@@ -55,6 +57,7 @@ __all__ = [
     "JOURNAL_PREFIX",
     "MAX_PARAM_VALUES",
     "METRIC_NAMES",
+    "RANK_RULE_ATTR",
     "TEG_ATTRS",
     "TEGPruner",
     "TEGSampler",
@@ -66,6 +69,7 @@ __all__ = [
     "run_final_choice",
     "search_space",
     "should_prune_zero_cost",
+    "study_rule",
     "suggest",
     "teg_user_attrs",
     "within_budget",

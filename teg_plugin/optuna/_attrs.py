@@ -9,16 +9,22 @@ stores these (visible in optuna-dashboard and in ``study.trials_dataframe()``):
 * ``ntk_cond``, ``regions``, ``kr_mse`` (:data:`INDICATOR_ATTRS`): the three TEG indicators (``None``
   where undefined);
 * ``bad`` (:data:`BAD_ATTR`): whether the architecture is flagged bad (it then ranks after every good one);
-* ``proxy_<name>``: zero-cost proxy values, when asked for (:func:`proxy_user_attrs`).
+* ``proxy_<name>``: zero-cost proxy values, when asked for (:func:`proxy_user_attrs`) or named by
+  the study's rank rule;
+* ``complexity`` (:data:`COMPLEXITY_ATTR`): the parameter count of the network the architecture is
+  trained as (:meth:`SearchSpace.complexity`), when the study's rank rule weighs it (``params``).
 
 A trial **has TEG attributes** once it has ``arch``, the three indicators and ``bad``; rankings
 (the pruner, the zero-cost objective's value, :func:`best_trial`, the figures) use every such trial
 except failed ones (a trial retried after a crash keeps its attributes in the retry):
-:func:`teg_trials` and :func:`scored_trials` list them.
+:func:`teg_trials` and :func:`scored_trials` list them. They rank by the study's rank rule
+(:func:`study_rule`), whose extra terms they read from the trials' ``proxy_<name>`` and
+``complexity`` attributes (:func:`rule_extra`).
 
 **Trial system attribute.** :data:`WORKER_ATTR`: the process running the trial (``within_budget``).
 
-**Study user attributes.** :data:`FINAL_CHOICE_ATTR` and :data:`FINAL_SCORES_ATTR` (the final choice,
+**Study user attributes.** :data:`RANK_RULE_ATTR` (the rank rule the study's trials are ranked by;
+absent: the paper's), :data:`FINAL_CHOICE_ATTR` and :data:`FINAL_SCORES_ATTR` (the final choice,
 :mod:`teg_plugin.optuna._final`), :data:`SEARCH_SETTINGS_ATTR` (the settings of a ``teg-nas search``
 study, checked on resume) and :func:`best_benchmark_attr` (benchmark accuracies of the best
 architecture, written by ``teg-nas search`` for the report). Search code never reads the last ones.
@@ -31,12 +37,14 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from teg_plugin.scores import INDICATORS, TEGScore, rank_sums
+from teg_plugin._proxy_table import keyed_proxy_values, proxy_key
+from teg_plugin.scores import COMPLEXITY, INDICATORS, PAPER_RULE, RankRule, TEGScore, rank_sums
 
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
+    from teg_plugin.scorer import TEGScorer
     from teg_plugin.spaces._base import SearchSpace
 
 #: The architecture's text form.
@@ -51,6 +59,8 @@ INDICATOR_ATTRS: tuple[str, ...] = INDICATORS
 TEG_ATTRS: tuple[str, ...] = (ARCH_ATTR, INDEX_ATTR, *INDICATOR_ATTRS, BAD_ATTR)
 #: The attributes a trial needs to count as scored (``index`` is optional).
 SCORE_ATTRS: tuple[str, ...] = (ARCH_ATTR, *INDICATOR_ATTRS, BAD_ATTR)
+#: The architecture's complexity, the ``params`` term of a rank rule (written when the study's rule weighs it).
+COMPLEXITY_ATTR = "complexity"
 
 #: Trial system attribute: ``host:pid:start`` of the process running the trial, so that a worker
 #: waiting for it can tell when that process is gone (on the same host), without a heartbeat's grace
@@ -63,6 +73,9 @@ FINAL_CHOICE_ATTR = "teg_final_choice"
 FINAL_SCORES_ATTR = "teg_final_choice_scores"
 #: Study user attribute: the settings a ``teg-nas search`` study was made with (checked on resume).
 SEARCH_SETTINGS_ATTR = "teg_search_settings"
+#: Study user attribute: the text form of the :class:`RankRule` the study ranks its trials by
+#: (absent: the paper's, :data:`teg_plugin.scores.PAPER_RULE`).
+RANK_RULE_ATTR = "teg_rank_rule"
 
 
 def best_benchmark_attr(key: str) -> str:
@@ -120,9 +133,27 @@ def proxy_user_attrs(values: Mapping[str, float]) -> dict[str, float | None]:
         >>> proxy_user_attrs({"synflow": 90.5, "nwot": float("nan")})
         {'proxy_synflow': 90.5, 'proxy_nwot': None}
     """
-    from teg_plugin.proxies import proxy_key
+    return keyed_proxy_values(values)
 
-    return {proxy_key(name): (float(v) if math.isfinite(v) else None) for name, v in values.items()}
+
+def measured_user_attrs(
+    scorer: TEGScorer,
+    arch: Hashable,
+    score: TEGScore,
+    *,
+    proxies: Sequence[str] = (),
+    rule: RankRule = PAPER_RULE,
+) -> dict[str, Any]:
+    """Every user attribute of a trial of ``arch``: its TEG attributes (``score``), the proxies
+    ``proxies`` and those ``rule`` names (``proxy_<name>``, computed by ``scorer``, cached), and its
+    complexity (:data:`COMPLEXITY_ATTR`) when ``rule`` weighs it."""
+    attrs = teg_user_attrs(scorer.space, arch, score)
+    names = tuple(dict.fromkeys((*proxies, *rule.proxies)))
+    if names:
+        attrs.update(proxy_user_attrs(scorer.proxies([arch], names)[0]))
+    if rule.complexity:
+        attrs[COMPLEXITY_ATTR] = float(scorer.space.complexity(arch))
+    return attrs
 
 
 def checked_proxy_names(proxies: str | Iterable[str]) -> tuple[str, ...]:
@@ -138,6 +169,29 @@ def checked_proxy_names(proxies: str | Iterable[str]) -> tuple[str, ...]:
     from teg_plugin.proxies import parse_proxy_names
 
     return parse_proxy_names(proxies)
+
+
+def claim_study_rule(study: optuna.Study, rule: RankRule, *, who: str) -> None:
+    """Record that ``study`` ranks its trials by ``rule`` (:data:`RANK_RULE_ATTR`), or refuse.
+
+    A study holds one rule: its trials' values, the pruner and :func:`best_trial` all rank by it.
+    A study that records none ranks by the paper's rule; another rule is recorded only while the
+    study has no scored trial yet (those were ranked by the paper's rule and lack the new terms).
+
+    Raises:
+        ValueError: ``study`` ranks by another rule (the message names both, and ``who`` asks).
+    """
+    current = study_rule(study)
+    if current == rule:
+        return
+    if RANK_RULE_ATTR not in study.user_attrs and not teg_trials(study):
+        study.set_user_attr(RANK_RULE_ATTR, str(rule))
+        return
+    named = f"{current} (the paper's)" if current == PAPER_RULE else str(current)
+    raise ValueError(
+        f"study {study.study_name!r} ranks its trials by the rank rule {named}, and {who} ranks by {rule}: "
+        "a study holds one rule; use that one, or another study"
+    )
 
 
 def write_user_attrs(
@@ -238,6 +292,43 @@ def read_teg_attrs(user_attrs: Mapping[str, Any]) -> TEGAttrs | None:
     )
 
 
+def study_rule(study: optuna.Study) -> RankRule:
+    """The rank rule ``study`` ranks its trials by (:data:`RANK_RULE_ATTR`; the paper's when it
+    records none).
+
+    Raises:
+        ValueError: the study records a rule that does not parse.
+    """
+    text = study.user_attrs.get(RANK_RULE_ATTR)
+    if text is None:
+        return PAPER_RULE
+    try:
+        return RankRule.parse(str(text))
+    except ValueError as err:
+        raise ValueError(f"study {study.study_name!r} records an unreadable rank rule {text!r}: {err}") from None
+
+
+def rule_extra(user_attrs: Sequence[Mapping[str, Any]], rule: RankRule) -> list[dict[str, float]] | None:
+    """The values of ``rule``'s extra terms (:attr:`RankRule.extra_terms`) stored in each trial's
+    user attributes (``proxy_<name>``, :data:`COMPLEXITY_ATTR`): :func:`~teg_plugin.scores.rank_sums`'s
+    ``extra``, ``None`` when the rule has none. A value stored as ``None`` (a flagged proxy), or
+    not stored at all, is NaN: it ranks after every defined value of its term.
+
+    Example:
+        >>> rule_extra([{"proxy_nwot": 5.0, "complexity": 9.0}, {"proxy_nwot": None}], RankRule.parse("nwot,params"))
+        [{'params': 9.0, 'nwot': 5.0}, {'params': nan, 'nwot': nan}]
+    """
+    terms = rule.extra_terms
+    if not terms:
+        return None
+    keys = {term: COMPLEXITY_ATTR if term == COMPLEXITY else proxy_key(term) for term in terms}
+    out = []
+    for attrs in user_attrs:
+        values = {term: _finite_or_none(attrs.get(key)) for term, key in keys.items()}
+        out.append({term: math.nan if value is None else value for term, value in values.items()})
+    return out
+
+
 def stored_arch(user_attrs: Mapping[str, Any]) -> str | None:
     """The architecture text a trial's user attributes hold, ``None`` when they hold none (scored or not)."""
     arch = user_attrs.get(ARCH_ATTR)
@@ -304,16 +395,29 @@ def _finite_or_none(value: Any) -> float | None:
 # -- ranking -------------------------------------------------------------------------------------
 
 
-def count_strictly_better(score: TEGScore, others: Sequence[TEGScore]) -> int:
-    """How many of ``others`` have a strictly lower TEG rank-sum than ``score`` within ``[score, *others]``."""
-    sums = rank_sums([score, *others])
+def count_strictly_better(
+    score: TEGScore,
+    others: Sequence[TEGScore],
+    rule: RankRule = PAPER_RULE,
+    extra: Sequence[Mapping[str, float]] | None = None,
+) -> int:
+    """How many of ``others`` have a strictly lower rank-sum under ``rule`` than ``score`` within
+    ``[score, *others]`` (``extra``: :func:`~teg_plugin.scores.rank_sums`'s, one mapping per score
+    of that list)."""
+    sums = rank_sums([score, *others], rule, extra)
     return int((sums[1:] < sums[0]).sum())
 
 
-def normalized_rank_sum(score: TEGScore, others: Iterable[TEGScore]) -> float:
-    """``score``'s rank-sum within ``[score, *others]`` divided by the number of good scores among them:
-    in ``(0, 3]``, lower is better; ``inf`` for a bad score."""
+def normalized_rank_sum(
+    score: TEGScore,
+    others: Sequence[TEGScore],
+    rule: RankRule = PAPER_RULE,
+    extra: Sequence[Mapping[str, float]] | None = None,
+) -> float:
+    """``score``'s rank-sum under ``rule`` within ``[score, *others]`` divided by the number of good
+    scores among them (``extra`` as for :func:`count_strictly_better`): in ``(0, W]`` for a rule whose
+    weights sum to ``W`` (3 for the paper's), lower is better; ``inf`` for a bad score."""
     scores = [score, *others]
     n_good = sum(not s.bad for s in scores)
-    value = float(rank_sums(scores)[0])
+    value = float(rank_sums(scores, rule, extra)[0])
     return value / n_good if math.isfinite(value) else math.inf

@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from teg_plugin.confirm import DEFAULT_CONFIRM_RULE, Confirmation, confirm, confirmation_seeds, top_candidates
-from teg_plugin.optuna._attrs import FINAL_CHOICE_ATTR, FINAL_SCORES_ATTR, scored_trials, stored_arch
+from teg_plugin.optuna._attrs import (
+    FINAL_CHOICE_ATTR,
+    FINAL_SCORES_ATTR,
+    rule_extra,
+    scored_trials,
+    stored_arch,
+    study_rule,
+)
 from teg_plugin.scores import RankRule, TEGScore
 
 if TYPE_CHECKING:
@@ -46,9 +53,10 @@ def run_final_choice(
     ``top`` or ``seeds`` is 0 or no complete trial has a good score.
 
     The candidates are the ``top`` best distinct architectures of the complete scored trials, as
-    the study ranks them (:func:`~teg_plugin.confirm.top_candidates`); each trial's own score is
-    its score under ``scorer``'s seed. Scores measured earlier for this study (an interrupted run)
-    are reused when the scorer's fingerprint and the seeds are the same.
+    the study ranks them (:func:`~teg_plugin.confirm.top_candidates` under the study's rank rule,
+    :func:`~teg_plugin.optuna._attrs.study_rule`); ``rule`` then re-ranks them under each seed.
+    Each trial's own score is its score under ``scorer``'s seed. Scores measured earlier for this
+    study (an interrupted run) are reused when the scorer's fingerprint and the seeds are the same.
     """
     if not top or not seeds:
         return None
@@ -56,7 +64,9 @@ def run_final_choice(
     space = scorer.space
     archs = [space.parse(str(stored_arch(t.user_attrs))) for t, _ in complete]
     scores = [s for _, s in complete]
-    candidates = top_candidates(space, archs, scores, top)
+    search_rule = study_rule(study)
+    extra = rule_extra([t.user_attrs for t, _ in complete], search_rule)
+    candidates = top_candidates(space, archs, scores, top, rule=search_rule, extra=extra)
     if not candidates:
         return None
     all_seeds = (scorer.config.seed, *confirmation_seeds(scorer.config.seed, seeds))

@@ -11,16 +11,18 @@ from teg_plugin.confirm import DEFAULT_CONFIRM_RULE
 from teg_plugin.optuna._attrs import (
     SCORE_ATTRS,
     checked_proxy_names,
+    claim_study_rule,
+    measured_user_attrs,
     normalized_rank_sum,
-    proxy_user_attrs,
+    rule_extra,
     scored_trials,
     set_user_attrs,
+    study_rule,
     teg_trials,
-    teg_user_attrs,
 )
 from teg_plugin.optuna._final import current_final_choice, run_final_choice
 from teg_plugin.optuna._suggest import suggest
-from teg_plugin.scores import INDICATORS, RankRule, best_distinct_index
+from teg_plugin.scores import INDICATORS, RankRule, as_rank_rule, best_distinct_index
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -51,7 +53,12 @@ def study_directions(multi_objective: bool) -> list[Direction]:
 
 
 def zero_cost_objective(
-    space: SearchSpace, scorer: TEGScorer, *, multi_objective: bool = False, proxies: str | Iterable[str] = ()
+    space: SearchSpace,
+    scorer: TEGScorer,
+    *,
+    multi_objective: bool = False,
+    proxies: str | Iterable[str] = (),
+    rule: RankRule | str | None = None,
 ) -> ZeroCostObjective:
     """An objective that scores the suggested architecture with TEG instead of training it.
 
@@ -59,11 +66,12 @@ def zero_cost_objective(
     TEG user attributes, and returns:
 
     * single-objective (default; ``direction="minimize"``): the architecture's **rank-based score**,
-      its TEG rank-sum among every trial with TEG attributes so far (failed trials aside, this one
-      included) divided by the number of good architectures among them. It lies in ``(0, 3]``, lower
-      is better; 3/n means best on all three indicators among n. The value is relative to the trials
-      that existed when the trial finished, so :func:`best_trial` (not ``study.best_trial``) gives
-      the exact TEG winner.
+      its rank-sum under ``rule`` among every trial with TEG attributes so far (failed trials aside,
+      this one included) divided by the number of good architectures among them. For the paper's
+      rule it lies in ``(0, 3]``, lower is better; 3/n means best on all three indicators among n
+      (for another rule, 3 is the sum of its weights). The value is relative to the trials that
+      existed when the trial finished, so :func:`best_trial` (not ``study.best_trial``) gives the
+      exact winner.
     * ``multi_objective=True``: ``(ntk_cond, regions, kr_mse)``, for a study with
       ``directions=DIRECTIONS`` (minimize, maximize, minimize); ``study.best_trials`` is the Pareto
       front. Name the metrics with ``study.set_metric_names(list(METRIC_NAMES))``.
@@ -83,6 +91,13 @@ def zero_cost_objective(
         multi_objective: return the three indicators instead of the rank-based score.
         proxies: zero-cost proxies (``"synflow,nwot"`` or a list, see :mod:`teg_plugin.proxies`)
             computed too, each stored as user attribute ``proxy_<name>`` (``None`` when flagged).
+        rule: how the study ranks its trials (a :class:`~teg_plugin.scores.RankRule` or its text,
+            e.g. ``"nwot"`` or ``"ntk_cond,regions,kr_mse,synflow=0.5"``; ``None``: the paper's).
+            The study records it (study user attribute ``teg_rank_rule``), so that
+            :class:`TEGSampler`, :class:`TEGPruner`, :func:`best_trial` and the figures rank by it
+            too; the values of its extra terms are stored in each trial (``proxy_<name>``,
+            ``complexity``). A study holds one rule: a study that ranks by another raises
+            ``ValueError`` in the first trial.
 
     Example:
         >>> import optuna
@@ -101,6 +116,7 @@ def zero_cost_objective(
         raise ValueError(f"the scorer scores {scorer.space.name!r} but the objective searches {space.name!r}")
     expected = study_directions(multi_objective)
     proxy_names = checked_proxy_names(proxies)
+    rule = as_rank_rule(rule)
 
     def objective(trial: optuna.Trial) -> float | tuple[float, float, float]:
         directions = [d.name.lower() for d in trial.study.directions]
@@ -111,18 +127,18 @@ def zero_cost_objective(
                 f"the zero-cost objective{' (multi_objective=True)' if multi_objective else ''} needs a study "
                 f"created with {how}; this study has directions={directions}"
             )
-        arch = suggest(space, trial)
+        arch = suggest(space, trial)  # first: TEGSampler records its rule when it proposes
+        claim_study_rule(trial.study, rule, who="the zero-cost objective")
         score = scorer.score(arch)
-        attrs = teg_user_attrs(space, arch, score)
-        if proxy_names:
-            attrs.update(proxy_user_attrs(scorer.proxies([arch], proxy_names)[0]))
+        attrs = measured_user_attrs(scorer, arch, score, proxies=proxy_names, rule=rule)
         set_user_attrs(trial, attrs)
         if score.bad:
             raise optuna.TrialPruned(f"bad architecture {space.format(arch)}: {score.reason or 'undefined indicator'}")
         if multi_objective:
             return float(score.ntk_cond), float(score.regions), float(score.kr_mse)
-        others = [other for _, other in scored_trials(trial.study, exclude_number=trial.number)]
-        return normalized_rank_sum(score, others)
+        others = scored_trials(trial.study, exclude_number=trial.number)
+        extra = rule_extra([attrs, *(other.user_attrs for other, _ in others)], rule)
+        return normalized_rank_sum(score, [other for _, other in others], rule, extra)
 
     return objective
 
@@ -138,17 +154,18 @@ def best_trial(
     use_final_choice: bool = True,
 ) -> FrozenTrial:
     """The study's answer: the complete trial of the architecture its final choice picked, else the
-    one with the lowest TEG rank-sum among the distinct architectures of the complete trials (each
-    counted once, at its first complete trial; the first among equals).
+    one with the lowest rank-sum under the study's rank rule (:func:`study_rule`: the paper's unless
+    the objective or the sampler was given another) among the distinct architectures of the
+    complete trials (each counted once, at its first complete trial; the first among equals).
 
     With a ``scorer`` and ``confirm_top``/``confirm_seeds`` above 0, the final choice is made first
     (or finished, after an interruption) and stored in the study
     (:func:`~teg_plugin.optuna.run_final_choice`: the ``confirm_top`` best candidates re-ranked over
-    ``confirm_seeds`` further score seeds with ``rule``). Without them, a final choice already
+    ``confirm_seeds`` further score seeds with ``rule``, the final choice's own rule). Without them, a final choice already
     stored is used while the study has not gained trials since, unless ``use_final_choice`` is
     ``False`` (the search's own best, by rank-sum).
 
-    Rank-sums are recomputed from the trials' TEG user attributes, so this is the exact TEG winner
+    Rank-sums are recomputed from the trials' user attributes, so this is the exact winner
     of the study whatever the objective returned (the zero-cost objective's values are relative to
     the trials that existed when each finished). Works for single- and multi-objective studies.
 
@@ -183,4 +200,6 @@ def best_trial(
     final = current_final_choice(study, complete) if use_final_choice else None
     if final is not None and final["pick"] in archs:
         return complete[archs.index(final["pick"])][0]
-    return complete[best_distinct_index(archs, [teg.score() for _, teg in complete])][0]
+    search_rule = study_rule(study)
+    extra = rule_extra([trial.user_attrs for trial, _ in complete], search_rule)
+    return complete[best_distinct_index(archs, [teg.score() for _, teg in complete], search_rule, extra)][0]

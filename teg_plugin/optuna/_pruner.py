@@ -10,10 +10,12 @@ from optuna.pruners import BasePruner
 from teg_plugin._checks import check_int
 from teg_plugin.optuna._attrs import (
     count_strictly_better,
+    measured_user_attrs,
     read_user_attrs,
+    rule_extra,
     score_from_user_attrs,
     scored_trials,
-    teg_user_attrs,
+    study_rule,
     write_user_attrs,
 )
 
@@ -22,14 +24,17 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
     from teg_plugin.scorer import TEGScorer
-    from teg_plugin.scores import TEGScore
+    from teg_plugin.scores import RankRule, TEGScore
 
 
 class TEGPruner(BasePruner):
     """Prune a trial whose architecture ranks in the worst ``1 - quantile`` share by TEG rank-sum.
 
-    The rank-sum is computed with :func:`teg_plugin.scores.rank_sums` over the TEG user attributes of
-    every trial that has them (failed trials aside), this one included: the trial is pruned when
+    The rank-sum is computed with :func:`teg_plugin.scores.rank_sums`, under the study's rank rule
+    (the paper's unless :class:`TEGSampler` or :func:`zero_cost_objective` was given another), over
+    the TEG user attributes of every trial that has them (failed trials aside), this one included
+    (a rule's proxies and complexity: from the trials' ``proxy_<name>`` and ``complexity``
+    attributes; computed with ``scorer`` where the pruner scores a trial): the trial is pruned when
     more than ``quantile`` x (the number of other trials) have a strictly lower rank-sum. A ``bad``
     architecture is always pruned. Nothing is pruned until ``n_warmup_trials`` other trials have TEG
     attributes.
@@ -161,17 +166,20 @@ def _decide(
 ) -> bool:
     # Read from the storage: a live trial's own copy may predate what the sampler wrote.
     user_attrs = read_user_attrs(study, trial)
+    rule = study_rule(study)
     score = score_from_user_attrs(user_attrs)
     if score is None:
-        score = _score_params(study, trial, user_attrs, trial.params, scorer)
-        if score is None:
+        measured = _score_params(study, trial, user_attrs, trial.params, scorer, rule)
+        if measured is None:
             return False
-    others = [other for _, other in scored_trials(study, exclude_number=trial.number)]
+        score, user_attrs = measured
+    others = scored_trials(study, exclude_number=trial.number)
     if len(others) < n_warmup_trials:
         return False
     if score.bad:
         return True
-    return count_strictly_better(score, others) > quantile * len(others)
+    extra = rule_extra([user_attrs, *(other.user_attrs for other, _ in others)], rule)
+    return count_strictly_better(score, [other for _, other in others], rule, extra) > quantile * len(others)
 
 
 def _score_params(
@@ -180,9 +188,11 @@ def _score_params(
     user_attrs: Mapping[str, Any],
     params: Mapping[str, Any],
     scorer: TEGScorer | None,
-) -> TEGScore | None:
-    """Score the trial's architecture with ``scorer`` and store its TEG attributes; ``None`` when
-    there is no scorer or the parameters do not name an architecture yet."""
+    rule: RankRule,
+) -> tuple[TEGScore, dict[str, Any]] | None:
+    """Score the trial's architecture with ``scorer`` and store its TEG attributes (and the values
+    of ``rule``'s extra terms); the score and those attributes, ``None`` when there is no scorer or
+    the parameters do not name an architecture yet."""
     if scorer is None:
         return None
     space = scorer.space
@@ -194,5 +204,6 @@ def _score_params(
     except ValueError:
         return None
     score = scorer.score(arch)
-    write_user_attrs(study, trial, teg_user_attrs(space, arch, score), user_attrs)
-    return score
+    attrs = measured_user_attrs(scorer, arch, score, rule=rule)
+    write_user_attrs(study, trial, attrs, user_attrs)
+    return score, attrs

@@ -12,16 +12,17 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import TrialState
 
 from teg_plugin._checks import check_int, check_seed
+from teg_plugin._proxy_table import proxy_key
 from teg_plugin.optuna._attrs import (
     checked_proxy_names,
-    proxy_user_attrs,
+    claim_study_rule,
+    measured_user_attrs,
     score_from_user_attrs,
-    teg_user_attrs,
     write_user_attrs,
 )
 from teg_plugin.optuna._compat import fixed_params, keep_in_cached_trial
 from teg_plugin.optuna._suggest import search_space as _search_space
-from teg_plugin.scores import TEGScore, rank_sums
+from teg_plugin.scores import PAPER_RULE, RankRule, TEGScore, as_rank_rule, rank_sums
 from teg_plugin.strategies import Strategy, make_strategy
 from teg_plugin.strategies._factory import strategy_key
 
@@ -59,8 +60,8 @@ class TEGSampler(BaseSampler):
       between trials the sampler itself runs ask/score/tell steps of the strategy with ``scorer``
       (cheap) until ``k`` more distinct architectures (isomorphism classes) have been scored (a
       repeated proposal costs nothing and does not count; at most 20 steps per class), and proposes
-      the architecture of the strategy's history with the lowest TEG rank-sum whose isomorphism
-      class no trial has had yet. Trial values are never shown to the strategy: the search stays
+      the architecture of the strategy's history with the lowest rank-sum (under ``rule``) whose
+      isomorphism class no trial has had yet. Trial values are never shown to the strategy: the search stays
       training-free whatever the objective returns.
 
     Either way the proposed architecture's TEG user attributes (``arch``, ``index``, ``ntk_cond``,
@@ -101,12 +102,21 @@ class TEGSampler(BaseSampler):
             sampled by the fallback sampler.
         proxies: zero-cost proxies (``"synflow,nwot"`` or a list, see :mod:`teg_plugin.proxies`)
             computed for each proposal too, each stored as user attribute ``proxy_<name>``.
+        rule: how the strategy ranks (its tournaments, its best, the guided mode's proposals) and
+            how the study ranks its trials: a :class:`~teg_plugin.scores.RankRule` or its text
+            (e.g. ``"nwot"``, ``"ntk_cond,regions,kr_mse,synflow=0.5"``); ``None``: the paper's
+            rank-sum. Its proxies are computed with ``scorer`` (cached) and stored in each trial
+            (``proxy_<name>``, and ``complexity`` for its ``params`` term); the study records the
+            rule (:func:`zero_cost_objective` must be given the same one). Not for ``"prune"``,
+            which ranks each removal by the paper's rule.
 
     Raises:
         TypeError: ``strategy`` is not a string, ``seed`` or ``steps_per_trial`` is not an int, or
             ``strategy_options`` holds an option the strategy does not take.
         ValueError: an unknown ``strategy`` (or ``"prune"`` on a user space without a supernet builder),
-            a ``seed`` outside ``0 .. 2**32 - 1``, ``steps_per_trial`` below 1, a bad option value, or a ``scorer`` of another space.
+            a ``seed`` outside ``0 .. 2**32 - 1``, ``steps_per_trial`` below 1, a bad option value,
+            a ``scorer`` of another space, a ``rule`` that does not parse, or a rule other than the
+            paper's with ``"prune"``. A study that ranks by another rule raises at the first proposal.
 
     Example:
         Zero-cost search (the objective returns TEG values):
@@ -148,6 +158,7 @@ class TEGSampler(BaseSampler):
         strategy_options: Mapping[str, Any] | None = None,
         warn_independent_sampling: bool = True,
         proxies: str | Iterable[str] = (),
+        rule: RankRule | str | None = None,
     ) -> None:
         if scorer.space.name != space.name:
             raise ValueError(f"the scorer scores {scorer.space.name!r} but the sampler searches {space.name!r}")
@@ -159,18 +170,27 @@ class TEGSampler(BaseSampler):
                 f"strategy 'prune' prunes a supernet, and the space {space.name!r} has none: give the space a "
                 "supernet builder (ChoiceSpace/TrialSpace(..., supernet=...)) or use 'evolution', 'random' or 'reinforce'"
             )
+        self._rule = as_rank_rule(rule)
+        if strategy == "prune" and self._rule != PAPER_RULE:
+            raise ValueError(
+                f"rule {self._rule}: strategy 'prune' ranks each removal by the paper's rule; a rule sets how "
+                "'evolution', 'reinforce' and 'random' rank"
+            )
+        options = dict(strategy_options or {})
+        if {"rule", "proxy_values"} & set(options):
+            raise TypeError("pass the rank rule as TEGSampler(..., rule=...), not in strategy_options")
         self._proxies = checked_proxy_names(proxies)
         self._space = space
         self._scorer = scorer
         self._steps = steps_per_trial
-        strategies = _StrategyMaker(space, scorer, strategy, seed, dict(strategy_options or {}))
+        self._scores = _ScoreMemo(scorer, self._rule)
+        strategies = _StrategyMaker(space, scorer, strategy, seed, options, self._rule, self._scores)
         strategies.make()  # fail now, not in the first trial, on a bad option
         self._distributions = _search_space(space)
         self._random = RandomSampler(seed=seed)
         self._warn_independent = warn_independent_sampling
         self._warned: set[str] = set()
         self._lock = threading.Lock()
-        self._scores = _ScoreMemo(scorer)
         archs = _TrialArchs(space, tuple(self._distributions))
         #: Where the proposals come from: one strategy step per trial, or ``steps_per_trial`` steps.
         self._policy: _ZeroCostPolicy | _GuidedPolicy = (
@@ -188,6 +208,11 @@ class TEGSampler(BaseSampler):
     def scorer(self) -> TEGScorer:
         """The scorer of every TEG value this sampler uses."""
         return self._scorer
+
+    @property
+    def rule(self) -> RankRule:
+        """How the strategy and the study rank architectures."""
+        return self._rule
 
     @property
     def steps_per_trial(self) -> int:
@@ -209,6 +234,7 @@ class TEGSampler(BaseSampler):
         """The next architecture of the strategy as parameters; writes its TEG user attributes."""
         if not search_space or any(name not in search_space for name in self._distributions):
             return {}
+        claim_study_rule(study, self._rule, who="TEGSampler")
         with self._lock:
             arch = self._policy.propose(study.get_trials(deepcopy=False), trial)
         params = self._space.to_params(arch)
@@ -248,10 +274,9 @@ class TEGSampler(BaseSampler):
         return self._random.sample_independent(study, trial, param_name, param_distribution)
 
     def _write_attrs(self, study: optuna.Study, trial: FrozenTrial, arch: Hashable) -> None:
-        """Write the TEG user attributes (and proxies) of ``arch``, the trial's architecture."""
-        attrs = teg_user_attrs(self._space, arch, self._scores.of([arch])[0])
-        if self._proxies:
-            attrs.update(proxy_user_attrs(self._scorer.proxies([arch], self._proxies)[0]))
+        """Write the TEG user attributes (proxies, rule terms) of ``arch``, the trial's architecture."""
+        score = self._scores.of([arch])[0]
+        attrs = measured_user_attrs(self._scorer, arch, score, proxies=self._proxies, rule=self._rule)
         write_user_attrs(study, trial, attrs, trial.user_attrs)
         keep_in_cached_trial(trial, attrs)
 
@@ -260,12 +285,14 @@ class TEGSampler(BaseSampler):
 
 
 class _ScoreMemo:
-    """Scores from the scorer, remembered per architecture (no canonical form to recompute when a
-    study is replayed)."""
+    """Scores (and the rule's proxies) from the scorer, remembered per architecture (no canonical
+    form to recompute when a study is replayed)."""
 
-    def __init__(self, scorer: TEGScorer) -> None:
+    def __init__(self, scorer: TEGScorer, rule: RankRule) -> None:
         self._scorer = scorer
+        self._proxy_names = rule.proxies
         self._scores: dict[Hashable, TEGScore] = {}
+        self._proxies: dict[Hashable, dict[str, float]] = {}
 
     def of(self, archs: Sequence[Hashable]) -> list[TEGScore]:
         """The scores of ``archs``; those not known yet are scored in one call."""
@@ -279,16 +306,44 @@ class _ScoreMemo:
         """Take ``score`` as ``arch``'s score unless one is known already (a trial's stored score)."""
         self._scores.setdefault(arch, score)
 
+    def proxies_of(self, arch: Hashable) -> dict[str, float]:
+        """The rule's proxies of ``arch`` (the strategy's ``proxy_values``), computed once."""
+        if arch not in self._proxies:
+            self._proxies[arch] = self._scorer.proxies([arch], self._proxy_names)[0]
+        return self._proxies[arch]
+
+    def remember_proxies(self, arch: Hashable, user_attrs: Mapping[str, Any]) -> None:
+        """Take the rule's proxies stored in a trial's user attributes as ``arch``'s, when it stores
+        every one (``None``: flagged, NaN)."""
+        keys = {name: proxy_key(name) for name in self._proxy_names}
+        if arch in self._proxies or not keys or any(key not in user_attrs for key in keys.values()):
+            return
+        stored = {name: user_attrs[key] for name, key in keys.items()}
+        self._proxies[arch] = {name: float("nan") if value is None else float(value) for name, value in stored.items()}
+
 
 class _StrategyMaker:
     """Makes fresh strategies, all alike: the sampler's strategy, seed and options."""
 
-    def __init__(self, space: SearchSpace, scorer: TEGScorer, name: str, seed: int, options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        scorer: TEGScorer,
+        name: str,
+        seed: int,
+        options: dict[str, Any],
+        rule: RankRule,
+        memo: _ScoreMemo,
+    ) -> None:
         self.space = space
         self.scorer = scorer
         self._name = name
         self._seed = seed
         self._options = options
+        if rule != PAPER_RULE:
+            self._options["rule"] = rule
+        if rule.proxies:
+            self._options["proxy_values"] = memo.proxies_of
 
     def make(self) -> Strategy:
         # Per-repeat supernet scores let pruning compare repeat by repeat (TE-NAS); a scorer without
@@ -352,6 +407,7 @@ class _ZeroCostPolicy:
                     stored = score_from_user_attrs(other.user_attrs)
                     if stored is not None:  # what the objective measured: no need to score it again here
                         self._scores.remember(arch, stored)
+                        self._scores.remember_proxies(arch, other.user_attrs)
             elif other.number < trial.number:
                 pending += 1  # running, waiting or failed: it holds (or will get) an earlier proposal
         told.sort(key=lambda pair: pair[0])
@@ -377,7 +433,8 @@ class _ZeroCostPolicy:
         # The snapshot must stay un-asked: hand out a copy. It shares the space, the scorer and the
         # told (arch, score) pairs, which are immutable, so copying costs little.
         space, scorer = self._strategies.space, self._strategies.scorer
-        memo: dict[int, Any] = {id(space): space, id(scorer): scorer}
+        # The score memo (behind a rule's proxy_values) stays shared too.
+        memo: dict[int, Any] = {id(space): space, id(scorer): scorer, id(self._scores): self._scores}
         for pair in base.history:
             memo[id(pair)] = pair
             memo[id(pair[0])] = pair[0]
@@ -421,7 +478,9 @@ class _GuidedPolicy:
                 rounds += 1  # it had (or is about to get) a proposal
         end = self._window(self._steps_per_trial * (rounds + 1))
         window = self.history[:end]
-        sums = rank_sums([score for _, score in window])
+        assert self._strategy is not None  # _window advanced it
+        archs = [arch for arch, _ in window]
+        sums = rank_sums([score for _, score in window], self._strategy.rule, self._strategy.extra_values(archs))
         for i in sorted(range(len(window)), key=lambda i: (sums[i], i)):
             if self._archs.canonical(window[i][0]) not in proposed:
                 return window[i][0]

@@ -7,9 +7,10 @@ Each proxy is a small module with its definition and reference: :mod:`.params`, 
 per architecture and proxy). See docs/proxies.md.
 """
 
+from teg_plugin._proxy_table import PROXY_KEY_PREFIX, proxy_key
 from teg_plugin.proxies._base import NonFiniteProxy, Proxy, ProxyInputs
 from teg_plugin.proxies.measure import ProxyResult, measure_proxies
-from teg_plugin.proxies.registry import PROXIES, PROXY_KEY_PREFIX, get_proxy, parse_proxy_names, proxy_key, proxy_names
+from teg_plugin.proxies.registry import PROXIES, get_proxy, parse_proxy_names, proxy_names
 from teg_plugin.proxies.scorer import ProxyScorer
 
 __all__ = [

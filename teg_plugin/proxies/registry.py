@@ -35,16 +35,6 @@ if set(_BY_NAME) != set(PROXY_HIGHER_IS_BETTER):  # a proxy module and the torch
 PROXIES: Mapping[str, Proxy] = MappingProxyType({name: _BY_NAME[name] for name in PROXY_HIGHER_IS_BETTER})
 
 
-#: The key of a proxy's value beside the TEG indicators, in Optuna user attributes and NNI results:
-#: ``proxy_<name>`` (e.g. ``proxy_synflow``).
-PROXY_KEY_PREFIX = "proxy_"
-
-
-def proxy_key(name: str) -> str:
-    """``proxy_<name>``: where ``name``'s value is stored beside the TEG indicators."""
-    return PROXY_KEY_PREFIX + name
-
-
 def proxy_names() -> tuple[str, ...]:
     """The names :func:`get_proxy` knows, in registry order."""
     return tuple(PROXIES)
