@@ -55,9 +55,12 @@ def test_nnictl_experiment_with_teg_tuner(tmp_path: Path) -> None:
     for name in ("trial.py", "search_space.json"):
         shutil.copy(EXAMPLE / name, work / name)
     config = yaml.safe_load((EXAMPLE / "nb201_teg.yml").read_text())
-    config["trialCommand"] = config["trialCommand"] + f" --device cpu --config '{json.dumps(SMALL)}'"
+    # Trials report nwot too, and the tuner ranks by a rule naming it (a string through YAML classArgs).
+    config["trialCommand"] += f" --device cpu --config '{json.dumps(SMALL)}' --proxies nwot"
     config["maxTrialNumber"] = TRIALS
-    config["tuner"]["classArgs"].update(budget=TRIALS, population_size=2, tournament_size=2)
+    config["tuner"]["classArgs"].update(
+        budget=TRIALS, population_size=2, tournament_size=2, rule="ntk_cond,regions,kr_mse,nwot"
+    )
     config["experimentWorkingDirectory"] = str(tmp_path / "nni-work")
     (work / "exp.yml").write_text(yaml.safe_dump(config))
 
@@ -111,7 +114,7 @@ def test_nnictl_experiment_with_teg_tuner(tmp_path: Path) -> None:
         for record in records:
             space.from_params(record["parameter"])  # one NB201 arch per trial
             value = json.loads(record["value"]) if isinstance(record["value"], str) else record["value"]
-            assert set(value) == {"default", "ntk_cond", "regions", "kr_mse", "bad"}
+            assert set(value) == {"default", "ntk_cond", "regions", "kr_mse", "bad", "proxy_nwot"}
             score = score_from_metrics(value)
             assert not score.bad and score.regions > 1 and score.ntk_cond >= 1
             defaults.append(value["default"])
@@ -122,7 +125,8 @@ def test_nnictl_experiment_with_teg_tuner(tmp_path: Path) -> None:
         assert len((experiment_dir / "teg_results.jsonl").read_text().splitlines()) == TRIALS
         dispatcher_log = experiment_dir / "log" / "dispatcher.log"
         if dispatcher_log.exists():
-            assert f"TEGTuner: result {TRIALS}" in dispatcher_log.read_text()
+            log = dispatcher_log.read_text()
+            assert f"TEGTuner: result {TRIALS}" in log and "has no proxy_nwot" not in log
     finally:
         if experiment_id is None and (tmp_path / "nni-work").is_dir():  # started, but its id was not printed
             ids = [p.name for p in (tmp_path / "nni-work").iterdir() if p.is_dir() and p.name != "_latest"]

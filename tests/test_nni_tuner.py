@@ -10,11 +10,11 @@ import pytest
 pytest.importorskip("nni", reason='NNI is not installed: pip install "teg-plugin[nni]"')
 
 from teg_plugin.nni import TEGTuner  # noqa: E402, I001
-from teg_plugin.nni.metrics import teg_metrics  # noqa: E402
+from teg_plugin.nni.metrics import proxy_metrics, teg_metrics  # noqa: E402
 
 import nni  # noqa: E402
 
-from teg_plugin.scores import TEGScore  # noqa: E402
+from teg_plugin.scores import RankRule, TEGScore  # noqa: E402
 from teg_plugin.spaces import NB201Space  # noqa: E402
 from teg_plugin.strategies import make_strategy  # noqa: E402
 
@@ -91,6 +91,44 @@ def test_tuner_runs_the_algorithm_unchanged(name: str, options: dict) -> None:
     with pytest.raises(nni.NoMoreTrialError):
         tuner.generate_parameters(budget)
     assert tuner.best() == direct.best()
+
+
+def fake_nwot(arch: object) -> float:
+    """A pseudo-proxy that favours avg_pool_3x3, against fake_score's preference."""
+    return float(sum(op == "avg_pool_3x3" for op in SPACE.to_params(arch).values()))  # type: ignore[arg-type]
+
+
+def test_a_rule_ranks_by_the_proxies_the_trials_report(caplog: pytest.LogCaptureFixture) -> None:
+    budget, options = 12, {"population_size": 4, "tournament_size": 2}
+    tuner = TEGTuner("evolution", seed=3, budget=budget, rule="nwot", **options)
+    tuner.update_search_space(SEARCH_SPACE)
+    direct = make_strategy(
+        "evolution",
+        SPACE,
+        seed=3,
+        rule=RankRule.parse("nwot"),
+        proxy_values=lambda a: {"nwot": fake_nwot(a)},
+        **options,
+    )
+    for parameter_id in range(budget):
+        params = tuner.generate_parameters(parameter_id)
+        arch = direct.ask()
+        assert SPACE.from_params(params) == arch
+        direct.tell(arch, fake_score(arch))
+        value = {**teg_metrics(fake_score(arch), -1.0), **proxy_metrics({"nwot": fake_nwot(arch)})}
+        tuner.receive_trial_result(parameter_id, params, json.dumps(value) if parameter_id % 2 else value)
+    assert tuner.best() == direct.best()
+    assert fake_nwot(tuner.best()) == max(fake_nwot(arch) for arch, score in tuner.results if not score.bad)
+    # A trial that does not report the proxy: undefined, with one warning naming the fix.
+    tuner = TEGTuner("random", seed=0, rule="nwot")
+    tuner.update_search_space(SEARCH_SPACE)
+    for parameter_id in range(2):
+        params = tuner.generate_parameters(parameter_id)
+        tuner.receive_trial_result(parameter_id, params, teg_metrics(fake_score(SPACE.from_params(params)), -1.0))
+    assert caplog.text.count("has no proxy_nwot") == 1 and "trial.py --proxies nwot" in caplog.text
+    assert tuner.best() == tuner.results[0][0]  # both undefined: the first told wins
+    with pytest.raises(TypeError, match="pass the rank rule as rule="):
+        TEGTuner("random", proxy_values=fake_nwot)
 
 
 def test_results_without_teg_and_failed_trials_count_as_bad() -> None:

@@ -13,6 +13,8 @@ one final result::
 * With ``--train``: the network is also trained for ``--epochs`` on 80% of the pool, the accuracy on
   the other 20% is reported after every epoch (intermediate results) and as ``default``; the TEG
   indicators are reported too, so that TEGTuner works with any trial.
+* ``--proxies synflow,nwot`` adds the zero-cost proxies as ``proxy_<name>`` (``None`` where flagged):
+  what a ``TEGTuner`` with a rank rule naming them (``classArgs: {rule: nwot}``) ranks by.
 
 Run it alone (no NNI) to try it: ``python trial.py --arch '|nor_conv_3x3~0|+|...|'`` (or no
 ``--arch`` for a random one) prints the result instead of reporting it.
@@ -32,7 +34,15 @@ import torch
 
 from teg_plugin.config import TEGConfig
 from teg_plugin.data import load_data
-from teg_plugin.nni.metrics import RESULT_LOG, log_and_rank, rank_default, teg_metrics, trial_experiment_dir
+from teg_plugin.nni.metrics import (
+    RESULT_LOG,
+    log_and_rank,
+    proxy_metrics,
+    rank_default,
+    teg_metrics,
+    trial_experiment_dir,
+)
+from teg_plugin.proxies import parse_proxy_names
 from teg_plugin.scorer import TEGScorer
 from teg_plugin.spaces import NB201Space
 from teg_plugin.spaces.nb201 import build_network
@@ -52,6 +62,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="score cache path/URL; 'auto' = one in the experiment's folder, 'none' = no cache",
     )
     parser.add_argument("--arch", default=None, help="architecture to use when run without NNI")
+    parser.add_argument(
+        "--proxies",
+        default="",
+        help="zero-cost proxies to report too, comma-separated (e.g. synflow,nwot), each as proxy_<name>",
+    )
     parser.add_argument("--train", action="store_true", help="also train the network briefly and report its accuracy")
     parser.add_argument("--epochs", type=int, default=2, help="--train: epochs (default: %(default)s)")
     parser.add_argument(
@@ -64,7 +79,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--seed", type=int, default=0, help="--train: seed of the split and the weights (default: %(default)s)"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.proxies:
+        try:
+            args.proxies = parse_proxy_names(args.proxies)
+        except ValueError as err:
+            parser.error(f"--proxies: {err}")
+    return args
 
 
 def train(arch: Any, data: Any, args: argparse.Namespace) -> float:
@@ -137,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         default = rank_default(score, [])
     result = teg_metrics(score, default)
+    if args.proxies:
+        result.update(proxy_metrics(scorer.proxies([arch], args.proxies)[0]))
     if params:
         nni.report_final_result(result)
     print(json.dumps(result), flush=True)

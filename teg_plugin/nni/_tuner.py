@@ -8,7 +8,8 @@ Use it from an experiment config (``examples/nnictl/nb201_teg.yml``)::
       classArgs: {strategy: evolution, seed: 0, budget: 100}
 
 The search space is one ``choice`` per edge of the space (``examples/nnictl/search_space.json``);
-each trial reports a TEG final result (``examples/nnictl/trial.py``).
+each trial reports a TEG final result (``examples/nnictl/trial.py``), with ``proxy_<name>`` for the
+zero-cost proxies a rank rule (``classArgs: {rule: nwot}``) names (``trial.py --proxies nwot``).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import nni
 from nni.tuner import Tuner
 
 from teg_plugin._checks import check_int
-from teg_plugin.nni.metrics import score_from_metrics
-from teg_plugin.scores import TEGScore
+from teg_plugin._proxy_table import proxy_key
+from teg_plugin.nni.metrics import parse_metric, score_from_metrics
+from teg_plugin.scores import PAPER_RULE, RankRule, TEGScore, as_rank_rule
 from teg_plugin.spaces import SearchSpace, get_space
 from teg_plugin.strategies import Strategy as TEGAlgorithm
 from teg_plugin.strategies import make_strategy
@@ -49,6 +51,12 @@ class TEGTuner(Tuner):
       a bare number) counts as ``bad``. The architecture told is the one the tuner generated for
       ``parameter_id``; ``parameters`` are only cross-checked against it.
     * :meth:`trial_end` tells a failed trial that reported nothing as ``bad``.
+    * With a ``rule`` (:class:`~teg_plugin.scores.RankRule`), the algorithm ranks by it (its
+      tournaments, :meth:`best`). The tuner has no scorer: the values of the zero-cost proxies the
+      rule names come from the trials' final results (``proxy_<name>``, as
+      :func:`~teg_plugin.nni.metrics.proxy_metrics` writes them; ``examples/nnictl/trial.py
+      --proxies``). A result without one counts as that proxy undefined (it ranks after every
+      defined value), with a warning.
 
     Each generated parameter is told at most once from its result (a repeat is logged and ignored)
     and once by ``trial_end`` at most. NNI stops its dispatcher, and so the experiment, on any
@@ -59,13 +67,16 @@ class TEGTuner(Tuner):
         seed: seed of all the algorithm's randomness.
         budget: parameters to generate at most (``None``: only the experiment's ``maxTrialNumber``).
         space: the teg-plugin search space (name or object).
+        rule: how the algorithm ranks: a :class:`~teg_plugin.scores.RankRule` or its text (e.g.
+            ``"nwot"`` or ``"ntk_cond,regions,kr_mse,synflow=0.5"``); ``None``: the paper's rank-sum.
         **options: options of the algorithm (e.g. ``population_size: 32``), see :func:`make_strategy`.
 
     Raises:
         TypeError: ``strategy`` is not a string, ``seed`` or ``budget`` is not an integer (``bool``
             and floats such as ``2.7`` are refused; NumPy integers are fine), ``space`` is neither a
             name nor a :class:`SearchSpace`, or an option the algorithm does not take.
-        ValueError: unknown ``strategy`` or space name, ``budget`` below 1, or a bad option value.
+        ValueError: unknown ``strategy`` or space name, ``budget`` below 1, a bad option value, or
+            a ``rule`` that does not parse.
     """
 
     def __init__(
@@ -74,6 +85,7 @@ class TEGTuner(Tuner):
         seed: int = 0,
         budget: int | None = None,
         space: SearchSpace | str = "nas-bench-201",
+        rule: RankRule | str | None = None,
         **options: Any,
     ) -> None:
         key = strategy_key(strategy, TUNER_STRATEGY_NAMES, hint="the NNI tuner proposes single architectures")
@@ -85,10 +97,17 @@ class TEGTuner(Tuner):
         self.seed = checked_seed
         self.budget = checked_budget
         self.space = get_space(space) if isinstance(space, str) else space
+        #: How the algorithm ranks.
+        self.rule = as_rank_rule(rule)
+        if {"rule", "proxy_values"} & set(options):
+            raise TypeError("TEGTuner: pass the rank rule as rule=..., not among the algorithm's options")
         self.options = dict(options)
+        #: arch -> the rule's proxies, as its trial reported them.
+        self._proxies: dict[Hashable, dict[str, float]] = {}
+        self._warned_missing: set[str] = set()
         # Build the algorithm once to check the options now: NNI's dispatcher logs an error raised
         # later (in update_search_space) but leaves the experiment RUNNING with no trial.
-        make_strategy(key, self.space, seed=self.seed, **self.options)
+        self._make_algorithm()
         self.algorithm: TEGAlgorithm | None = None
         self._lock = threading.Lock()
         self._generated = 0
@@ -134,7 +153,8 @@ class TEGTuner(Tuner):
                 f"(see examples/nnictl/search_space.json); {'; '.join(problems)}"
             )
         with self._lock:
-            self.algorithm = make_strategy(self.strategy_name, self.space, seed=self.seed, **self.options)
+            self.algorithm = self._make_algorithm()
+            self._proxies.clear()
             self._generated = 0
             self._archs.clear()
             self._told.clear()
@@ -214,6 +234,7 @@ class TEGTuner(Tuner):
                     "TEGTuner: the result of parameter %s came after trial_end had told it as bad; it is told too",
                     parameter_id,
                 )
+            self._keep_proxies(arch, value)
             self._tell(parameter_id, arch, score)
             self._told[parameter_id] = "result"
             _logger.info(
@@ -293,6 +314,7 @@ class TEGTuner(Tuner):
                 except ValueError as exc:
                     _logger.warning("TEGTuner: imported record %d skipped: %s", index, exc)
                     continue
+                self._keep_proxies(arch, entry["value"])
                 self._tell(None, arch, score)
 
     # -- results ---------------------------------------------------------------------------------
@@ -304,8 +326,45 @@ class TEGTuner(Tuner):
             return [(arch, score) for _, arch, score in self._results]
 
     def best(self) -> Hashable:
-        """The told architecture with the lowest TEG rank-sum (``ValueError`` before the first result)."""
+        """The told architecture with the lowest rank-sum under :attr:`rule` (``ValueError`` before
+        the first result)."""
         return self._require_algorithm().best()
+
+    def _make_algorithm(self) -> TEGAlgorithm:
+        ranking: dict[str, Any] = {}
+        if self.rule != PAPER_RULE:
+            ranking["rule"] = self.rule
+        if self.rule.proxies:
+            ranking["proxy_values"] = self._reported_proxies
+        return make_strategy(self.strategy_name, self.space, seed=self.seed, **self.options, **ranking)
+
+    def _keep_proxies(self, arch: Hashable, value: Any) -> None:
+        """Keep the rule's proxies that the final result ``value`` reports for ``arch`` (NaN where
+        it reports none, or ``None``: flagged), for the algorithm's ``proxy_values``."""
+        if not self.rule.proxies:
+            return
+        metric = parse_metric(value)
+        reported = metric if isinstance(metric, Mapping) else {}
+        values: dict[str, float] = {}
+        for name in self.rule.proxies:
+            number = reported.get(proxy_key(name))
+            if proxy_key(name) not in reported and name not in self._warned_missing:
+                self._warned_missing.add(name)
+                _logger.warning(
+                    "TEGTuner: a trial result has no %s, which the rank rule %s names: report it from the trial "
+                    "(examples/nnictl/trial.py --proxies %s); it counts as undefined",
+                    proxy_key(name),
+                    self.rule,
+                    name,
+                )
+            values[name] = (
+                float(number) if isinstance(number, (int, float)) and not isinstance(number, bool) else float("nan")
+            )
+        self._proxies[arch] = values
+
+    def _reported_proxies(self, arch: Hashable) -> dict[str, float]:
+        """The algorithm's ``proxy_values``: the proxies ``arch``'s result reported (NaN: none)."""
+        return self._proxies.get(arch) or {name: float("nan") for name in self.rule.proxies}
 
     def _tell(self, parameter_id: int | None, arch: Hashable, score: TEGScore) -> None:
         """Tell the algorithm ``score`` for ``arch`` and record it (``parameter_id`` None: imported)."""

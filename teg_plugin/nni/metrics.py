@@ -91,6 +91,24 @@ def proxy_metrics(values: Mapping[str, float]) -> dict[str, float | None]:
     return keyed_proxy_values(values)
 
 
+def parse_metric(metric: Any) -> Any:
+    """A reported final result as NNI may hand it over: a JSON string decoded (NNI's exported
+    records and some dispatcher paths hold ``value`` as text), anything else as it is.
+
+    Example:
+        >>> parse_metric('{"default": 1.5, "proxy_nwot": 40.0}'), parse_metric(0.5), parse_metric("not json")
+        ({'default': 1.5, 'proxy_nwot': 40.0}, 0.5, 'not json')
+    """
+    if isinstance(metric, str):
+        import json
+
+        try:
+            return json.loads(metric)
+        except ValueError:
+            return metric
+    return metric
+
+
 def score_from_metrics(metric: Any) -> TEGScore:
     """The :class:`TEGScore` in a reported final result.
 
@@ -104,13 +122,7 @@ def score_from_metrics(metric: Any) -> TEGScore:
         >>> score_from_metrics({"default": -1.0, "ntk_cond": 3.0, "regions": 8.0, "kr_mse": None}).bad
         True
     """
-    if isinstance(metric, str):
-        import json
-
-        try:
-            metric = json.loads(metric)
-        except ValueError:
-            pass
+    metric = parse_metric(metric)
     if not isinstance(metric, Mapping) or any(key not in metric for key in INDICATORS):
         raise ValueError(
             f"a TEG result is a dict with {', '.join(INDICATORS)} (reported by TEGEvaluator or "
