@@ -7,6 +7,7 @@ import statistics
 import time
 from dataclasses import dataclass, replace
 
+from teg_plugin._progress import progress_bar
 from teg_plugin.config import NTK_MODES
 from teg_plugin.indicators.measure import measure_mask
 from teg_plugin.reference.plain import plain_score
@@ -71,12 +72,8 @@ def run_speed(scorer: TEGScorer, k: int, seed: int, *, progress: bool = False, o
     rng = random.Random(seed)
     archs = scorer.space.sample_distinct(rng, k)
     fast, plain = [], []
-    iterator = archs
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(archs, desc="fast vs plain", unit="arch")
-    for arch in iterator:
+    bar = progress_bar(len(archs), progress, "fast vs plain", "arch")
+    for arch in archs:
         mask = scorer.space.mask_of(arch)
         start = time.perf_counter()
         score = measure_mask(scorer.space, mask, scorer.inputs, scorer.config, scorer.device)
@@ -88,6 +85,10 @@ def run_speed(scorer: TEGScorer, k: int, seed: int, *, progress: bool = False, o
             start = time.perf_counter()
             measure_mask(scorer.space, mask, scorer.inputs, other_config, scorer.device)
             other_seconds.append(time.perf_counter() - start)
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
     return SpeedResult(
         archs=[scorer.space.format(a) for a in archs],
         fast_seconds=[s.seconds for s in fast],

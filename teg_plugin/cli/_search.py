@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from teg_plugin._database import DEFAULT_STORAGE_URL, is_sqlite_memory, journal_path, parse_database_url
+from teg_plugin._progress import progress_bar
 from teg_plugin.cli._common import (
     STRATEGY_CHOICES,
     add_final_choice_options,
@@ -214,11 +215,8 @@ def _optimize(args: argparse.Namespace, *, show_progress: bool, worker: bool = F
     callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [
         optuna.study.MaxTrialsCallback(args.budget, states=finished)
     ]
-    bar = None
-    if show_progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=args.budget, initial=done, desc=f"search ({args.strategy})", unit="arch", file=sys.stderr)
+    bar = progress_bar(args.budget, show_progress, f"search ({args.strategy})", "arch", initial=done)
+    if bar is not None:
 
         def advance(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             bar.n = min(len(study.get_trials(deepcopy=False, states=finished)), args.budget)
