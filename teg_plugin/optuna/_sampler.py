@@ -61,8 +61,8 @@ class TEGSampler(BaseSampler):
       (cheap) until ``k`` more distinct architectures (isomorphism classes) have been scored (a
       repeated proposal costs nothing and does not count; at most 20 steps per class), and proposes
       the architecture of the strategy's history with the lowest rank-sum (under ``rule``) whose
-      isomorphism class no trial has had yet. Trial values are never shown to the strategy: the search stays
-      training-free whatever the objective returns.
+      isomorphism class no trial has had yet. Trial values are never shown to the strategy: the
+      search stays training-free whatever the objective returns.
 
     Either way the proposed architecture's TEG user attributes (``arch``, ``index``, ``ntk_cond``,
     ``regions``, ``kr_mse``, ``bad``) are written when it is proposed, so they exist even while the
