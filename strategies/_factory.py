@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from teg_plugin.scores import PAPER_RULE, RankRule
 from teg_plugin.strategies._base import ArchT, Strategy
 from teg_plugin.strategies._evolution import EvolutionStrategy
 from teg_plugin.strategies._pruning import PruningStrategy, ScoreMask
@@ -54,6 +55,8 @@ def make_strategy(
     *,
     seed: int = 0,
     score_mask: ScoreMask | None = None,
+    rule: RankRule = PAPER_RULE,
+    proxy_values: Callable[[ArchT], Mapping[str, float]] | None = None,
     **options: Any,
 ) -> Strategy[ArchT]:
     """The strategy called ``name`` over ``space``.
@@ -63,13 +66,17 @@ def make_strategy(
         space: the search space.
         seed: seed of all the strategy's randomness.
         score_mask: supernet scorer; required by ``"prune"``, ignored by the others.
+        rule, proxy_values: how the strategy ranks, and the proxies of a rule naming some (see
+            :class:`~teg_plugin.strategies.Strategy`); ``"prune"`` ranks each removal by the
+            paper's rule only and ignores ``proxy_values``.
         **options: keyword arguments of the strategy's constructor (e.g. ``population_size=32`` for
             ``"evolution"``, ``learning_rate=0.02`` for ``"reinforce"``).
 
     Raises:
         ValueError: unknown ``name``, or ``"prune"`` without ``score_mask``.
-        TypeError: ``name`` is not a string, or an option the strategy does not take (and the
-            strategy's own type errors, e.g. a ``space`` that is not a ``SearchSpace``).
+        TypeError: ``name`` is not a string, an option the strategy does not take (for ``"prune"``,
+            a rule other than the paper's), and the strategy's own type errors (e.g. a ``space``
+            that is not a ``SearchSpace``).
 
     Example:
         >>> from teg_plugin.spaces import NB201Space
@@ -84,7 +91,8 @@ def make_strategy(
         "prune": PruningStrategy,
     }
     cls = classes[key]
-    accepted = [p for p in inspect.signature(cls).parameters if p not in ("space", "seed", "score_mask")]
+    given = ("space", "seed", "score_mask", "rule", "proxy_values")
+    accepted = [p for p in inspect.signature(cls).parameters if p not in given]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise TypeError(
@@ -93,5 +101,10 @@ def make_strategy(
     if key == "prune":
         if score_mask is None:
             raise ValueError("strategy 'prune' needs score_mask (a callable scoring a supernet mask)")
+        if rule != PAPER_RULE:
+            raise TypeError(
+                f"strategy 'prune' has no option 'rule' (given {rule}): it ranks each removal by the paper's "
+                "rule; a rule sets how 'evolution', 'reinforce' and 'random' rank"
+            )
         return PruningStrategy(space, score_mask, seed=seed, **options)
-    return cls(space, seed=seed, **options)
+    return cls(space, seed=seed, rule=rule, proxy_values=proxy_values, **options)

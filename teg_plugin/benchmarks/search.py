@@ -11,7 +11,6 @@ import statistics
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
 
 from teg_plugin._progress import progress_bar
 from teg_plugin.benchmarks.truth import read_truth
@@ -126,10 +125,14 @@ def run_search_benchmark(
     for seed in seeds:
         start = time.perf_counter()
         scorer = base.with_seed(base.config.seed + seed) if vary_score_seed else base
-        options: dict[str, Any] = {} if search_rule == PAPER_RULE else {"rule": search_rule}
-        if search_rule.proxies:
-            options["proxy_values"] = _proxy_values(scorer, search_rule.proxies)
-        search = make_strategy(strategy, scorer.space, seed=seed, score_mask=scorer.score_mask_repeats, **options)
+        search = make_strategy(
+            strategy,
+            scorer.space,
+            seed=seed,
+            score_mask=scorer.score_mask_repeats,
+            rule=search_rule,
+            proxy_values=_proxy_values(scorer, search_rule.proxies),
+        )
         scorer.show_supernet_progress = progress
         scorer.expected_supernet_evaluations = getattr(search, "planned_evaluations", None)
         bar = progress_bar(budget, progress, f"{strategy} seed {seed}", "arch")

@@ -143,12 +143,9 @@ class TEGStrategy(NNIStrategy):
     def _new_algorithm(self) -> TEGAlgorithm | None:
         """A fresh algorithm over :attr:`space` (``None`` while it cannot be made yet)."""
         assert self.space is not None
-        ranking: dict[str, Any] = {}
-        if self.rule != PAPER_RULE:
-            ranking["rule"] = self.rule
-        if self.rule.proxies:
-            ranking["proxy_values"] = self._proxy_values
-        return make_strategy(self.name, self.space, seed=self.seed, **ranking, **self.options)
+        return make_strategy(
+            self.name, self.space, seed=self.seed, rule=self.rule, proxy_values=self._proxy_values, **self.options
+        )
 
     def _scorer(self) -> Any:
         """The scorer of the final choice and of the rule's proxies: ``final_choice.scorer``, else

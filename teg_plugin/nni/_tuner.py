@@ -25,7 +25,7 @@ from nni.tuner import Tuner
 from teg_plugin._checks import check_int
 from teg_plugin._proxy_table import proxy_key
 from teg_plugin.nni.metrics import parse_metric, score_from_metrics
-from teg_plugin.scores import PAPER_RULE, RankRule, TEGScore, as_rank_rule
+from teg_plugin.scores import RankRule, TEGScore, as_rank_rule
 from teg_plugin.spaces import SearchSpace, get_space
 from teg_plugin.strategies import Strategy as TEGAlgorithm
 from teg_plugin.strategies import make_strategy
@@ -331,12 +331,14 @@ class TEGTuner(Tuner):
         return self._require_algorithm().best()
 
     def _make_algorithm(self) -> TEGAlgorithm:
-        ranking: dict[str, Any] = {}
-        if self.rule != PAPER_RULE:
-            ranking["rule"] = self.rule
-        if self.rule.proxies:
-            ranking["proxy_values"] = self._reported_proxies
-        return make_strategy(self.strategy_name, self.space, seed=self.seed, **self.options, **ranking)
+        return make_strategy(
+            self.strategy_name,
+            self.space,
+            seed=self.seed,
+            rule=self.rule,
+            proxy_values=self._reported_proxies,
+            **self.options,
+        )
 
     def _keep_proxies(self, arch: Hashable, value: Any) -> None:
         """Keep the rule's proxies that the final result ``value`` reports for ``arch`` (NaN where

@@ -340,16 +340,22 @@ class _StrategyMaker:
         self._name = name
         self._seed = seed
         self._options = options
-        if rule != PAPER_RULE:
-            self._options["rule"] = rule
-        if rule.proxies:
-            self._options["proxy_values"] = memo.proxies_of
+        self._rule = rule
+        self._memo = memo
 
     def make(self) -> Strategy:
         # Per-repeat supernet scores let pruning compare repeat by repeat (TE-NAS); a scorer without
         # them (a user's own) prunes on its mean scores.
         score_mask = getattr(self.scorer, "score_mask_repeats", None) or self.scorer.score_mask
-        return make_strategy(self._name, self.space, seed=self._seed, score_mask=score_mask, **self._options)
+        return make_strategy(
+            self._name,
+            self.space,
+            seed=self._seed,
+            score_mask=score_mask,
+            rule=self._rule,
+            proxy_values=self._memo.proxies_of,
+            **self._options,
+        )
 
 
 class _TrialArchs:
